@@ -1,0 +1,168 @@
+"""One established connection's shared memory: regions, eventfds and ring endpoints.
+
+A :class:`Link` is built when the handshake completes (server: from the
+regions and rings the client offered; client: from the memory it created) and
+torn down on disconnect, closing every fd it owns.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from dataclasses import dataclass, field
+
+from .constants import COOKIE
+from .errors import RemoteProtocolError
+from .handshake import NegotiatedConfig, RegionInfo, RingInfo
+from .memory import Layout, Region, create_region, map_peer_region
+from .ring import (
+    ClientRxRing,
+    ClientTxRing,
+    RingView,
+    ServerRxRing,
+    ServerTxRing,
+    make_template,
+)
+
+RxRing = ServerRxRing | ClientRxRing
+TxRing = ServerTxRing | ClientTxRing
+
+
+def check_eventfd(fd: int, what: str) -> None:
+    """Refuse an fd that is not an eventfd, and make it non-blocking."""
+    try:
+        target = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        target = ""
+    if target != "anon_inode:[eventfd]":
+        raise RemoteProtocolError(f"{what}: file descriptor is not an eventfd ({target or '?'})")
+    flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+    fcntl.fcntl(fd, fcntl.F_SETFL, flags | os.O_NONBLOCK)
+
+
+@dataclass
+class Link:
+    """Regions, eventfds and ring endpoints of one connection."""
+
+    regions: list[Region] = field(default_factory=list)
+    eventfds: list[int] = field(default_factory=list)
+    rx: list[RxRing] = field(default_factory=list)
+    tx: list[TxRing] = field(default_factory=list)
+    log2_ring_size: int = 0
+    buffer_size: int = 0
+
+    def close(self) -> None:
+        """Release ring views, close region and eventfd fds (idempotent)."""
+        for ring in (*self.rx, *self.tx):
+            ring.release()
+        self.rx.clear()
+        self.tx.clear()
+        for region in self.regions:
+            region.close()
+        self.regions.clear()
+        for fd in self.eventfds:
+            os.close(fd)
+        self.eventfds.clear()
+
+
+def map_server_region(info: RegionInfo, accept_unsealed: bool) -> Region:
+    """Check and map one region a client offered (closes nothing on failure)."""
+    return map_peer_region(info.index, info.fd, info.size, accept_unsealed)
+
+
+def build_server_link(
+    regions: list[Region], s2m: tuple[RingInfo, ...], m2s: tuple[RingInfo, ...]
+) -> Link:
+    """Attach ring endpoints to the client's memory; raises on a bad ring.
+
+    The link takes ownership of the regions and eventfds as soon as it exists,
+    so a failure here still closes them through :meth:`Link.close`.
+    """
+    link = Link(regions=list(regions), eventfds=[r.eventfd for r in (*s2m, *m2s)])
+    try:
+        maps = [r.map for r in regions]
+        assert all(m is not None for m in maps)
+        for ring in (*s2m, *m2s):
+            view = RingView(maps[ring.region], ring.offset, ring.log2_ring_size)  # type: ignore[arg-type]
+            if view.cookie != COOKIE:
+                direction = "S2M" if ring.s2m else "M2S"
+                view.release()
+                raise RemoteProtocolError(
+                    f"{direction} ring {ring.index}: wrong cookie 0x{view.cookie:x}"
+                )
+            if ring.s2m:
+                link.rx.append(ServerRxRing(view, maps, ring.eventfd, max_desc_len=65535))  # type: ignore[arg-type]
+            else:
+                link.tx.append(ServerTxRing(view, maps, ring.eventfd))  # type: ignore[arg-type]
+        link.log2_ring_size = max(r.log2_ring_size for r in (*s2m, *m2s))
+    except BaseException:
+        link.close()
+        raise
+    return link
+
+
+@dataclass
+class ClientMemory:
+    """Memory a client created for a handshake, before the link is up."""
+
+    layout: Layout
+    link: Link
+    region_infos: list[RegionInfo]
+    ring_infos: list[RingInfo]
+
+
+def build_client_memory(neg: NegotiatedConfig, name: str) -> ClientMemory:
+    """Create regions, rings and eventfds for the negotiated geometry (libmemif layout)."""
+    layout = Layout(
+        num_s2m=neg.num_s2m_rings,
+        num_m2s=neg.num_m2s_rings,
+        log2_ring_size=neg.log2_ring_size,
+        buffer_size=neg.packet_buffer_size,
+        separate_buffers=neg.max_regions >= 2,
+    )
+    link = Link(log2_ring_size=neg.log2_ring_size, buffer_size=neg.packet_buffer_size)
+    ring_infos: list[RingInfo] = []
+    try:
+        for index, size in enumerate(layout.region_sizes()):
+            link.regions.append(create_region(index, size, f"memif {name} region"))
+        maps = [r.map for r in link.regions]
+        for place in layout.placements():
+            efd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+            link.eventfds.append(efd)
+            view = RingView(maps[place.region], place.offset, layout.log2_ring_size)  # type: ignore[arg-type]
+            view.init()
+            template = make_template(
+                layout.ring_size, place.buffer_region, place.buffer_offset, layout.buffer_size
+            )
+            view.desc_bytes[:] = template
+            if place.s2m:
+                link.tx.append(
+                    ClientTxRing(
+                        view,
+                        maps,  # type: ignore[arg-type]
+                        efd,
+                        place.buffer_region,
+                        place.buffer_offset,
+                        layout.buffer_size,
+                        template,
+                    )
+                )
+            else:
+                link.rx.append(
+                    ClientRxRing(view, maps, efd, layout.buffer_size, template)  # type: ignore[arg-type]
+                )
+            ring_infos.append(
+                RingInfo(
+                    s2m=place.s2m,
+                    index=place.index,
+                    region=place.region,
+                    offset=place.offset,
+                    log2_ring_size=layout.log2_ring_size,
+                    eventfd=efd,
+                )
+            )
+    except BaseException:
+        link.close()
+        raise
+    region_infos = [RegionInfo(r.index, r.size, r.fd) for r in link.regions]
+    return ClientMemory(layout, link, region_infos, ring_infos)

@@ -1,0 +1,238 @@
+"""The packet API: :class:`RxQueue` and :class:`TxQueue`.
+
+Queues belong to an :class:`~memif.Interface` and outlive its connections: a
+queue object stays valid across disconnects and reconnects, its ``fileno()``
+never changes (it is a private epoll set into which the current ring's
+eventfd is added), and while the link is down bursts are simply empty.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import threading
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from .config import RxMode
+from .errors import LocalProtocolError
+from .ring import (
+    ClientRxRing,
+    ClientTxRing,
+    Packet,
+    QueueStats,
+    ServerRxRing,
+    ServerTxRing,
+)
+
+if TYPE_CHECKING:
+    from .batch import Batch
+
+DEFAULT_BURST = 256
+MAX_BURST = 1 << 14
+
+FaultHandler = Callable[[str], None]
+
+
+def _check_burst(count: int) -> None:
+    if not 1 <= count <= MAX_BURST:
+        raise LocalProtocolError(f"burst size {count} outside 1..{MAX_BURST}")
+
+
+class _Queue:
+    """What both directions share: index, lock, counters, fault reporting."""
+
+    def __init__(self, index: int, lock: threading.Lock, on_fault: FaultHandler) -> None:
+        self.index = index
+        self.stats = QueueStats()
+        self._lock = lock
+        self._on_fault = on_fault
+
+    def _fault(self, reason: str) -> None:
+        self._on_fault(reason)
+
+
+class RxQueue(_Queue):
+    """Receive side of one queue pair."""
+
+    def __init__(
+        self, index: int, lock: threading.Lock, on_fault: FaultHandler, mode: RxMode
+    ) -> None:
+        super().__init__(index, lock, on_fault)
+        self._ring: ServerRxRing | ClientRxRing | None = None
+        self._mode = RxMode(mode)
+        self._epoll = select.epoll()
+        self._registered = -1
+
+    @property
+    def connected(self) -> bool:
+        """True while a ring is attached."""
+        return self._ring is not None
+
+    @property
+    def mode(self) -> RxMode:
+        """Current receive mode."""
+        return self._mode
+
+    def set_mode(self, mode: RxMode | str) -> None:
+        """Switch between interrupt and polling mode; takes effect at once."""
+        new = RxMode(mode)
+        with self._lock:
+            self._mode = new
+            if self._ring is not None:
+                self._ring.view.set_interrupts(new is RxMode.INTERRUPT)
+
+    def fileno(self) -> int:
+        """An fd that is readable when the peer signals packets (interrupt mode).
+
+        It stays the same across reconnects. After it turns readable call
+        :meth:`recv_burst` until it returns an empty list; that re-arms it.
+        """
+        return self._epoll.fileno()
+
+    def recv_burst(self, max_packets: int = DEFAULT_BURST) -> list[bytes]:
+        """Return up to ``max_packets`` received packets (possibly none); never blocks."""
+        with self._lock:
+            ring = self._ring
+            if ring is None:
+                return []
+            packets = ring.recv_burst(max_packets, self.stats)
+            if packets:
+                return packets
+            if ring.fault is not None:
+                self._detach_broken(ring)
+                return []
+            if self._mode is RxMode.INTERRUPT:
+                # Drain the eventfd first, then look again: a kick that lands after
+                # the drain leaves the fd readable, so no wake-up is ever lost.
+                _drain(ring.eventfd)
+                return ring.recv_burst(max_packets, self.stats)
+            return []
+
+    def recv(self) -> bytes | None:
+        """Return one packet, or None when nothing is waiting."""
+        packets = self.recv_burst(1)
+        return packets[0] if packets else None
+
+    def recv_batch(self, max_packets: int = DEFAULT_BURST) -> Batch:
+        """Receive a burst as one numpy array plus lengths (needs the ``fast`` extra)."""
+        from .batch import recv_batch
+
+        _check_burst(max_packets)
+        return recv_batch(self, max_packets)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until packets may be waiting; True if woken, False on timeout.
+
+        In polling mode this does not sleep: it reports whether packets are pending.
+        """
+        if self._mode is RxMode.POLLING:
+            ring = self._ring
+            return ring is not None and ring.pending() > 0
+        try:
+            return bool(self._epoll.poll(-1 if timeout is None else timeout, 1))
+        except InterruptedError:
+            return False
+
+    def pending(self) -> int:
+        """Descriptors waiting to be read (0 when disconnected)."""
+        ring = self._ring
+        return ring.pending() if ring is not None else 0
+
+    def _attach(self, ring: ServerRxRing | ClientRxRing) -> None:
+        with self._lock:
+            self._ring = ring
+            ring.view.set_interrupts(self._mode is RxMode.INTERRUPT)
+            try:
+                self._epoll.register(ring.eventfd, select.EPOLLIN)
+                self._registered = ring.eventfd
+            except OSError:
+                self._registered = -1
+
+    def _detach(self) -> None:
+        with self._lock:
+            self._detach_locked()
+
+    def _detach_locked(self) -> None:
+        if self._registered >= 0:
+            try:
+                self._epoll.unregister(self._registered)
+            except OSError:
+                pass
+            self._registered = -1
+        self._ring = None
+
+    def _detach_broken(self, ring: ServerRxRing | ClientRxRing) -> None:
+        reason = ring.fault or "ring fault"
+        self.stats.bad_descriptors += 1
+        self._detach_locked()
+        self._fault(f"rx queue {self.index}: {reason}")
+
+    def _close(self) -> None:
+        self._detach()
+        self._epoll.close()
+
+
+class TxQueue(_Queue):
+    """Transmit side of one queue pair."""
+
+    def __init__(self, index: int, lock: threading.Lock, on_fault: FaultHandler) -> None:
+        super().__init__(index, lock, on_fault)
+        self._ring: ServerTxRing | ClientTxRing | None = None
+
+    @property
+    def connected(self) -> bool:
+        """True while a ring is attached."""
+        return self._ring is not None
+
+    def send_burst(self, packets: Sequence[Packet]) -> int:
+        """Queue as many of ``packets`` as fit; returns how many were taken.
+
+        Never blocks. Packets that did not fit are counted in ``stats.ring_full``
+        and stay the caller's to retry. Packets larger than one buffer are
+        chained; an empty packet or one over 65535 bytes raises
+        :class:`LocalProtocolError` before anything is sent.
+        """
+        with self._lock:
+            ring = self._ring
+            if ring is None:
+                self.stats.ring_full += len(packets)
+                return 0
+            sent = ring.send_burst(packets, self.stats)
+            if ring.fault is not None:
+                self._ring = None
+                self._fault(f"tx queue {self.index}: {ring.fault}")
+            return sent
+
+    def send(self, packet: Packet) -> bool:
+        """Queue one packet; False when the ring is full or the link is down."""
+        return self.send_burst((packet,)) == 1
+
+    def send_batch(self, batch: Batch) -> int:
+        """Send a numpy batch (see :class:`memif.batch.Batch`); returns how many fitted."""
+        from .batch import send_batch
+
+        return send_batch(self, batch)
+
+    def free(self) -> int:
+        """Slots free right now (0 when disconnected)."""
+        ring = self._ring
+        return ring.free() if ring is not None else 0
+
+    def _attach(self, ring: ServerTxRing | ClientTxRing) -> None:
+        with self._lock:
+            self._ring = ring
+
+    def _detach(self) -> None:
+        with self._lock:
+            self._ring = None
+
+    def _close(self) -> None:
+        self._detach()
+
+
+def _drain(eventfd: int) -> None:
+    try:
+        os.read(eventfd, 8)
+    except (BlockingIOError, OSError):
+        pass

@@ -1,0 +1,572 @@
+"""Rings in shared memory: burst reads and writes, chaining and validation.
+
+Everything the peer can write is hostile. Descriptors are copied out of shared
+memory once per burst as columns (strided ``memoryview`` slices turned into
+lists), validated over whole columns with ``min``/``max``/``count``, and only
+chains or odd descriptors take the per-descriptor slow path. Counters are
+published with one aligned 16-bit store through a ``memoryview.cast("H")``.
+
+The four endpoint classes encode who writes which counter (the client always
+produces ``head``, the server always ``tail``):
+
+=============  =========================================================
+ServerRxRing   S2M, server reads client packets in [tail, head)
+ServerTxRing   M2S, server fills client-posted buffers in [tail, head)
+ClientTxRing   S2M, client writes packets at head, free = size − (head − tail)
+ClientRxRing   M2S, client reads [last, tail), then reposts those buffers
+=============  =========================================================
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+from array import array
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from .constants import (
+    COOKIE,
+    DESC_FLAG_NEXT,
+    DESC_SIZE,
+    MAX_PACKET_SIZE,
+    RING_FLAG_MASK_INT,
+    RING_HEADER_SIZE,
+)
+from .errors import LocalProtocolError, RemoteProtocolError
+
+# Indexes of the header words in a cast("H") view of the 128-byte ring header.
+_FLAGS: Final = 2  # byte 4
+_HEAD: Final = 3  # byte 6
+_TAIL: Final = 32  # byte 64, own cache line
+_KICK: Final = (1).to_bytes(8, "little")
+
+Packet = bytes | bytearray | memoryview
+
+
+@dataclass(slots=True)
+class QueueStats:
+    """Counters of one queue; plain integers, updated once per burst."""
+
+    packets: int = 0
+    bytes: int = 0
+    drops: int = 0
+    bad_descriptors: int = 0
+    ring_full: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        """The counters as a plain dict."""
+        return {
+            "packets": self.packets,
+            "bytes": self.bytes,
+            "drops": self.drops,
+            "bad_descriptors": self.bad_descriptors,
+            "ring_full": self.ring_full,
+        }
+
+
+class RingView:
+    """The header and descriptor table of one ring inside a mapped region."""
+
+    def __init__(self, region: mmap.mmap, offset: int, log2_ring_size: int) -> None:
+        size = 1 << log2_ring_size
+        end = offset + RING_HEADER_SIZE + DESC_SIZE * size
+        if offset % 8 or end > len(region):
+            raise RemoteProtocolError(f"ring at offset {offset} does not fit its region")
+        raw = memoryview(region)
+        self.size = size
+        self.mask = size - 1
+        self.header = raw[offset : offset + RING_HEADER_SIZE].cast("H")
+        self.cookie_view = raw[offset : offset + 4].cast("I")
+        self.desc_bytes = raw[offset + RING_HEADER_SIZE : end]
+        self.desc = self.desc_bytes.cast("I")
+
+    @property
+    def cookie(self) -> int:
+        """The ring's magic number as currently in memory."""
+        return int(self.cookie_view[0])
+
+    def init(self) -> None:
+        """Write a fresh header (client side, before the ring is offered)."""
+        self.cookie_view[0] = COOKIE
+        self.header[_FLAGS] = 0
+        self.header[_HEAD] = 0
+        self.header[_TAIL] = 0
+
+    def set_interrupts(self, wanted: bool) -> None:
+        """As this ring's reader, ask the producer for interrupts (or not)."""
+        flags = self.header[_FLAGS]
+        self.header[_FLAGS] = (flags & ~RING_FLAG_MASK_INT) if wanted else (
+            flags | RING_FLAG_MASK_INT
+        )
+
+    def release(self) -> None:
+        """Drop the views so the mapping can go once nothing else holds it."""
+        for view in (self.desc, self.desc_bytes, self.header, self.cookie_view):
+            view.release()
+
+    def columns(self, start: int, count: int) -> tuple[list[int], list[int], list[int]]:
+        """Snapshot ``count`` descriptors from slot counter ``start`` as three columns.
+
+        Returns ``(flags | region << 16, length, offset)`` lists, copied out of
+        shared memory once; later reads of the ring never change them.
+        """
+        desc = self.desc
+        first = (start & self.mask) * 4
+        stop = first + count * 4
+        if stop <= self.size * 4:
+            return (
+                desc[first:stop:4].tolist(),
+                desc[first + 1 : stop : 4].tolist(),
+                desc[first + 2 : stop : 4].tolist(),
+            )
+        wrap = stop - self.size * 4
+        return (
+            desc[first::4].tolist() + desc[0:wrap:4].tolist(),
+            desc[first + 1 :: 4].tolist() + desc[1:wrap:4].tolist(),
+            desc[first + 2 :: 4].tolist() + desc[2:wrap:4].tolist(),
+        )
+
+    def write_column(self, column: int, start: int, values: list[int]) -> None:
+        """Store ``values`` into one descriptor column from slot counter ``start``."""
+        desc = self.desc
+        first = (start & self.mask) * 4 + column
+        count = len(values)
+        room = (self.size * 4 - first + 3) // 4
+        if count <= room:
+            desc[first : first + count * 4 : 4] = array("I", values)
+        else:
+            desc[first::4] = array("I", values[:room])
+            desc[column : (count - room) * 4 : 4] = array("I", values[room:])
+
+
+class _Regions:
+    """The peer-visible regions as seen by one ring: maps and sizes."""
+
+    __slots__ = ("maps", "sizes")
+
+    def __init__(self, maps: Sequence[mmap.mmap]) -> None:
+        self.maps = list(maps)
+        self.sizes = [len(m) for m in maps]
+
+
+class _Endpoint:
+    """Common state of a ring endpoint."""
+
+    def __init__(self, view: RingView, regions: Sequence[mmap.mmap], eventfd: int) -> None:
+        self.view = view
+        self.regions = _Regions(regions)
+        self.eventfd = eventfd
+        self.header = view.header
+        self.size = view.size
+        self.fault: str | None = None
+
+    def _broken(self, reason: str) -> None:
+        self.fault = reason
+
+    def kick(self) -> None:
+        """Wake the reader unless it masked interrupts."""
+        if not self.header[_FLAGS] & RING_FLAG_MASK_INT:
+            try:
+                os.write(self.eventfd, _KICK)
+            except BlockingIOError:
+                pass  # counter saturated: the reader is awake anyway
+
+    def release(self) -> None:
+        """Drop views onto shared memory."""
+        self.regions = _Regions([])
+        self.view.release()
+
+
+class _Reader(_Endpoint):
+    """Reads packets out of descriptors [cur, cur + avail)."""
+
+    def __init__(
+        self,
+        view: RingView,
+        regions: Sequence[mmap.mmap],
+        eventfd: int,
+        max_desc_len: int,
+    ) -> None:
+        super().__init__(view, regions, eventfd)
+        self.max_desc_len = max_desc_len
+
+    def _read(
+        self, cur: int, avail: int, want: int, stats: QueueStats
+    ) -> tuple[list[bytes], int]:
+        """Copy up to ``want`` packets out; returns them and the slots consumed."""
+        count = avail if avail < want else want
+        flags_regions, lengths, offsets = self.view.columns(cur, count)
+        first = flags_regions[0]
+        region = first >> 16
+        regions = self.regions
+        if (
+            not first & DESC_FLAG_NEXT
+            and flags_regions.count(first) == count
+            and region < len(regions.sizes)
+            and min(lengths) > 0
+            and max(lengths) <= self.max_desc_len
+            and max(offsets) + max(lengths) <= regions.sizes[region]
+        ):
+            data = regions.maps[region]
+            packets = [data[o : o + n] for o, n in zip(offsets, lengths, strict=True)]
+            stats.packets += count
+            stats.bytes += sum(lengths)
+            return packets, count
+        return self._read_slow(cur, avail, want, stats)
+
+    def _read_slow(
+        self, cur: int, avail: int, want: int, stats: QueueStats
+    ) -> tuple[list[bytes], int]:
+        """Per-descriptor path: chains, several regions, and bad descriptors."""
+        flags_regions, lengths, offsets = self.view.columns(cur, avail)
+        regions = self.regions
+        nregions = len(regions.sizes)
+        packets: list[bytes] = []
+        slot = 0
+        while slot < avail and len(packets) < want:
+            parts: list[bytes] = []
+            total = 0
+            bad = 0
+            while True:
+                word = flags_regions[slot]
+                region, length, offset = word >> 16, lengths[slot], offsets[slot]
+                slot += 1
+                if (
+                    region >= nregions
+                    or length == 0
+                    or length > self.max_desc_len
+                    or offset + length > regions.sizes[region]
+                ):
+                    bad += 1
+                else:
+                    total += length
+                    if total > MAX_PACKET_SIZE:
+                        bad += 1
+                    elif not bad:
+                        parts.append(regions.maps[region][offset : offset + length])
+                if not word & DESC_FLAG_NEXT:
+                    break
+                if slot >= avail:
+                    bad += 1  # chain runs past what the producer published
+                    break
+            if bad:
+                stats.bad_descriptors += bad
+                stats.drops += 1
+                continue
+            packet = parts[0] if len(parts) == 1 else b"".join(parts)
+            packets.append(packet)
+            stats.packets += 1
+            stats.bytes += total
+        return packets, slot
+
+
+class ServerRxRing(_Reader):
+    """S2M ring seen by the server: packets from the client."""
+
+    def __init__(
+        self, view: RingView, regions: Sequence[mmap.mmap], eventfd: int, max_desc_len: int
+    ) -> None:
+        super().__init__(view, regions, eventfd, max_desc_len)
+        self.cur = int(self.header[_TAIL])
+
+    def pending(self) -> int:
+        """Descriptors published and not yet read."""
+        return (self.header[_HEAD] - self.cur) & 0xFFFF
+
+    def recv_burst(self, want: int, stats: QueueStats) -> list[bytes]:
+        """Read up to ``want`` packets and hand their slots back."""
+        cur = self.cur
+        avail = (self.header[_HEAD] - cur) & 0xFFFF
+        if not avail:
+            return []
+        if avail > self.size:
+            self._broken(f"S2M head is {avail} slots ahead of tail, ring has {self.size}")
+            return []
+        packets, used = self._read(cur, avail, want, stats)
+        cur = (cur + used) & 0xFFFF
+        self.cur = cur
+        self.header[_TAIL] = cur
+        return packets
+
+
+class ClientRxRing(_Reader):
+    """M2S ring seen by the client: reads what the server filled, reposts buffers."""
+
+    def __init__(
+        self,
+        view: RingView,
+        regions: Sequence[mmap.mmap],
+        eventfd: int,
+        buffer_size: int,
+        template: bytes,
+    ) -> None:
+        super().__init__(view, regions, eventfd, buffer_size)
+        self.template = template
+        self.head = 0
+        self.cur = 0
+
+    def post_all(self) -> None:
+        """Offer every buffer to the server (right after CONNECTED)."""
+        self.view.desc_bytes[:] = self.template
+        self.cur = int(self.header[_TAIL])
+        self.head = (self.cur + self.size) & 0xFFFF
+        self.header[_HEAD] = self.head
+
+    def pending(self) -> int:
+        """Descriptors filled by the server and not yet read."""
+        return (self.header[_TAIL] - self.cur) & 0xFFFF
+
+    def recv_burst(self, want: int, stats: QueueStats) -> list[bytes]:
+        """Read up to ``want`` packets, then repost the buffers they used."""
+        cur = self.cur
+        avail = (self.header[_TAIL] - cur) & 0xFFFF
+        if not avail:
+            return []
+        if avail > ((self.head - cur) & 0xFFFF):
+            self._broken(f"M2S tail moved {avail} slots, past the {self.size} posted buffers")
+            return []
+        packets, used = self._read(cur, avail, want, stats)
+        self._repost(cur, used)
+        self.cur = (cur + used) & 0xFFFF
+        self.head = (self.head + used) & 0xFFFF
+        self.header[_HEAD] = self.head
+        return packets
+
+    def _repost(self, cur: int, count: int) -> None:
+        first = (cur & self.view.mask) * DESC_SIZE
+        stop = first + count * DESC_SIZE
+        dest, template = self.view.desc_bytes, self.template
+        limit = len(template)
+        if stop <= limit:
+            dest[first:stop] = template[first:stop]
+        else:
+            dest[first:] = template[first:]
+            dest[: stop - limit] = template[: stop - limit]
+
+
+def _check_lengths(lengths: list[int]) -> None:
+    smallest = min(lengths)
+    if smallest == 0:
+        raise LocalProtocolError(f"packet {lengths.index(0)} is empty")
+    largest = max(lengths)
+    if largest > MAX_PACKET_SIZE:
+        raise LocalProtocolError(
+            f"packet {lengths.index(largest)} is {largest} bytes, the limit is {MAX_PACKET_SIZE}"
+        )
+
+
+class ClientTxRing(_Endpoint):
+    """S2M ring seen by the client: packets go into our own buffers at ``head``."""
+
+    def __init__(
+        self,
+        view: RingView,
+        regions: Sequence[mmap.mmap],
+        eventfd: int,
+        buffer_region: int,
+        buffer_offset: int,
+        buffer_size: int,
+        template: bytes,
+    ) -> None:
+        super().__init__(view, regions, eventfd)
+        self.buffers = regions[buffer_region]
+        self.buffer_size = buffer_size
+        self.slot_offsets = [buffer_offset + i * buffer_size for i in range(view.size)]
+        self.template = template
+        self.region_word = buffer_region << 16
+        self.head = int(self.header[_HEAD])
+
+    def free(self) -> int:
+        """Slots the client may fill now."""
+        return self.size - ((self.head - self.header[_TAIL]) & 0xFFFF)
+
+    def send_burst(self, packets: Sequence[Packet], stats: QueueStats) -> int:
+        """Copy as many packets as fit; returns how many were queued."""
+        head = self.head
+        inflight = (head - self.header[_TAIL]) & 0xFFFF
+        if inflight > self.size:
+            self._broken(f"S2M tail is {inflight} slots behind head, ring has {self.size}")
+            return 0
+        free = self.size - inflight
+        wanted = len(packets)
+        if not free or not wanted:
+            stats.ring_full += wanted
+            return 0
+        lengths = [len(p) for p in packets]
+        _check_lengths(lengths)
+        if max(lengths) <= self.buffer_size:
+            count = wanted if wanted < free else free
+            lengths = lengths[:count] if count < wanted else lengths
+            start = head & self.view.mask
+            offsets = self.slot_offsets[start : start + count]
+            if len(offsets) < count:
+                offsets += self.slot_offsets[: count - len(offsets)]
+            data = self.buffers
+            for o, p in zip(offsets, packets, strict=False):
+                data[o : o + len(p)] = p
+            self._reset_descriptors(head, count)
+            self.view.write_column(1, head, lengths)
+            used = count
+        else:
+            count, used = self._send_chained(head, free, packets, lengths)
+        stats.packets += count
+        stats.bytes += sum(lengths[:count])
+        stats.ring_full += wanted - count
+        if used:
+            self.head = (head + used) & 0xFFFF
+            self.header[_HEAD] = self.head
+            self.kick()
+        return count
+
+    def _reset_descriptors(self, head: int, count: int) -> None:
+        first = (head & self.view.mask) * DESC_SIZE
+        stop = first + count * DESC_SIZE
+        dest, template = self.view.desc_bytes, self.template
+        limit = len(template)
+        if stop <= limit:
+            dest[first:stop] = template[first:stop]
+        else:
+            dest[first:] = template[first:]
+            dest[: stop - limit] = template[: stop - limit]
+
+    def _send_chained(
+        self, head: int, free: int, packets: Sequence[Packet], lengths: list[int]
+    ) -> tuple[int, int]:
+        size = self.buffer_size
+        mask = self.view.mask
+        desc = self.view.desc
+        data = self.buffers
+        used = 0
+        count = 0
+        for packet, length in zip(packets, lengths, strict=True):
+            need = -(-length // size)
+            if need > free - used:
+                break
+            view = memoryview(packet).cast("B")
+            for part in range(need):
+                slot = (head + used) & mask
+                chunk = view[part * size : (part + 1) * size]
+                offset = self.slot_offsets[slot]
+                data[offset : offset + len(chunk)] = chunk
+                base = slot * 4
+                last = part == need - 1
+                desc[base] = self.region_word | (0 if last else DESC_FLAG_NEXT)
+                desc[base + 1] = len(chunk)
+                desc[base + 2] = offset
+                used += 1
+            count += 1
+        return count, used
+
+
+class ServerTxRing(_Endpoint):
+    """M2S ring seen by the server: packets go into buffers the client posted."""
+
+    def __init__(self, view: RingView, regions: Sequence[mmap.mmap], eventfd: int) -> None:
+        super().__init__(view, regions, eventfd)
+        self.cur = int(self.header[_TAIL])
+
+    def free(self) -> int:
+        """Buffers the client has posted and we have not filled."""
+        return (self.header[_HEAD] - self.cur) & 0xFFFF
+
+    def send_burst(self, packets: Sequence[Packet], stats: QueueStats) -> int:
+        """Copy as many packets as fit into posted buffers; returns how many."""
+        cur = self.cur
+        avail = (self.header[_HEAD] - cur) & 0xFFFF
+        if avail > self.size:
+            self._broken(f"M2S head is {avail} slots ahead of tail, ring has {self.size}")
+            return 0
+        wanted = len(packets)
+        if not avail or not wanted:
+            stats.ring_full += wanted
+            return 0
+        lengths = [len(p) for p in packets]
+        _check_lengths(lengths)
+        count = wanted if wanted < avail else avail
+        flags_regions, capacities, offsets = self.view.columns(cur, count)
+        first = flags_regions[0]
+        region = first >> 16
+        regions = self.regions
+        if count < wanted:
+            lengths = lengths[:count]
+        if (
+            not first & DESC_FLAG_NEXT
+            and flags_regions.count(first) == count
+            and region < len(regions.sizes)
+            and min(capacities) >= max(lengths)
+            and max(offsets) + max(capacities) <= regions.sizes[region]
+        ):
+            data = regions.maps[region]
+            for o, p in zip(offsets, packets, strict=False):
+                data[o : o + len(p)] = p
+            self.view.write_column(1, cur, lengths)
+            used = count
+        else:
+            count, used = self._send_slow(cur, avail, packets, lengths, stats)
+        stats.packets += count
+        stats.bytes += sum(lengths[:count])
+        stats.ring_full += wanted - count
+        if used:
+            cur = (cur + used) & 0xFFFF
+            self.cur = cur
+            self.header[_TAIL] = cur
+            self.kick()
+        return count
+
+    def _send_slow(
+        self,
+        cur: int,
+        avail: int,
+        packets: Sequence[Packet],
+        lengths: list[int],
+        stats: QueueStats,
+    ) -> tuple[int, int]:
+        """Chain over posted buffers of any size; skip (and count) bad ones."""
+        flags_regions, capacities, offsets = self.view.columns(cur, avail)
+        regions = self.regions
+        nregions = len(regions.sizes)
+        desc = self.view.desc
+        mask = self.view.mask
+        used = 0
+        count = 0
+        for packet, length in zip(packets, lengths, strict=False):
+            view = memoryview(packet).cast("B")
+            done = 0
+            start = used
+            plan: list[tuple[int, int, int, int]] = []  # slot index, region, offset, size
+            while done < length and used < avail:
+                region = flags_regions[used] >> 16
+                cap, offset = capacities[used], offsets[used]
+                if region >= nregions or cap == 0 or offset + cap > regions.sizes[region]:
+                    stats.bad_descriptors += 1
+                    self._broken(f"M2S descriptor {(cur + used) & mask} points outside region")
+                    return count, start
+                take = min(cap, length - done)
+                plan.append((used, region, offset, take))
+                done += take
+                used += 1
+            if done < length:
+                used = start
+                break
+            pos = 0
+            for index, (slot_index, region, offset, take) in enumerate(plan):
+                regions.maps[region][offset : offset + take] = view[pos : pos + take]
+                pos += take
+                base = ((cur + slot_index) & mask) * 4
+                last = index == len(plan) - 1
+                desc[base] = (region << 16) | (0 if last else DESC_FLAG_NEXT)
+                desc[base + 1] = take
+            count += 1
+        return count, used
+
+
+def make_template(
+    size: int, buffer_region: int, buffer_offset: int, buffer_size: int
+) -> bytes:
+    """Pristine descriptor table of a client ring: one buffer per slot, full length."""
+    words = array("I")
+    for slot in range(size):
+        words.extend((buffer_region << 16, buffer_size, buffer_offset + slot * buffer_size, 0))
+    return words.tobytes()

@@ -1,0 +1,734 @@
+"""The control socket: listener and connector, fd passing, epoll loop, reconnect.
+
+This is the only module that touches the Unix control socket. It feeds
+received messages to the sans-I/O handshakes in :mod:`memif.handshake`, sends
+what they answer, maps and creates memory through :mod:`memif.link`, and tells
+interfaces when their link goes up or down.
+
+The loop runs in its own thread (:meth:`Socket.start`) or is driven by the
+caller (:meth:`Socket.poll`, with :meth:`Socket.fileno` for the caller's own
+selector).
+"""
+
+from __future__ import annotations
+
+import array
+import collections
+import errno
+import logging
+import os
+import select
+import socket as _socket
+import stat
+import struct
+import threading
+import time
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from . import wire
+from .config import Arguments
+from .constants import (
+    DEFAULT_APP_NAME,
+    DEFAULT_RECONNECT_INTERVAL,
+    DEFAULT_SOCKET_PATH,
+    MAX_REGIONS,
+    MSG_SIZE,
+)
+from .errors import LocalProtocolError, MemifError, PeerDisconnected, RemoteProtocolError
+from .handshake import (
+    ClientHandshake,
+    Send,
+    ServerHandshake,
+    ServerLimits,
+    ServerTarget,
+)
+from .interface import Callback, Interface, PeerCredentials, State
+from .link import ClientMemory, Link, build_client_memory, build_server_link, check_eventfd
+from .memory import Region, map_peer_region
+from .ring import ClientRxRing
+
+log = logging.getLogger("memif")
+
+HANDSHAKE_TIMEOUT = 5.0  # seconds a peer gets to complete the handshake
+_PEERCRED = struct.Struct("3i")
+_ANCILLARY_SPACE = _socket.CMSG_SPACE(4 * 8)  # room to see (and refuse) extra fds
+_RECV_SIZE = MSG_SIZE * 2  # larger than a message, so oversized ones are noticed
+_EPOLL_CONN = select.EPOLLIN | select.EPOLLRDHUP
+
+
+@dataclass(eq=False)
+class _Conn:
+    """One control connection and what its handshake has gathered so far."""
+
+    sock: _socket.socket
+    role: Literal["server", "client"]
+    handshake: ServerHandshake | ClientHandshake
+    deadline: float
+    creds: PeerCredentials | None
+    iface: Interface | None = None
+    fds: list[int] = field(default_factory=list)
+    regions: list[Region] = field(default_factory=list)
+    memory: ClientMemory | None = None
+    link: Link | None = None
+
+    @property
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def release(self) -> None:
+        """Close everything gathered that no link took over."""
+        for region in self.regions:
+            region.close()
+        self.regions.clear()
+        for fd in self.fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.fds.clear()
+        if self.memory is not None:
+            self.memory.link.close()
+            self.memory = None
+
+
+def _address(path: str) -> str:
+    return "\0" + path[1:] if path.startswith("@") else path
+
+
+def _peer_credentials(sock: _socket.socket) -> PeerCredentials | None:
+    try:
+        pid, uid, gid = _PEERCRED.unpack(
+            sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, _PEERCRED.size)
+        )
+    except OSError:
+        return None
+    return PeerCredentials(pid=pid, uid=uid, gid=gid)
+
+
+def _close_fds(fds: Iterable[int]) -> None:
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+class Socket:
+    """A memif control socket carrying any number of interfaces in both roles.
+
+    ``path`` is a filesystem path or, with a leading ``@``, an abstract name.
+    Server interfaces make the socket listen (creating the parent directory,
+    replacing a stale socket file only if nothing listens on it, and applying
+    ``mode``); client interfaces connect to it and retry every
+    ``reconnect_interval`` seconds until deleted. ``allowed_uids``, when given,
+    refuses peers whose uid (from ``SO_PEERCRED``) is not listed.
+    """
+
+    def __init__(
+        self,
+        path: str = DEFAULT_SOCKET_PATH,
+        *,
+        mode: int = 0o660,
+        app_name: str = DEFAULT_APP_NAME,
+        reconnect_interval: float = DEFAULT_RECONNECT_INTERVAL,
+        allowed_uids: Collection[int] | None = None,
+        handshake_timeout: float = HANDSHAKE_TIMEOUT,
+    ) -> None:
+        if not path or path == "@" or len(_address(path).encode()) > 107:
+            raise LocalProtocolError(f"socket path {path!r} must be 1..107 bytes")
+        if reconnect_interval <= 0:
+            raise LocalProtocolError("reconnect_interval must be positive")
+        if len(app_name.encode()) > 32:
+            raise LocalProtocolError("app_name must be at most 32 bytes")
+        self.path = path
+        self.mode = mode
+        self.app_name = app_name
+        self.reconnect_interval = reconnect_interval
+        self.allowed_uids = frozenset(allowed_uids) if allowed_uids is not None else None
+        self.handshake_timeout = handshake_timeout
+        self._lock = threading.RLock()
+        self._epoll = select.epoll()
+        self._wake = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self._epoll.register(self._wake, select.EPOLLIN)
+        self._listener: _socket.socket | None = None
+        self._created_file = False
+        self._servers: dict[int, Interface] = {}
+        self._clients: dict[int, Interface] = {}
+        self._conns: dict[int, _Conn] = {}
+        self._iface_conn: dict[Interface, _Conn] = {}
+        self._retry: dict[Interface, float] = {}
+        self._faults: collections.deque[tuple[Interface, str]] = collections.deque()
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self._closed = False
+        self.refused_peers = 0
+
+    def __repr__(self) -> str:
+        return f"<memif.Socket {self.path!r} {len(self.interfaces)} interfaces>"
+
+    def __enter__(self) -> Socket:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- public API --------------------------------------------------------------
+
+    @property
+    def interfaces(self) -> list[Interface]:
+        """Every interface on this socket, servers first."""
+        with self._lock:
+            return [*self._servers.values(), *self._clients.values()]
+
+    @property
+    def listening(self) -> bool:
+        """True while the socket listens for clients."""
+        return self._listener is not None
+
+    def create_interface(
+        self,
+        args: Arguments | None = None,
+        *,
+        on_connected: Callback | None = None,
+        on_disconnected: Callback | None = None,
+        **kwargs: Any,
+    ) -> Interface:
+        """Create an interface; a server starts listening, a client starts connecting.
+
+        ``args`` may be omitted and given as keywords (``id=1, role="server"``).
+        Raises :class:`LocalProtocolError` when the id is taken for that role here.
+        """
+        if args is None:
+            args = Arguments(**kwargs)
+        elif kwargs:
+            args = args.model_copy(update=kwargs)
+        with self._lock:
+            self._check_open()
+            table = self._servers if args.is_server else self._clients
+            if args.id in table:
+                raise LocalProtocolError(
+                    f"a {args.role.value} interface with id {args.id} already exists on "
+                    f"{self.path}"
+                )
+            iface = Interface(self, args, on_connected, on_disconnected)
+            if args.is_server:
+                if self._listener is None:
+                    self._listen()
+                table[args.id] = iface
+            else:
+                table[args.id] = iface
+                self._retry[iface] = 0.0
+                self._wakeup()
+            return iface
+
+    def fileno(self) -> int:
+        """An fd readable when :meth:`poll` has work (for the caller's own loop)."""
+        return self._epoll.fileno()
+
+    def poll(self, timeout: float | None = 0.0) -> int:
+        """Run the event loop once; returns the number of events handled."""
+        if self._thread is not None and threading.current_thread() is not self._thread:
+            raise LocalProtocolError("poll() while the socket's own thread runs it")
+        return self._poll_once(timeout)
+
+    def start(self) -> None:
+        """Run the event loop in a daemon thread until :meth:`stop` or :meth:`close`."""
+        with self._lock:
+            self._check_open()
+            if self._thread is not None:
+                return
+            self._stopping = False
+            self._thread = threading.Thread(
+                target=self._run, name=f"memif {self.path}", daemon=True
+            )
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the loop thread (interfaces stay; :meth:`poll` may drive them again)."""
+        thread = self._thread
+        if thread is None:
+            return
+        self._stopping = True
+        self._wakeup()
+        if thread is not threading.current_thread():
+            thread.join()
+        self._thread = None
+
+    def close(self, reason: str = "socket closed") -> None:
+        """Delete every interface (peers get DISCONNECT), stop, remove the socket file."""
+        if self._closed:
+            return
+        self.stop()
+        with self._lock:
+            for iface in self.interfaces:
+                self._delete_locked(iface, reason)
+            for conn in list(self._conns.values()):
+                self._drop(conn, reason, notify_peer=True)
+            self._close_listener()
+            self._closed = True
+            self._epoll.close()
+            os.close(self._wake)
+
+    # -- loop ----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stopping:
+            try:
+                self._poll_once(1.0)
+            except Exception:  # a bug must not kill the loop silently
+                log.exception("memif socket loop error", extra={"socket": self.path})
+                time.sleep(0.1)
+
+    def _poll_once(self, timeout: float | None) -> int:
+        with self._lock:
+            if self._closed:
+                return 0
+            wait = self._next_timeout(timeout)
+        try:
+            events = self._epoll.poll(-1 if wait is None else wait)
+        except InterruptedError:
+            events = []
+        except ValueError:  # closed concurrently
+            return 0
+        with self._lock:
+            if self._closed:
+                return 0
+            for fd, mask in events:
+                self._dispatch(fd, mask)
+            self._run_timers()
+            self._run_faults()
+        return len(events)
+
+    def _next_timeout(self, timeout: float | None) -> float | None:
+        due = [*self._retry.values(), *(c.deadline for c in self._conns.values())]
+        if self._faults:
+            return 0.0
+        if not due:
+            return timeout
+        until = max(0.0, min(due) - time.monotonic())
+        return until if timeout is None else min(until, timeout)
+
+    def _dispatch(self, fd: int, mask: int) -> None:
+        if fd == self._wake:
+            try:
+                os.read(self._wake, 8)
+            except BlockingIOError:
+                pass
+            return
+        if self._listener is not None and fd == self._listener.fileno():
+            self._accept()
+            return
+        conn = self._conns.get(fd)
+        if conn is not None:
+            self._on_readable(conn, mask)
+
+    def _run_timers(self) -> None:
+        now = time.monotonic()
+        for conn in list(self._conns.values()):
+            if conn.link is None and conn.deadline <= now:
+                self._drop(conn, "handshake timed out", notify_peer=True)
+        for iface, due in list(self._retry.items()):
+            if due <= now:
+                del self._retry[iface]
+                self._connect(iface)
+
+    def _run_faults(self) -> None:
+        while self._faults:
+            iface, reason = self._faults.popleft()
+            conn = self._iface_conn.get(iface)
+            if conn is not None:
+                self._drop(conn, reason, notify_peer=True)
+
+    def _wakeup(self) -> None:
+        try:
+            os.write(self._wake, (1).to_bytes(8, "little"))
+        except (BlockingIOError, OSError):
+            pass
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise LocalProtocolError(f"socket {self.path} is closed")
+
+    # -- listening (server role) -------------------------------------------------------
+
+    def _listen(self) -> None:
+        sock = _socket.socket(
+            _socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_NONBLOCK | _socket.SOCK_CLOEXEC
+        )
+        try:
+            if not self.path.startswith("@"):
+                self._prepare_path()
+            sock.bind(_address(self.path))
+            if not self.path.startswith("@"):
+                self._created_file = True
+                os.chmod(self.path, self.mode)
+            sock.listen(64)
+        except OSError as exc:
+            sock.close()
+            raise LocalProtocolError(f"cannot listen on {self.path}: {exc.strerror}") from None
+        self._listener = sock
+        self._epoll.register(sock.fileno(), select.EPOLLIN)
+        log.info("listening", extra={"socket": self.path})
+
+    def _prepare_path(self) -> None:
+        parent = os.path.dirname(self.path)
+        if parent:
+            os.makedirs(parent, exist_ok=True)
+        try:
+            st = os.lstat(self.path)
+        except FileNotFoundError:
+            return
+        if not stat.S_ISSOCK(st.st_mode):
+            raise LocalProtocolError(f"{self.path} exists and is not a socket")
+        probe = _socket.socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
+        try:
+            probe.connect(self.path)
+        except OSError as exc:
+            if exc.errno not in (errno.ECONNREFUSED, errno.ENOENT, errno.EPROTOTYPE):
+                raise
+            os.unlink(self.path)  # stale: nothing listens on it
+            log.info("removed stale socket file", extra={"socket": self.path})
+            return
+        finally:
+            probe.close()
+        raise LocalProtocolError(f"{self.path} is in use by another listener")
+
+    def _close_listener(self) -> None:
+        if self._listener is None:
+            return
+        try:
+            self._epoll.unregister(self._listener.fileno())
+        except (OSError, ValueError):
+            pass
+        self._listener.close()
+        self._listener = None
+        if self._created_file:
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
+            self._created_file = False
+
+    def _accept(self) -> None:
+        assert self._listener is not None
+        while True:
+            try:
+                sock, _ = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                log.warning("accept failed: %s", exc.strerror, extra={"socket": self.path})
+                return
+            sock.setblocking(False)
+            creds = _peer_credentials(sock)
+            if not self._uid_allowed(creds, sock):
+                continue
+            handshake = ServerHandshake(self.app_name, self._lookup, self._server_limits())
+            conn = _Conn(sock, "server", handshake, time.monotonic() + self.handshake_timeout, creds)
+            self._register(conn)
+            self._send(conn, [handshake.hello()])
+
+    def _uid_allowed(self, creds: PeerCredentials | None, sock: _socket.socket) -> bool:
+        if self.allowed_uids is None:
+            return True
+        if creds is not None and creds.uid in self.allowed_uids:
+            return True
+        self.refused_peers += 1
+        reason = f"uid {creds.uid if creds else '?'} is not allowed on this socket"
+        try:
+            sock.send(wire.encode(wire.Disconnect(1, reason.encode())))
+        except OSError:
+            pass
+        sock.close()
+        log.warning("peer refused: %s", reason, extra={"socket": self.path})
+        return False
+
+    def _server_limits(self) -> ServerLimits:
+        active = [i for i in self._servers.values() if i.admin_up] or list(self._servers.values())
+        pairs = max((i.args.memory.num_queue_pairs for i in active), default=1)
+        log2 = max((i.args.memory.log2_ring_size for i in active), default=1)
+        return ServerLimits(
+            max_regions=MAX_REGIONS, max_m2s_rings=pairs, max_s2m_rings=pairs,
+            max_log2_ring_size=log2,
+        )
+
+    def _lookup(self, interface_id: int) -> ServerTarget | None:
+        iface = self._servers.get(interface_id)
+        if iface is None or not iface.admin_up:
+            return None
+        args = iface.args
+        return ServerTarget(
+            id=args.id,
+            name=args.name,
+            mode=args.mode,
+            secret=args.secret,
+            max_queue_pairs=args.memory.num_queue_pairs,
+            max_log2_ring_size=args.memory.log2_ring_size,
+            busy=iface in self._iface_conn,
+        )
+
+    # -- connecting (client role) --------------------------------------------------------
+
+    def _connect(self, iface: Interface) -> None:
+        if iface.state is State.DELETED or not iface.admin_up or iface in self._iface_conn:
+            return
+        sock = _socket.socket(
+            _socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_NONBLOCK | _socket.SOCK_CLOEXEC
+        )
+        try:
+            sock.connect(_address(self.path))
+        except OSError as exc:
+            sock.close()
+            reason = f"connect to {self.path} failed: {exc.strerror or exc}"
+            if iface.disconnect_reason != reason:
+                log.debug(reason, extra={"interface": iface.name})
+            iface.disconnect_reason = reason
+            self._retry[iface] = time.monotonic() + self.reconnect_interval
+            return
+        creds = _peer_credentials(sock)
+        if not self._uid_allowed(creds, sock):
+            iface.disconnect_reason = "server uid not allowed"
+            self._retry[iface] = time.monotonic() + self.reconnect_interval
+            return
+        handshake = ClientHandshake(iface.args, self.app_name)
+        conn = _Conn(sock, "client", handshake, time.monotonic() + self.handshake_timeout, creds)
+        conn.iface = iface
+        self._iface_conn[iface] = conn
+        iface._set_state(State.CONNECTING)
+        self._register(conn)
+
+    # -- connections ---------------------------------------------------------------------
+
+    def _register(self, conn: _Conn) -> None:
+        self._conns[conn.fileno] = conn
+        self._epoll.register(conn.fileno, _EPOLL_CONN)
+
+    def _send(self, conn: _Conn, sends: list[Send]) -> None:
+        for item in sends:
+            data = wire.encode(item.message)
+            if item.fd is None:
+                conn.sock.send(data)
+            else:
+                fds = array.array("i", [item.fd])
+                conn.sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fds)])
+
+    def _receive(self, conn: _Conn) -> tuple[wire.Message, int | None] | None:
+        """One message and its fd; None when nothing is waiting."""
+        try:
+            data, ancillary, flags, _ = conn.sock.recvmsg(_RECV_SIZE, _ANCILLARY_SPACE)
+        except (BlockingIOError, InterruptedError):
+            return None
+        fds: list[int] = []
+        for level, kind, payload in ancillary:
+            if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+                usable = len(payload) - len(payload) % 4
+                fds.extend(array.array("i", payload[:usable]))
+        try:
+            if flags & _socket.MSG_CTRUNC:
+                raise RemoteProtocolError("ancillary data truncated (too many fds)")
+            if not data and not fds:
+                raise PeerDisconnected("peer closed")
+            if len(fds) > 1:
+                raise RemoteProtocolError(f"{len(fds)} file descriptors in one message")
+            if flags & _socket.MSG_TRUNC or len(data) != MSG_SIZE:
+                raise RemoteProtocolError(
+                    f"control message of {len(data)} bytes, expected {MSG_SIZE}"
+                )
+            message = wire.decode(data)
+        except MemifError:
+            _close_fds(fds)
+            raise
+        return message, (fds[0] if fds else None)
+
+    def _on_readable(self, conn: _Conn, mask: int) -> None:
+        try:
+            while conn.fileno in self._conns:
+                received = self._receive(conn)
+                if received is None:
+                    if mask & (select.EPOLLHUP | select.EPOLLERR):
+                        raise PeerDisconnected("peer closed")
+                    return
+                message, fd = received
+                try:
+                    self._handle(conn, message, fd)
+                except BaseException:
+                    if fd is not None and fd not in conn.fds:
+                        _close_fds([fd])
+                    raise
+        except PeerDisconnected as exc:
+            self._drop(conn, exc.reason, notify_peer=False)
+        except RemoteProtocolError as exc:
+            self._drop(conn, exc.reason, notify_peer=True)
+        except LocalProtocolError as exc:  # e.g. a handshake used after failing
+            self._drop(conn, str(exc), notify_peer=True)
+        except OSError as exc:
+            self._drop(conn, f"control socket error: {exc.strerror or exc}", notify_peer=False)
+
+    def _handle(self, conn: _Conn, message: wire.Message, fd: int | None) -> None:
+        if conn.link is not None:
+            conn.handshake.after_connected(message, fd)
+            return
+        if isinstance(conn.handshake, ServerHandshake):
+            self._handle_server(conn, conn.handshake, message, fd)
+        else:
+            self._handle_client(conn, conn.handshake, message, fd)
+
+    def _handle_server(
+        self, conn: _Conn, hs: ServerHandshake, message: wire.Message, fd: int | None
+    ) -> None:
+        replies = hs.receive(message, fd)
+        if fd is not None:
+            conn.fds.append(fd)
+        if isinstance(message, wire.Init):
+            assert hs.target is not None
+            iface = self._servers[hs.target.id]
+            conn.iface = iface
+            self._iface_conn[iface] = conn
+            iface._set_state(State.CONNECTING)
+        elif isinstance(message, wire.AddRegion):
+            assert conn.iface is not None and fd is not None
+            region = map_peer_region(
+                message.index, fd, message.size, conn.iface.args.accept_unsealed_regions
+            )
+            conn.fds.remove(fd)
+            conn.regions.append(region)
+        elif isinstance(message, wire.AddRing):
+            assert fd is not None
+            direction = "S2M" if message.flags & 1 else "M2S"
+            check_eventfd(fd, f"{direction} ring {message.index}")
+        elif hs.done:
+            result = hs.result
+            regions, conn.regions = conn.regions, []
+            conn.fds.clear()  # the eventfds now belong to the link
+            link = build_server_link(regions, result.s2m_rings, result.m2s_rings)
+            self._send(conn, replies)
+            self._up(conn, link, result.peer_if_name, result.peer_app_name)
+            return
+        self._send(conn, replies)
+
+    def _handle_client(
+        self, conn: _Conn, hs: ClientHandshake, message: wire.Message, fd: int | None
+    ) -> None:
+        replies = hs.receive(message, fd)
+        assert conn.iface is not None
+        if hs.needs_memory:
+            conn.memory = build_client_memory(hs.negotiated, conn.iface.name)
+            replies = hs.provide_memory(conn.memory.region_infos, conn.memory.ring_infos)
+        if hs.done:
+            assert conn.memory is not None
+            link, conn.memory = conn.memory.link, None
+            for ring in link.rx:
+                assert isinstance(ring, ClientRxRing)
+                ring.post_all()
+            result = hs.result
+            self._up(conn, link, result.peer_if_name, result.peer_app_name)
+        self._send(conn, replies)
+
+    def _up(self, conn: _Conn, link: Link, peer_name: str, peer_app: str) -> None:
+        iface = conn.iface
+        assert iface is not None
+        conn.link = link
+        iface._link_up(link, peer_name, peer_app, conn.creds)
+        log.info(
+            "link up",
+            extra={
+                "interface": iface.name,
+                "socket": self.path,
+                "peer": peer_name,
+                "peer_app": peer_app,
+                "rx_queues": len(link.rx),
+                "tx_queues": len(link.tx),
+            },
+        )
+        self._callback(iface, iface.on_connected)
+
+    def _drop(self, conn: _Conn, reason: str, *, notify_peer: bool) -> None:
+        """Close a connection, tear its link down and schedule a client's retry."""
+        if self._conns.pop(conn.fileno, None) is None:
+            return
+        if notify_peer:
+            try:
+                conn.sock.send(wire.encode(wire.Disconnect(1, reason.encode()[:96])))
+            except OSError:
+                pass
+        try:
+            self._epoll.unregister(conn.fileno)
+        except (OSError, ValueError):
+            pass
+        conn.sock.close()
+        conn.release()
+        iface = conn.iface
+        if iface is None or self._iface_conn.get(iface) is not conn:
+            if conn.link is not None:
+                conn.link.close()
+            log.info("peer dropped: %s", reason, extra={"socket": self.path})
+            return
+        del self._iface_conn[iface]
+        was_up = iface.state is State.CONNECTED
+        iface._link_down(reason)
+        conn.link = None
+        log.info(
+            "link down" if was_up else "connection failed",
+            extra={"interface": iface.name, "socket": self.path, "reason": reason},
+        )
+        if not iface.is_server and iface.admin_up and iface.state is not State.DELETED:
+            self._retry[iface] = time.monotonic() + self.reconnect_interval
+        if was_up:
+            self._callback(iface, iface.on_disconnected)
+
+    def _callback(self, iface: Interface, callback: Callable[[Interface], Any] | None) -> None:
+        if callback is None:
+            return
+        try:
+            callback(iface)
+        except Exception:
+            log.exception("interface callback failed", extra={"interface": iface.name})
+
+    # -- requests from interfaces ----------------------------------------------------------
+
+    def _report_fault(self, iface: Interface, reason: str) -> None:
+        self._faults.append((iface, reason))
+        self._wakeup()
+
+    def _request_disconnect(self, iface: Interface, reason: str) -> None:
+        with self._lock:
+            conn = self._iface_conn.get(iface)
+            if conn is not None:
+                self._drop(conn, reason, notify_peer=True)
+
+    def _set_admin(self, iface: Interface, up: bool) -> None:
+        with self._lock:
+            if iface.state is State.DELETED:
+                raise LocalProtocolError(f"interface {iface.name} is deleted")
+            iface._admin_up = up
+            if not up:
+                self._retry.pop(iface, None)
+                conn = self._iface_conn.get(iface)
+                if conn is not None:
+                    self._drop(conn, "administratively down", notify_peer=True)
+                iface.disconnect_reason = "administratively down"
+            elif not iface.is_server and iface not in self._iface_conn:
+                self._retry[iface] = 0.0
+                self._wakeup()
+
+    def _delete_interface(self, iface: Interface) -> None:
+        with self._lock:
+            self._delete_locked(iface, "interface deleted")
+
+    def _delete_locked(self, iface: Interface, reason: str) -> None:
+        if iface.state is State.DELETED:
+            return
+        self._retry.pop(iface, None)
+        conn = self._iface_conn.get(iface)
+        if conn is not None:
+            self._drop(conn, reason, notify_peer=True)
+        iface._link_down(reason)
+        table = self._servers if iface.is_server else self._clients
+        if table.get(iface.id) is iface:
+            del table[iface.id]
+        iface._set_state(State.DELETED)
+        iface._close_queues()
+        if not self._servers:
+            self._close_listener()
