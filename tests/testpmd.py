@@ -56,6 +56,7 @@ class TestPmd:
     bsize: int | None = None
     queues: int = 1
     cores: str = "0,1"
+    main_lcore: int | None = None
     txpkts: str | None = None
     mbuf_size: int | None = None
     burst: int | None = None
@@ -91,6 +92,8 @@ class TestPmd:
             vdev.append(self.extra_vdev)
         eal = ["--no-huge", "-m", "512", "--no-pci", "-l", self.cores,
                f"--file-prefix={self.prefix}", "--log-level=pmd.net.memif:info"]
+        if self.main_lcore is not None:
+            eal.append(f"--main-lcore={self.main_lcore}")
         if self.zero_copy:
             eal.append("--single-file-segments")
         app = [f"--forward-mode={self.forward_mode}", "--auto-start",

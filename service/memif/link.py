@@ -149,7 +149,10 @@ def build_client_memory(neg: NegotiatedConfig, name: str) -> ClientMemory:
                 )
             else:
                 link.rx.append(
-                    ClientRxRing(view, maps, efd, layout.buffer_size, template)  # type: ignore[arg-type]
+                    ClientRxRing(
+                        view, maps, efd, place.buffer_region, place.buffer_offset,
+                        layout.buffer_size, template,
+                    )  # type: ignore[arg-type]
                 )
             ring_infos.append(
                 RingInfo(

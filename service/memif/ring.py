@@ -75,6 +75,8 @@ class RingView:
         if offset % 8 or end > len(region):
             raise RemoteProtocolError(f"ring at offset {offset} does not fit its region")
         raw = memoryview(region)
+        self.region = region
+        self.offset = offset
         self.size = size
         self.mask = size - 1
         self.header = raw[offset : offset + RING_HEADER_SIZE].cast("H")
@@ -275,19 +277,27 @@ class ServerRxRing(_Reader):
         """Descriptors published and not yet read."""
         return (self.header[_HEAD] - self.cur) & 0xFFFF
 
-    def recv_burst(self, want: int, stats: QueueStats) -> list[bytes]:
-        """Read up to ``want`` packets and hand their slots back."""
-        cur = self.cur
-        avail = (self.header[_HEAD] - cur) & 0xFFFF
-        if not avail:
-            return []
+    def available(self) -> int:
+        """Descriptors ready to read; 0 (and :attr:`fault` set) when the peer broke the ring."""
+        avail = (self.header[_HEAD] - self.cur) & 0xFFFF
         if avail > self.size:
             self._broken(f"S2M head is {avail} slots ahead of tail, ring has {self.size}")
-            return []
-        packets, used = self._read(cur, avail, want, stats)
-        cur = (cur + used) & 0xFFFF
+            return 0
+        return avail
+
+    def consume(self, used: int) -> None:
+        """Hand ``used`` slots back to the client."""
+        cur = (self.cur + used) & 0xFFFF
         self.cur = cur
         self.header[_TAIL] = cur
+
+    def recv_burst(self, want: int, stats: QueueStats) -> list[bytes]:
+        """Read up to ``want`` packets and hand their slots back."""
+        avail = self.available()
+        if not avail:
+            return []
+        packets, used = self._read(self.cur, avail, want, stats)
+        self.consume(used)
         return packets
 
 
@@ -299,11 +309,16 @@ class ClientRxRing(_Reader):
         view: RingView,
         regions: Sequence[mmap.mmap],
         eventfd: int,
+        buffer_region: int,
+        buffer_offset: int,
         buffer_size: int,
         template: bytes,
     ) -> None:
         super().__init__(view, regions, eventfd, buffer_size)
         self.template = template
+        self.buffer_region = buffer_region
+        self.buffer_offset = buffer_offset
+        self.buffer_size = buffer_size
         self.head = 0
         self.cur = 0
 
@@ -318,32 +333,42 @@ class ClientRxRing(_Reader):
         """Descriptors filled by the server and not yet read."""
         return (self.header[_TAIL] - self.cur) & 0xFFFF
 
-    def recv_burst(self, want: int, stats: QueueStats) -> list[bytes]:
-        """Read up to ``want`` packets, then repost the buffers they used."""
+    def available(self) -> int:
+        """Descriptors ready to read; 0 (and :attr:`fault` set) when the peer broke the ring."""
         cur = self.cur
         avail = (self.header[_TAIL] - cur) & 0xFFFF
-        if not avail:
-            return []
         if avail > ((self.head - cur) & 0xFFFF):
             self._broken(f"M2S tail moved {avail} slots, past the {self.size} posted buffers")
-            return []
-        packets, used = self._read(cur, avail, want, stats)
-        self._repost(cur, used)
-        self.cur = (cur + used) & 0xFFFF
+            return 0
+        return avail
+
+    def consume(self, used: int) -> None:
+        """Repost the ``used`` buffers just read and publish the new head."""
+        _copy_template(self.view.desc_bytes, self.template, self.cur & self.view.mask, used)
+        self.cur = (self.cur + used) & 0xFFFF
         self.head = (self.head + used) & 0xFFFF
         self.header[_HEAD] = self.head
+
+    def recv_burst(self, want: int, stats: QueueStats) -> list[bytes]:
+        """Read up to ``want`` packets, then repost the buffers they used."""
+        avail = self.available()
+        if not avail:
+            return []
+        packets, used = self._read(self.cur, avail, want, stats)
+        self.consume(used)
         return packets
 
-    def _repost(self, cur: int, count: int) -> None:
-        first = (cur & self.view.mask) * DESC_SIZE
-        stop = first + count * DESC_SIZE
-        dest, template = self.view.desc_bytes, self.template
-        limit = len(template)
-        if stop <= limit:
-            dest[first:stop] = template[first:stop]
-        else:
-            dest[first:] = template[first:]
-            dest[: stop - limit] = template[: stop - limit]
+
+def _copy_template(dest: memoryview, template: bytes, slot: int, count: int) -> None:
+    """Restore ``count`` pristine descriptors from ``slot`` on, wrapping at the end."""
+    first = slot * DESC_SIZE
+    stop = first + count * DESC_SIZE
+    limit = len(template)
+    if stop <= limit:
+        dest[first:stop] = template[first:stop]
+    else:
+        dest[first:] = template[first:]
+        dest[: stop - limit] = template[: stop - limit]
 
 
 def _check_lengths(lengths: list[int]) -> None:
@@ -372,6 +397,8 @@ class ClientTxRing(_Endpoint):
     ) -> None:
         super().__init__(view, regions, eventfd)
         self.buffers = regions[buffer_region]
+        self.buffer_region = buffer_region
+        self.buffer_offset = buffer_offset
         self.buffer_size = buffer_size
         self.slot_offsets = [buffer_offset + i * buffer_size for i in range(view.size)]
         self.template = template
@@ -382,23 +409,34 @@ class ClientTxRing(_Endpoint):
         """Slots the client may fill now."""
         return self.size - ((self.head - self.header[_TAIL]) & 0xFFFF)
 
-    def send_burst(self, packets: Sequence[Packet], stats: QueueStats) -> int:
-        """Copy as many packets as fit; returns how many were queued."""
-        head = self.head
-        inflight = (head - self.header[_TAIL]) & 0xFFFF
+    def room(self) -> int:
+        """Free slots; 0 (and :attr:`fault` set) when the peer broke the ring."""
+        inflight = (self.head - self.header[_TAIL]) & 0xFFFF
         if inflight > self.size:
             self._broken(f"S2M tail is {inflight} slots behind head, ring has {self.size}")
             return 0
-        free = self.size - inflight
+        return self.size - inflight
+
+    def publish(self, used: int) -> None:
+        """Make ``used`` filled slots visible to the server and wake it."""
+        self.head = (self.head + used) & 0xFFFF
+        self.header[_HEAD] = self.head
+        self.kick()
+
+    def send_burst(self, packets: Sequence[Packet], stats: QueueStats) -> int:
+        """Copy as many packets as fit; returns how many were queued."""
         wanted = len(packets)
+        free = self.room()
         if not free or not wanted:
             stats.ring_full += wanted
             return 0
+        head = self.head
         lengths = [len(p) for p in packets]
         _check_lengths(lengths)
         if max(lengths) <= self.buffer_size:
             count = wanted if wanted < free else free
-            lengths = lengths[:count] if count < wanted else lengths
+            if count < wanted:
+                lengths = lengths[:count]
             start = head & self.view.mask
             offsets = self.slot_offsets[start : start + count]
             if len(offsets) < count:
@@ -406,7 +444,7 @@ class ClientTxRing(_Endpoint):
             data = self.buffers
             for o, p in zip(offsets, packets, strict=False):
                 data[o : o + len(p)] = p
-            self._reset_descriptors(head, count)
+            _copy_template(self.view.desc_bytes, self.template, start, count)
             self.view.write_column(1, head, lengths)
             used = count
         else:
@@ -415,21 +453,8 @@ class ClientTxRing(_Endpoint):
         stats.bytes += sum(lengths[:count])
         stats.ring_full += wanted - count
         if used:
-            self.head = (head + used) & 0xFFFF
-            self.header[_HEAD] = self.head
-            self.kick()
+            self.publish(used)
         return count
-
-    def _reset_descriptors(self, head: int, count: int) -> None:
-        first = (head & self.view.mask) * DESC_SIZE
-        stop = first + count * DESC_SIZE
-        dest, template = self.view.desc_bytes, self.template
-        limit = len(template)
-        if stop <= limit:
-            dest[first:stop] = template[first:stop]
-        else:
-            dest[first:] = template[first:]
-            dest[: stop - limit] = template[: stop - limit]
 
     def _send_chained(
         self, head: int, free: int, packets: Sequence[Packet], lengths: list[int]
@@ -455,6 +480,7 @@ class ClientTxRing(_Endpoint):
                 desc[base] = self.region_word | (0 if last else DESC_FLAG_NEXT)
                 desc[base + 1] = len(chunk)
                 desc[base + 2] = offset
+                desc[base + 3] = 0
                 used += 1
             count += 1
         return count, used
@@ -471,17 +497,29 @@ class ServerTxRing(_Endpoint):
         """Buffers the client has posted and we have not filled."""
         return (self.header[_HEAD] - self.cur) & 0xFFFF
 
-    def send_burst(self, packets: Sequence[Packet], stats: QueueStats) -> int:
-        """Copy as many packets as fit into posted buffers; returns how many."""
-        cur = self.cur
-        avail = (self.header[_HEAD] - cur) & 0xFFFF
+    def room(self) -> int:
+        """Posted buffers; 0 (and :attr:`fault` set) when the peer broke the ring."""
+        avail = (self.header[_HEAD] - self.cur) & 0xFFFF
         if avail > self.size:
             self._broken(f"M2S head is {avail} slots ahead of tail, ring has {self.size}")
             return 0
+        return avail
+
+    def publish(self, used: int) -> None:
+        """Hand ``used`` filled buffers to the client and wake it."""
+        cur = (self.cur + used) & 0xFFFF
+        self.cur = cur
+        self.header[_TAIL] = cur
+        self.kick()
+
+    def send_burst(self, packets: Sequence[Packet], stats: QueueStats) -> int:
+        """Copy as many packets as fit into posted buffers; returns how many."""
         wanted = len(packets)
+        avail = self.room()
         if not avail or not wanted:
             stats.ring_full += wanted
             return 0
+        cur = self.cur
         lengths = [len(p) for p in packets]
         _check_lengths(lengths)
         count = wanted if wanted < avail else avail
@@ -509,10 +547,7 @@ class ServerTxRing(_Endpoint):
         stats.bytes += sum(lengths[:count])
         stats.ring_full += wanted - count
         if used:
-            cur = (cur + used) & 0xFFFF
-            self.cur = cur
-            self.header[_TAIL] = cur
-            self.kick()
+            self.publish(used)
         return count
 
     def _send_slow(

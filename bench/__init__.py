@@ -1,0 +1,1 @@
+"""Benchmarks of memif and memifd against dpdk-testpmd (run ``python -m bench``)."""

@@ -1,0 +1,273 @@
+"""Run the benchmark cases side by side with DPDK and print a table and a JSON line.
+
+Every figure is measured in the same run as the DPDK ⇄ DPDK anchor, so ratios
+stay meaningful on a noisy machine. One core per side: testpmd forwards on
+core 0 and the Python side is pinned to core 1 (or the reverse).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests.testpmd import TestPmd, exclusive  # noqa: E402
+
+PY_CORE = 1
+PMD_CORE = 0
+
+
+@dataclass
+class Row:
+    """One line of the results table."""
+
+    case: str
+    size: int | str
+    figure: str
+    value: float
+    ratio: float | None = None
+    note: str = ""
+
+
+@dataclass
+class Bench:
+    """Shared state of one benchmark run."""
+
+    seconds: float
+    workdir: Path
+    rows: list[Row] = field(default_factory=list)
+    figures: dict[str, float] = field(default_factory=dict)
+    anchor_pps: float = 0.0
+
+    def socket(self, name: str) -> str:
+        return str(self.workdir / f"{name}.sock")
+
+    def add(self, row: Row, key: str | None = None) -> None:
+        self.rows.append(row)
+        if key:
+            self.figures[key] = round(row.value, 3)
+        print(f"  {row.case:<10} {row.size!s:>6} {row.figure:<14} {row.value:>14,.2f}"
+              + (f"  ratio {row.ratio:.2f}" if row.ratio is not None else "")
+              + (f"  {row.note}" if row.note else ""), flush=True)
+
+
+def _pmd(socket: str, role: str, mode: str, core: int, **kw: object) -> TestPmd:
+    """A testpmd forwarding on ``core`` (its main lcore sits on the other core)."""
+    other = 1 - core
+    return TestPmd(socket=socket, role=role, forward_mode=mode, cores="0,1",
+                   main_lcore=other, **kw)  # type: ignore[arg-type]
+
+
+def _worker(case: str, socket: str, role: str, seconds: float, core: int,
+            **options: object) -> subprocess.Popen[str]:
+    cmd = [sys.executable, "-m", "bench.worker", case, "--socket", socket, "--role", role,
+           "--seconds", str(seconds), "--core", str(core)]
+    for key, value in options.items():
+        cmd += [f"--{key.replace('_', '-')}", str(value)]
+    return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+
+
+def _result(proc: subprocess.Popen[str], timeout: float) -> dict[str, float]:
+    out, _ = proc.communicate(timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError(f"worker failed ({proc.returncode}): {out}")
+    return dict(json.loads(out.strip().splitlines()[-1]))
+
+
+def _wait_file(path: str, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            raise TimeoutError(path)
+        time.sleep(0.02)
+
+
+def _median_rate(pmd: TestPmd, seconds: float, column: int = 0) -> float:
+    """Median of testpmd's per-second rate samples over ``seconds`` (after warm-up)."""
+    time.sleep(1.5)
+    before = len(pmd.rates())
+    time.sleep(seconds + 0.2)
+    samples = [r[column] for r in pmd.rates()[before:]]
+    samples = [s for s in samples if s > 0] or [0]
+    return float(statistics.median(samples))
+
+
+# -- cases ------------------------------------------------------------------------
+
+
+def case_anchor(b: Bench) -> None:
+    sock = b.socket("anchor")
+    with _pmd(sock, "server", "rxonly", PY_CORE) as server:
+        server.wait_listening()
+        with _pmd(sock, "client", "txonly", PMD_CORE):
+            pps = _median_rate(server, b.seconds)
+    b.anchor_pps = pps
+    b.add(Row("anchor", 64, "Mpps", pps / 1e6, note="testpmd txonly → testpmd rxonly"),
+          "dpdk_dpdk_64_pps")
+    b.figures["dpdk_dpdk_64_pps"] = pps
+    b.figures["dpdk_dpdk_64_gbps"] = round(pps * 64 * 8 / 1e9, 3)
+
+
+def _rx(b: Bench, size: int, api: str) -> float:
+    sock = b.socket(f"rx{size}{api}")
+    worker = _worker("rx", sock, "server", b.seconds, PY_CORE, api=api, size=size,
+                     buffer_size=2048)
+    _wait_file(sock)
+    pmd_kw: dict[str, object] = {"txpkts": str(size)} if size <= 2048 else {
+        "txpkts": ",".join(["2048"] * (size // 2048) + [str(size % 2048)]),
+        "mbuf_size": 2176,
+    }
+    with _pmd(sock, "client", "txonly", PMD_CORE, **pmd_kw):
+        result = _result(worker, b.seconds + 60)
+    return result["pps"]
+
+
+def _tx(b: Bench, size: int, api: str) -> float:
+    """Python client sends; the rate testpmd itself counted is kept as a cross-check."""
+    sock = b.socket(f"tx{size}{api}")
+    with _pmd(sock, "server", "rxonly", PMD_CORE) as pmd:
+        pmd.wait_listening()
+        worker = _worker("tx", sock, "client", b.seconds + 1.5, PY_CORE, api=api, size=size)
+        seen = _median_rate(pmd, b.seconds - 0.5)
+        result = _result(worker, b.seconds + 60)
+    b.figures[f"pmd_rx_of_{api}_tx_{size}_pps"] = seen
+    return result["pps"]
+
+
+def case_rx_tx(b: Bench, sizes: list[int]) -> None:
+    for size in sizes:
+        pps = _rx(b, size, "list")
+        ratio = pps / b.anchor_pps if b.anchor_pps and size == 64 else None
+        b.add(Row("rx", size, "Mpps", pps / 1e6, ratio), f"py_rx_{size}_pps")
+        b.figures[f"py_rx_{size}_pps"] = pps
+        b.figures[f"py_rx_{size}_gbps"] = round(pps * size * 8 / 1e9, 3)
+    for size in sizes:
+        pps = _tx(b, size, "list")
+        ratio = pps / b.anchor_pps if b.anchor_pps and size == 64 else None
+        b.add(Row("tx", size, "Mpps", pps / 1e6, ratio), f"py_tx_{size}_pps")
+        b.figures[f"py_tx_{size}_pps"] = pps
+        b.figures[f"py_tx_{size}_gbps"] = round(pps * size * 8 / 1e9, 3)
+    b.figures["ratio_rx_64"] = round(b.figures.get("py_rx_64_pps", 0) / b.anchor_pps, 3)
+    b.figures["ratio_tx_64"] = round(b.figures.get("py_tx_64_pps", 0) / b.anchor_pps, 3)
+
+
+def case_batch(b: Bench) -> None:
+    rx = _rx(b, 64, "batch")
+    b.add(Row("rx-batch", 64, "Mpps", rx / 1e6, rx / b.anchor_pps), "batch_rx_64_pps")
+    tx = _tx(b, 64, "batch")
+    b.add(Row("tx-batch", 64, "Mpps", tx / 1e6, tx / b.anchor_pps), "batch_tx_64_pps")
+    b.figures["batch_rx_64_pps"] = rx
+    b.figures["batch_tx_64_pps"] = tx
+    b.figures["ratio_batch_rx_64"] = round(rx / b.anchor_pps, 3)
+    b.figures["ratio_batch_tx_64"] = round(tx / b.anchor_pps, 3)
+
+
+def case_echo(b: Bench) -> None:
+    sock = b.socket("echo")
+    worker = _worker("echo", sock, "server", b.seconds, PY_CORE)
+    _wait_file(sock)
+    with _pmd(sock, "client", "flowgen", PMD_CORE) as pmd:
+        returned = _median_rate(pmd, b.seconds - 1.7 if b.seconds > 3 else 1.0)
+        result = _result(worker, b.seconds + 60)
+    b.add(Row("echo", 64, "Mpps", result["pps"] / 1e6,
+              note=f"testpmd flowgen saw {returned / 1e6:.2f} Mpps back"), "echo_64_pps")
+    b.figures["echo_64_pps"] = result["pps"]
+    b.figures["echo_64_returned_pps"] = returned
+
+
+def case_pypy(b: Bench) -> None:
+    sock = b.socket("pypy")
+    server = _worker("rx", sock, "server", b.seconds, PY_CORE)
+    _wait_file(sock)
+    client = _worker("tx", sock, "client", b.seconds + 1.0, PMD_CORE)
+    rx = _result(server, b.seconds + 60)
+    _result(client, b.seconds + 60)
+    b.add(Row("py-py", 64, "Mpps", rx["pps"] / 1e6, note="Python client → Python server"),
+          "py_py_64_pps")
+    b.figures["py_py_64_pps"] = rx["pps"]
+
+
+def case_latency(b: Bench) -> None:
+    for mode in ("polling", "interrupt"):
+        sock = b.socket(f"lat{mode}")
+        with _pmd(sock, "server", "macswap", PMD_CORE) as pmd:
+            pmd.wait_listening()
+            worker = _worker("pingpong", sock, "client", b.seconds, PY_CORE, rx_mode=mode)
+            result = _result(worker, b.seconds + 60)
+        short = "poll" if mode == "polling" else "intr"
+        b.add(Row("latency", 64, f"{short} p50 µs", result["p50_us"]),
+              f"latency_{short}_p50_us")
+        b.add(Row("latency", 64, f"{short} p99 µs", result["p99_us"]),
+              f"latency_{short}_p99_us")
+
+
+CASES: dict[str, Callable[[Bench, argparse.Namespace], None]] = {
+    "anchor": lambda b, a: case_anchor(b),
+    "rxtx": lambda b, a: case_rx_tx(b, [64, 1500] if a.quick else [64, 512, 1500, 9000]),
+    "batch": lambda b, a: case_batch(b),
+    "echo": lambda b, a: case_echo(b),
+    "pypy": lambda b, a: case_pypy(b),
+    "latency": lambda b, a: case_latency(b),
+}
+
+
+def plot(rows: list[Row], path: str) -> None:
+    """Draw the rates of the table as bars, Mpps and ratio to DPDK."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rates = [r for r in rows if r.figure == "Mpps"]
+    labels = [f"{r.case}\n{r.size} B" for r in rates]
+    fig, ax = plt.subplots(figsize=(max(8, len(rates) * 0.9), 4.5))
+    bars = ax.bar(labels, [r.value for r in rates],
+                  color=["#555" if r.case == "anchor" else "#2a7ab0" for r in rates])
+    for bar, row in zip(bars, rates, strict=True):
+        text = f"{row.value:.1f}" + (f"\n×{row.ratio:.2f}" if row.ratio is not None else "")
+        ax.annotate(text, (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                    ha="center", va="bottom", fontsize=8)
+    ax.set_ylabel("million packets per second")
+    ax.set_title("memif in pure Python vs DPDK testpmd (one core per side)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="2 s per case")
+    parser.add_argument("--seconds", type=float, default=5.0, help="seconds per case")
+    parser.add_argument("--only", help=f"comma-separated cases of {','.join(CASES)}")
+    parser.add_argument("--plot", metavar="FILE.png", help="draw the table into a PNG")
+    args = parser.parse_args(argv)
+    seconds = 2.0 if args.quick else args.seconds
+    selected = args.only.split(",") if args.only else list(CASES)
+    unknown = set(selected) - set(CASES)
+    if unknown:
+        parser.error(f"unknown case(s): {', '.join(sorted(unknown))}")
+    if os.cpu_count() and os.cpu_count() < 2:  # type: ignore[operator]
+        parser.error("needs at least 2 cores")
+    with tempfile.TemporaryDirectory(prefix="memif-bench-", dir="/tmp") as tmp, exclusive():
+        bench = Bench(seconds=seconds, workdir=Path(tmp))
+        print(f"memif benchmark, {seconds:g} s per case; testpmd on core {PMD_CORE}, "
+              f"Python on core {PY_CORE}", flush=True)
+        if "anchor" not in selected:
+            selected.insert(0, "anchor")
+        for name in selected:
+            CASES[name](bench, args)
+        if args.plot:
+            plot(bench.rows, args.plot)
+        print(json.dumps(bench.figures, sort_keys=True))
+    return 0

@@ -1,0 +1,180 @@
+"""The Python side of each benchmark case, run in its own pinned process.
+
+``python -m bench.worker CASE --socket PATH ...`` prints one JSON object with
+its measurements on stdout when done.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+import memif
+
+PAYLOAD_HEADER = bytes.fromhex("02fe00000001" "02fe00000002" "0800")
+
+
+def _frame(size: int) -> bytes:
+    return PAYLOAD_HEADER + bytes(size - len(PAYLOAD_HEADER))
+
+
+def _pin(core: int | None) -> None:
+    if core is not None:
+        os.sched_setaffinity(0, {core})
+
+
+def _connect(args: argparse.Namespace) -> tuple[memif.Socket, memif.Interface]:
+    sock = memif.Socket(args.socket, reconnect_interval=0.2)
+    iface = sock.create_interface(
+        id=0,
+        role=args.role,
+        name=f"bench-{args.case}",
+        rx_mode=args.rx_mode,
+        memory={"log2_ring_size": args.log2_ring, "packet_buffer_size": args.buffer_size},
+    )
+    sock.start()
+    if not iface.wait_connected(args.connect_timeout):
+        raise SystemExit(f"not connected: {iface.disconnect_reason}")
+    return sock, iface
+
+
+def case_rx(args: argparse.Namespace) -> dict[str, float]:
+    """Receive for ``seconds``; the packet rate after the first packet arrives."""
+    sock, iface = _connect(args)
+    rxq = iface.rx_queue(0)
+    burst = args.burst
+    batch = args.api == "batch"
+    recv = rxq.recv_batch if batch else rxq.recv_burst
+    while not rxq.pending():
+        time.sleep(0.001)
+    count = 0
+    nbytes = 0
+    start = time.perf_counter()
+    end = start + args.seconds
+    now = start
+    while now < end:
+        for _ in range(64):
+            got = recv(burst)
+            count += len(got)
+        now = time.perf_counter()
+    nbytes = iface.stats()["rx"]["bytes"]
+    sock.close()
+    elapsed = now - start
+    return {"pps": count / elapsed, "bytes": nbytes, "seconds": elapsed}
+
+
+def case_tx(args: argparse.Namespace) -> dict[str, float]:
+    """Send bursts for ``seconds``; the accepted packet rate."""
+    sock, iface = _connect(args)
+    txq = iface.tx_queue(0)
+    frame = _frame(args.size)
+    packets = [frame] * args.burst
+    if args.api == "batch":
+        from memif.batch import Batch
+
+        batch = Batch.from_packets(packets)
+        send = lambda: txq.send_batch(batch)  # noqa: E731
+    else:
+        send = lambda: txq.send_burst(packets)  # noqa: E731
+    time.sleep(0.5)  # let the peer settle after CONNECTED
+    count = 0
+    start = time.perf_counter()
+    end = start + args.seconds
+    now = start
+    while now < end:
+        for _ in range(64):
+            count += send()
+        now = time.perf_counter()
+    sock.close()
+    elapsed = now - start
+    return {"pps": count / elapsed, "seconds": elapsed}
+
+
+def case_echo(args: argparse.Namespace) -> dict[str, float]:
+    """Send back everything received, in bursts."""
+    sock, iface = _connect(args)
+    rxq, txq = iface.rx_queue(0), iface.tx_queue(0)
+    count = 0
+    start = time.perf_counter()
+    end = start + args.seconds
+    now = start
+    while now < end:
+        for _ in range(64):
+            packets = rxq.recv_burst(args.burst)
+            if packets:
+                count += txq.send_burst(packets)
+        now = time.perf_counter()
+    stats = iface.stats()
+    sock.close()
+    elapsed = now - start
+    return {"pps": count / elapsed, "rx": stats["rx"]["packets"], "ring_full": stats["tx"]["ring_full"]}
+
+
+def case_pingpong(args: argparse.Namespace) -> dict[str, float]:
+    """One 64 B packet at a time to an echoing peer; round-trip percentiles in µs."""
+    sock, iface = _connect(args)
+    rxq, txq = iface.rx_queue(0), iface.tx_queue(0)
+    frame = _frame(64)
+    interrupt = args.rx_mode == "interrupt"
+    samples: list[float] = []
+    lost = 0
+    time.sleep(0.5)
+    deadline = time.perf_counter() + args.seconds
+    clock = time.perf_counter_ns
+    while time.perf_counter() < deadline:
+        sent = clock()
+        txq.send(frame)
+        limit = sent + 100_000_000
+        while True:
+            got = rxq.recv_burst(8)
+            if got:
+                samples.append((clock() - sent) / 1000)
+                break
+            if interrupt:
+                rxq.wait(0.1)
+            if clock() > limit:
+                lost += 1
+                break
+        if interrupt:
+            time.sleep(0.0005)  # let the core go idle, as a real idle interface would
+    sock.close()
+    samples.sort()
+    pick = lambda q: samples[min(len(samples) - 1, int(q * len(samples)))]  # noqa: E731
+    return {
+        "p50_us": statistics.median(samples) if samples else -1.0,
+        "p99_us": pick(0.99) if samples else -1.0,
+        "samples": len(samples),
+        "lost": lost,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.worker")
+    parser.add_argument("case", choices=["rx", "tx", "echo", "pingpong"])
+    parser.add_argument("--socket", required=True)
+    parser.add_argument("--role", default="server")
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--burst", type=int, default=256)
+    parser.add_argument("--api", choices=["list", "batch"], default="list")
+    parser.add_argument("--rx-mode", default="polling")
+    parser.add_argument("--log2-ring", type=int, default=10)
+    parser.add_argument("--buffer-size", type=int, default=2048)
+    parser.add_argument("--core", type=int)
+    parser.add_argument("--connect-timeout", type=float, default=20.0)
+    args = parser.parse_args()
+    _pin(args.core)
+    result = {
+        "rx": case_rx, "tx": case_tx, "echo": case_echo, "pingpong": case_pingpong
+    }[args.case](args)
+    json.dump(result, sys.stdout)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

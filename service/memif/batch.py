@@ -1,0 +1,257 @@
+"""Batch API: a burst as one numpy array plus a lengths array (the ``fast`` extra).
+
+Packet bytes move with one gather (receive) or one scatter (transmit) per
+contiguous run of ring slots: when buffers sit at a regular stride, as in every
+copy-mode layout, the run is a strided 2-D view of the region and the copy is
+a single numpy assignment. Descriptors are snapshotted and validated as whole
+columns; anything unusual (chains, several regions, bad descriptors) falls back
+to the per-packet path, so behaviour and counters match :meth:`RxQueue.recv_burst`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .constants import DESC_FLAG_NEXT, MAX_PACKET_SIZE
+from .errors import LocalProtocolError
+from .ring import ClientRxRing, ClientTxRing, ServerRxRing, ServerTxRing
+
+try:
+    import numpy as np
+    from numpy.lib.stride_tricks import as_strided
+except ImportError:  # pragma: no cover - exercised only without the extra
+    np = None  # type: ignore[assignment]
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+    from .queue import RxQueue, TxQueue
+
+    U8 = NDArray[np.uint8]
+    U32 = NDArray[np.uint32]
+else:
+    U8 = U32 = Any
+
+
+def _numpy() -> Any:
+    if np is None:
+        raise LocalProtocolError("the batch API needs numpy: pip install 'memifd[fast]'")
+    return np
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """``len(lengths)`` packets; packet ``i`` is ``data[i, :lengths[i]]``."""
+
+    data: U8
+    lengths: U32
+
+    def __len__(self) -> int:
+        return int(self.lengths.shape[0])
+
+    def packets(self) -> list[bytes]:
+        """The packets as bytes objects."""
+        return [row[:n].tobytes() for row, n in zip(self.data, self.lengths.tolist(), strict=True)]
+
+    @classmethod
+    def from_packets(cls, packets: list[bytes], stride: int | None = None) -> Batch:
+        """Pack ``packets`` into one array whose rows are ``stride`` bytes wide."""
+        npy = _numpy()
+        lengths = npy.fromiter((len(p) for p in packets), dtype=npy.uint32, count=len(packets))
+        width = stride or (int(lengths.max()) if len(packets) else 0)
+        data = npy.zeros((len(packets), width), dtype=npy.uint8)
+        for row, packet in zip(data, packets, strict=True):
+            row[: len(packet)] = npy.frombuffer(packet, dtype=npy.uint8)
+        return cls(data, lengths)
+
+    @classmethod
+    def empty(cls) -> Batch:
+        """A batch of no packets."""
+        npy = _numpy()
+        return cls(npy.zeros((0, 0), dtype=npy.uint8), npy.zeros(0, dtype=npy.uint32))
+
+
+class _Arrays:
+    """numpy views of one ring's descriptors and of the regions, made once per ring.
+
+    They are built from the mmap objects themselves (not from the ring's
+    memoryviews), so releasing those views on disconnect stays possible.
+    """
+
+    __slots__ = ("desc", "regions")
+
+    def __init__(self, ring: Any) -> None:
+        npy = _numpy()
+        view = ring.view
+        self.desc = npy.frombuffer(
+            view.region, dtype=npy.uint32, count=4 * view.size, offset=view.offset + 128
+        ).reshape(view.size, 4)
+        self.regions = [npy.frombuffer(m, dtype=npy.uint8) for m in ring.regions.maps]
+
+
+def _arrays(ring: Any) -> _Arrays:
+    arrays: _Arrays | None = getattr(ring, "batch_arrays", None)
+    if arrays is None:
+        arrays = _Arrays(ring)
+        ring.batch_arrays = arrays
+    return arrays
+
+
+def _strided(region: U8, offsets: U32, width: int) -> U8 | None:
+    """A (n, width) view of ``region`` if ``offsets`` advance by one fixed step."""
+    count = offsets.shape[0]
+    start = int(offsets[0])
+    if count == 1:
+        return region[start : start + width].reshape(1, width)
+    step = int(offsets[1]) - start
+    if step < width or (count > 2 and not (offsets[1:] - offsets[:-1] == step).all()):
+        return None
+    return as_strided(region[start:], shape=(count, width), strides=(step, 1))  # type: ignore[no-any-return]
+
+
+def recv_batch(queue: RxQueue, max_packets: int) -> Batch:
+    """Receive up to ``max_packets`` packets as one :class:`Batch`."""
+    npy = _numpy()
+    with queue._lock:
+        ring = queue._ring
+        if ring is None:
+            return Batch.empty()
+        avail = ring.available()
+        if not avail and ring.fault is None and queue._mode.value == "interrupt":
+            from .queue import _drain
+
+            _drain(ring.eventfd)
+            avail = ring.available()
+        if ring.fault is not None:
+            queue._detach_broken(ring)
+            return Batch.empty()
+        if not avail:
+            return Batch.empty()
+        batch = _gather(npy, ring, min(avail, max_packets), queue)
+        if batch is None:  # unusual descriptors: take the per-packet path
+            packets, used = ring._read(ring.cur, avail, max_packets, queue.stats)
+            ring.consume(used)
+            return Batch.from_packets(packets) if packets else Batch.empty()
+        return batch
+
+
+def _gather(npy: Any, ring: ServerRxRing | ClientRxRing, count: int, queue: RxQueue) -> Batch | None:
+    arrays = _arrays(ring)
+    slot = ring.cur & ring.view.mask
+    count = min(count, ring.size - slot)  # one contiguous run; the rest comes next call
+    desc = arrays.desc[slot : slot + count].copy()  # one snapshot of shared memory
+    words, lengths, offsets = desc[:, 0], desc[:, 1], desc[:, 2]
+    first = int(words[0])
+    region = first >> 16
+    if first & DESC_FLAG_NEXT or region >= len(arrays.regions) or not (words == first).all():
+        return None
+    longest = int(lengths.max())
+    if int(lengths.min()) == 0 or longest > ring.max_desc_len:
+        return None
+    source = arrays.regions[region]
+    if int(offsets.max()) + longest > source.shape[0]:
+        return None
+    view = _strided(source, offsets, longest)
+    if view is not None:
+        data = npy.array(view)
+    else:
+        data = source[offsets[:, None].astype(npy.int64) + npy.arange(longest)]
+    ring.consume(count)
+    stats = queue.stats
+    stats.packets += count
+    stats.bytes += int(lengths.sum())
+    return Batch(data, lengths)
+
+
+def send_batch(queue: TxQueue, batch: Batch) -> int:
+    """Transmit as many packets of ``batch`` as fit; returns how many."""
+    npy = _numpy()
+    total = len(batch)
+    if not total:
+        return 0
+    lengths = batch.lengths
+    if int(lengths.min()) == 0:
+        raise LocalProtocolError(f"packet {int(npy.argmin(lengths))} is empty")
+    if int(lengths.max()) > min(MAX_PACKET_SIZE, batch.data.shape[1]):
+        raise LocalProtocolError(
+            f"a length exceeds the row width {batch.data.shape[1]} or {MAX_PACKET_SIZE}"
+        )
+    with queue._lock:
+        ring = queue._ring
+        if ring is None:
+            queue.stats.ring_full += total
+            return 0
+        sent = 0
+        for _ in range(2):  # at most two contiguous runs: before and after the wrap
+            if sent == total:
+                break
+            done = _scatter(npy, ring, batch, sent, queue)
+            if done is None:
+                rest = batch.packets()[sent:]
+                sent += ring.send_burst(rest, queue.stats)
+                queue.stats.ring_full -= total - sent  # counted once below
+                break
+            if not done:
+                break
+            sent += done
+        queue.stats.ring_full += total - sent
+        if ring.fault is not None:
+            queue._ring = None
+            queue._fault(f"tx queue {queue.index}: {ring.fault}")
+        return sent
+
+
+def _scatter(
+    npy: Any, ring: ServerTxRing | ClientTxRing, batch: Batch, start: int, queue: TxQueue
+) -> int | None:
+    """Copy one contiguous run of packets; None means: use the per-packet path."""
+    room = ring.room()
+    if not room:
+        return 0
+    arrays = _arrays(ring)
+    cur = ring.head if isinstance(ring, ClientTxRing) else ring.cur
+    slot = cur & ring.view.mask
+    count = min(room, len(batch) - start, ring.size - slot)
+    lengths = batch.lengths[start : start + count]
+    width = int(lengths.max())
+    rows = batch.data[start : start + count, :width]
+    if isinstance(ring, ClientTxRing):
+        if width > ring.buffer_size:
+            return None
+        region = arrays.regions[ring.buffer_region]
+        base = ring.buffer_offset + slot * ring.buffer_size
+        target = region[base : base + count * ring.buffer_size].reshape(count, ring.buffer_size)
+        target[:, :width] = rows
+        desc = arrays.desc[slot : slot + count]
+        template = npy.frombuffer(ring.template, dtype=npy.uint32).reshape(ring.size, 4)
+        desc[:, 0] = template[slot : slot + count, 0]
+        desc[:, 2] = template[slot : slot + count, 2]
+        desc[:, 1] = lengths
+    else:
+        desc_live = arrays.desc[slot : slot + count]
+        posted = desc_live.copy()
+        words, capacities, offsets = posted[:, 0], posted[:, 1], posted[:, 2]
+        first = int(words[0])
+        region_index = first >> 16
+        if (
+            first & DESC_FLAG_NEXT
+            or region_index >= len(arrays.regions)
+            or not (words == first).all()
+            or int(capacities.min()) < width
+        ):
+            return None
+        region = arrays.regions[region_index]
+        if int(offsets.max()) + width > region.shape[0]:
+            return None
+        view = _strided(region, offsets, width)
+        if view is not None:
+            view[:, :] = rows
+        else:
+            region[offsets[:, None].astype(npy.int64) + npy.arange(width)] = rows
+        desc_live[:, 1] = lengths
+    stats = queue.stats
+    stats.packets += count
+    stats.bytes += int(lengths.sum())
+    ring.publish(count)
+    return count
