@@ -176,10 +176,10 @@ def case_batch(b: Bench) -> None:
 
 def case_echo(b: Bench) -> None:
     sock = b.socket("echo")
-    worker = _worker("echo", sock, "server", b.seconds, PY_CORE)
+    worker = _worker("echo", sock, "server", b.seconds + 1.5, PY_CORE)
     _wait_file(sock)
     with _pmd(sock, "client", "flowgen", PMD_CORE) as pmd:
-        returned = _median_rate(pmd, b.seconds - 1.7 if b.seconds > 3 else 1.0)
+        returned = _median_rate(pmd, b.seconds - 0.5)
         result = _result(worker, b.seconds + 60)
     b.add(Row("echo", 64, "Mpps", result["pps"] / 1e6,
               note=f"testpmd flowgen saw {returned / 1e6:.2f} Mpps back"), "echo_64_pps")
