@@ -111,7 +111,11 @@ def case_echo(args: argparse.Namespace) -> dict[str, float]:
     stats = iface.stats()
     sock.close()
     elapsed = now - start
-    return {"pps": count / elapsed, "rx": stats["rx"]["packets"], "ring_full": stats["tx"]["ring_full"]}
+    return {
+        "pps": count / elapsed,
+        "rx": stats["rx"]["packets"],
+        "ring_full": stats["tx"]["ring_full"],
+    }
 
 
 def case_pingpong(args: argparse.Namespace) -> dict[str, float]:

@@ -115,12 +115,11 @@ class TestPmd:
         if self.role == "server" and not self.abstract:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.socket)
-        log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(
-            self.command(), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        log.close()
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                self.command(), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         return self
 
     def wait_listening(self, timeout: float = 15.0) -> None:

@@ -107,7 +107,8 @@ def _strided(region: U8, offsets: U32, width: int) -> U8 | None:
     step = int(offsets[1]) - start
     if step < width or (count > 2 and not (offsets[1:] - offsets[:-1] == step).all()):
         return None
-    return as_strided(region[start:], shape=(count, width), strides=(step, 1))  # type: ignore[no-any-return]
+    view: U8 = as_strided(region[start:], shape=(count, width), strides=(step, 1))
+    return view
 
 
 def recv_batch(queue: RxQueue, max_packets: int) -> Batch:
@@ -136,7 +137,9 @@ def recv_batch(queue: RxQueue, max_packets: int) -> Batch:
         return batch
 
 
-def _gather(npy: Any, ring: ServerRxRing | ClientRxRing, count: int, queue: RxQueue) -> Batch | None:
+def _gather(
+    npy: Any, ring: ServerRxRing | ClientRxRing, count: int, queue: RxQueue
+) -> Batch | None:
     arrays = _arrays(ring)
     slot = ring.cur & ring.view.mask
     count = min(count, ring.size - slot)  # one contiguous run; the rest comes next call

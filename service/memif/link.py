@@ -80,20 +80,20 @@ def build_server_link(
     """
     link = Link(regions=list(regions), eventfds=[r.eventfd for r in (*s2m, *m2s)])
     try:
-        maps = [r.map for r in regions]
-        assert all(m is not None for m in maps)
+        maps = [r.mapping() for r in regions]
         for ring in (*s2m, *m2s):
-            view = RingView(maps[ring.region], ring.offset, ring.log2_ring_size)  # type: ignore[arg-type]
-            if view.cookie != COOKIE:
+            view = RingView(maps[ring.region], ring.offset, ring.log2_ring_size)
+            cookie = view.cookie
+            if cookie != COOKIE:
                 direction = "S2M" if ring.s2m else "M2S"
                 view.release()
                 raise RemoteProtocolError(
-                    f"{direction} ring {ring.index}: wrong cookie 0x{view.cookie:x}"
+                    f"{direction} ring {ring.index}: wrong cookie 0x{cookie:x}"
                 )
             if ring.s2m:
-                link.rx.append(ServerRxRing(view, maps, ring.eventfd, max_desc_len=65535))  # type: ignore[arg-type]
+                link.rx.append(ServerRxRing(view, maps, ring.eventfd, max_desc_len=65535))
             else:
-                link.tx.append(ServerTxRing(view, maps, ring.eventfd))  # type: ignore[arg-type]
+                link.tx.append(ServerTxRing(view, maps, ring.eventfd))
         link.log2_ring_size = max(r.log2_ring_size for r in (*s2m, *m2s))
     except BaseException:
         link.close()
@@ -125,11 +125,11 @@ def build_client_memory(neg: NegotiatedConfig, name: str) -> ClientMemory:
     try:
         for index, size in enumerate(layout.region_sizes()):
             link.regions.append(create_region(index, size, f"memif {name} region"))
-        maps = [r.map for r in link.regions]
+        maps = [r.mapping() for r in link.regions]
         for place in layout.placements():
             efd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
             link.eventfds.append(efd)
-            view = RingView(maps[place.region], place.offset, layout.log2_ring_size)  # type: ignore[arg-type]
+            view = RingView(maps[place.region], place.offset, layout.log2_ring_size)
             view.init()
             template = make_template(
                 layout.ring_size, place.buffer_region, place.buffer_offset, layout.buffer_size
@@ -139,7 +139,7 @@ def build_client_memory(neg: NegotiatedConfig, name: str) -> ClientMemory:
                 link.tx.append(
                     ClientTxRing(
                         view,
-                        maps,  # type: ignore[arg-type]
+                        maps,
                         efd,
                         place.buffer_region,
                         place.buffer_offset,
@@ -150,9 +150,14 @@ def build_client_memory(neg: NegotiatedConfig, name: str) -> ClientMemory:
             else:
                 link.rx.append(
                     ClientRxRing(
-                        view, maps, efd, place.buffer_region, place.buffer_offset,
-                        layout.buffer_size, template,
-                    )  # type: ignore[arg-type]
+                        view,
+                        maps,
+                        efd,
+                        place.buffer_region,
+                        place.buffer_offset,
+                        layout.buffer_size,
+                        template,
+                    )
                 )
             ring_infos.append(
                 RingInfo(

@@ -22,7 +22,7 @@ _SEALS = fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_SEAL
 class Region:
     """One mapped region; owns its fd and mapping until :meth:`close`."""
 
-    __slots__ = ("fd", "index", "map", "size", "sealed")
+    __slots__ = ("fd", "index", "map", "sealed", "size")
 
     def __init__(self, index: int, fd: int, size: int, sealed: bool) -> None:
         self.index = index
@@ -32,6 +32,12 @@ class Region:
         self.map: mmap.mmap | None = mmap.mmap(
             fd, size, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ | mmap.PROT_WRITE
         )
+
+    def mapping(self) -> mmap.mmap:
+        """The mapping; raises :class:`LocalProtocolError` once closed."""
+        if self.map is None:
+            raise LocalProtocolError(f"region {self.index} is closed")
+        return self.map
 
     def close(self) -> None:
         """Close the fd and drop our reference to the mapping.

@@ -107,6 +107,9 @@ class RingView:
         """Drop the views so the mapping can go once nothing else holds it."""
         for view in (self.desc, self.desc_bytes, self.header, self.cookie_view):
             view.release()
+        # A ring object kept alive elsewhere (say, by a logged traceback) must not pin
+        # the mapping and its fd.
+        vars(self).pop("region", None)
 
     def columns(self, start: int, count: int) -> tuple[list[int], list[int], list[int]]:
         """Snapshot ``count`` descriptors from slot counter ``start`` as three columns.
@@ -170,7 +173,7 @@ class _Endpoint:
     def kick(self) -> None:
         """Wake the reader unless it masked interrupts."""
         if not self.header[_FLAGS] & RING_FLAG_MASK_INT:
-            try:
+            try:  # noqa: SIM105 - hot path: try/except costs less than contextlib.suppress
                 os.write(self.eventfd, _KICK)
             except BlockingIOError:
                 pass  # counter saturated: the reader is awake anyway
@@ -404,6 +407,11 @@ class ClientTxRing(_Endpoint):
         self.template = template
         self.region_word = buffer_region << 16
         self.head = int(self.header[_HEAD])
+
+    def release(self) -> None:
+        """Drop views onto shared memory, the buffer mapping included."""
+        super().release()
+        vars(self).pop("buffers", None)
 
     def free(self) -> int:
         """Slots the client may fill now."""
