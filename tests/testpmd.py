@@ -64,6 +64,7 @@ class TestPmd:
     stats_period: int = 1
     log_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="testpmd-")))
     proc: subprocess.Popen[bytes] | None = None
+    final_log: str | None = None
 
     def __post_init__(self) -> None:
         self.prefix = f"memif{os.getpid()}x{next(_counter)}"
@@ -141,6 +142,8 @@ class TestPmd:
 
     def log(self) -> str:
         """The process output so far."""
+        if self.final_log is not None:
+            return self.final_log
         try:
             return self.log_path.read_text(errors="replace")
         except FileNotFoundError:
@@ -188,6 +191,8 @@ class TestPmd:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
         shutil.rmtree(f"/var/run/dpdk/{self.prefix}", ignore_errors=True)
+        self.final_log = self.log()  # keep the output readable after the files go
+        shutil.rmtree(self.log_dir, ignore_errors=True)
         if self.role == "server" and not self.abstract:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.socket)
