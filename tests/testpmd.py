@@ -116,6 +116,8 @@ class TestPmd:
         if self.role == "server" and not self.abstract:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.socket)
+        self.final_log = None
+        self.log_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
                 self.command(), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
