@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import array
 import collections
+import contextlib
 import errno
 import logging
 import os
@@ -83,10 +84,8 @@ class _Conn:
             region.close()
         self.regions.clear()
         for fd in self.fds:
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
         self.fds.clear()
         if self.memory is not None:
             self.memory.link.close()
@@ -109,10 +108,8 @@ def _peer_credentials(sock: _socket.socket) -> PeerCredentials | None:
 
 def _close_fds(fds: Iterable[int]) -> None:
     for fd in fds:
-        try:
+        with contextlib.suppress(OSError):
             os.close(fd)
-        except OSError:
-            pass
 
 
 class Socket:
@@ -124,6 +121,9 @@ class Socket:
     ``mode``); client interfaces connect to it and retry every
     ``reconnect_interval`` seconds until deleted. ``allowed_uids``, when given,
     refuses peers whose uid (from ``SO_PEERCRED``) is not listed.
+    ``refused_peers`` counts peers refused before their link came up (uid, id,
+    secret, mode, memory or a timed-out handshake) and ``last_refused_reason``
+    says why the latest one was.
     """
 
     def __init__(
@@ -164,6 +164,7 @@ class Socket:
         self._stopping = False
         self._closed = False
         self.refused_peers = 0
+        self.last_refused_reason = ""
 
     def __repr__(self) -> str:
         return f"<memif.Socket {self.path!r} {len(self.interfaces)} interfaces>"
@@ -202,8 +203,8 @@ class Socket:
         """
         if args is None:
             args = Arguments(**kwargs)
-        elif kwargs:
-            args = args.model_copy(update=kwargs)
+        elif kwargs:  # validated like the rest (model_copy would skip validation)
+            args = Arguments.model_validate({**args.model_dump(), **kwargs})
         with self._lock:
             self._check_open()
             table = self._servers if args.is_server else self._clients
@@ -212,10 +213,10 @@ class Socket:
                     f"a {args.role.value} interface with id {args.id} already exists on "
                     f"{self.path}"
                 )
+            if args.is_server and self._listener is None:
+                self._listen()  # before the interface exists: a failure leaves nothing open
             iface = Interface(self, args, on_connected, on_disconnected)
             if args.is_server:
-                if self._listener is None:
-                    self._listen()
                 table[args.id] = iface
             else:
                 table[args.id] = iface
@@ -312,10 +313,8 @@ class Socket:
 
     def _dispatch(self, fd: int, mask: int) -> None:
         if fd == self._wake:
-            try:
+            with contextlib.suppress(BlockingIOError):
                 os.read(self._wake, 8)
-            except BlockingIOError:
-                pass
             return
         if self._listener is not None and fd == self._listener.fileno():
             self._accept()
@@ -328,7 +327,7 @@ class Socket:
         now = time.monotonic()
         for conn in list(self._conns.values()):
             if conn.link is None and conn.deadline <= now:
-                self._drop(conn, "handshake timed out", notify_peer=True)
+                self._refuse(conn, "handshake timed out")
         for iface, due in list(self._retry.items()):
             if due <= now:
                 del self._retry[iface]
@@ -342,10 +341,8 @@ class Socket:
                 self._drop(conn, reason, notify_peer=True)
 
     def _wakeup(self) -> None:
-        try:
+        with contextlib.suppress(BlockingIOError, OSError):
             os.write(self._wake, (1).to_bytes(8, "little"))
-        except (BlockingIOError, OSError):
-            pass
 
     def _check_open(self) -> None:
         if self._closed:
@@ -368,6 +365,9 @@ class Socket:
         except OSError as exc:
             sock.close()
             raise LocalProtocolError(f"cannot listen on {self.path}: {exc.strerror}") from None
+        except BaseException:  # e.g. the path is in use: do not leave the socket open
+            sock.close()
+            raise
         self._listener = sock
         self._epoll.register(sock.fileno(), select.EPOLLIN)
         log.info("listening", extra={"socket": self.path})
@@ -386,7 +386,11 @@ class Socket:
         try:
             probe.connect(self.path)
         except OSError as exc:
-            if exc.errno not in (errno.ECONNREFUSED, errno.ENOENT, errno.EPROTOTYPE):
+            if exc.errno == errno.EPROTOTYPE:  # something listens, with another socket type
+                raise LocalProtocolError(
+                    f"{self.path} is in use by a listener of another socket type"
+                ) from None
+            if exc.errno not in (errno.ECONNREFUSED, errno.ENOENT):
                 raise
             os.unlink(self.path)  # stale: nothing listens on it
             log.info("removed stale socket file", extra={"socket": self.path})
@@ -398,17 +402,13 @@ class Socket:
     def _close_listener(self) -> None:
         if self._listener is None:
             return
-        try:
+        with contextlib.suppress(OSError, ValueError):
             self._epoll.unregister(self._listener.fileno())
-        except (OSError, ValueError):
-            pass
         self._listener.close()
         self._listener = None
         if self._created_file:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.path)
-            except FileNotFoundError:
-                pass
             self._created_file = False
 
     def _accept(self) -> None:
@@ -426,9 +426,13 @@ class Socket:
             if not self._uid_allowed(creds, sock):
                 continue
             handshake = ServerHandshake(self.app_name, self._lookup, self._server_limits())
-            conn = _Conn(sock, "server", handshake, time.monotonic() + self.handshake_timeout, creds)
+            deadline = time.monotonic() + self.handshake_timeout
+            conn = _Conn(sock, "server", handshake, deadline, creds)
             self._register(conn)
-            self._send(conn, [handshake.hello()])
+            try:
+                self._send(conn, [handshake.hello()])
+            except OSError as exc:  # the peer hung up before HELLO went out
+                self._drop(conn, f"control socket error: {exc.strerror or exc}", notify_peer=False)
 
     def _uid_allowed(self, creds: PeerCredentials | None, sock: _socket.socket) -> bool:
         if self.allowed_uids is None:
@@ -437,10 +441,9 @@ class Socket:
             return True
         self.refused_peers += 1
         reason = f"uid {creds.uid if creds else '?'} is not allowed on this socket"
-        try:
+        self.last_refused_reason = reason
+        with contextlib.suppress(OSError):
             sock.send(wire.encode(wire.Disconnect(1, reason.encode())))
-        except OSError:
-            pass
         sock.close()
         log.warning("peer refused: %s", reason, extra={"socket": self.path})
         return False
@@ -560,9 +563,9 @@ class Socket:
         except PeerDisconnected as exc:
             self._drop(conn, exc.reason, notify_peer=False)
         except RemoteProtocolError as exc:
-            self._drop(conn, exc.reason, notify_peer=True)
+            self._refuse(conn, exc.reason)
         except LocalProtocolError as exc:  # e.g. a handshake used after failing
-            self._drop(conn, str(exc), notify_peer=True)
+            self._refuse(conn, str(exc))
         except OSError as exc:
             self._drop(conn, f"control socket error: {exc.strerror or exc}", notify_peer=False)
 
@@ -644,19 +647,27 @@ class Socket:
         )
         self._callback(iface, iface.on_connected)
 
+    def _refuse(self, conn: _Conn, reason: str) -> None:
+        """Drop a connection whose peer broke a rule; a server counts a refused handshake.
+
+        A server interface learns nothing of a peer refused before INIT named it
+        (wrong id, secret or mode), so the reason is kept on the socket.
+        """
+        if conn.role == "server" and conn.link is None:
+            self.refused_peers += 1
+            self.last_refused_reason = reason
+            log.warning("peer refused: %s", reason, extra={"socket": self.path})
+        self._drop(conn, reason, notify_peer=True)
+
     def _drop(self, conn: _Conn, reason: str, *, notify_peer: bool) -> None:
         """Close a connection, tear its link down and schedule a client's retry."""
         if self._conns.pop(conn.fileno, None) is None:
             return
         if notify_peer:
-            try:
+            with contextlib.suppress(OSError):
                 conn.sock.send(wire.encode(wire.Disconnect(1, reason.encode()[:96])))
-            except OSError:
-                pass
-        try:
+        with contextlib.suppress(OSError, ValueError):
             self._epoll.unregister(conn.fileno)
-        except (OSError, ValueError):
-            pass
         conn.sock.close()
         conn.release()
         iface = conn.iface
@@ -675,6 +686,7 @@ class Socket:
         )
         if not iface.is_server and iface.admin_up and iface.state is not State.DELETED:
             self._retry[iface] = time.monotonic() + self.reconnect_interval
+            self._wakeup()  # the loop may be asleep with a longer timeout (a user's disconnect)
         if was_up:
             self._callback(iface, iface.on_disconnected)
 
