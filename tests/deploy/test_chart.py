@@ -1,0 +1,522 @@
+"""The Helm chart helm/memifd: lint, render, Kubernetes schemas, bad values, sidecar use."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import shutil
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate  # type: ignore[import-untyped]
+import memifd
+import pytest
+import yaml
+from memif.config import MemoryConfig
+from memifd.settings import load_settings
+from pydantic import ValidationError
+
+from tests.deploy.conftest import CHART, CI_VALUES, ROOT
+from tests.deploy.helm import Helm, HelmError, by_kind, one
+
+KUBERNETES_VERSION = "1.33"
+# Kinds of the Prometheus Operator; their CRD schemas are not bundled, checked by hand below.
+CRD_KINDS = {"ServiceMonitor"}
+VALUE_SETS = [None, *CI_VALUES]
+
+
+def _ids(path: Path | None) -> str:
+    return "defaults" if path is None else path.stem
+
+
+def render(
+    helm: Helm, values: Path | None = None, set_values: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """helm template of the chart with a values file and --set values."""
+    return helm.template(CHART, [values] if values else None, set_values)
+
+
+def pod_spec(manifests: list[dict[str, Any]]) -> dict[str, Any]:
+    spec: dict[str, Any] = one(manifests, "Deployment")["spec"]["template"]["spec"]
+    return spec
+
+
+def container(spec: dict[str, Any], name: str) -> dict[str, Any]:
+    for item in spec.get("initContainers", []) + spec["containers"]:
+        if item["name"] == name:
+            return item  # type: ignore[no-any-return]
+    raise AssertionError(f"no container {name}")
+
+
+def env_of(item: dict[str, Any]) -> dict[str, str]:
+    return {var["name"]: var.get("value", "") for var in item.get("env", [])}
+
+
+def mounts_of(item: dict[str, Any]) -> dict[str, str]:
+    return {mount["mountPath"]: mount["name"] for mount in item.get("volumeMounts", [])}
+
+
+def volume(spec: dict[str, Any], name: str) -> dict[str, Any]:
+    for item in spec["volumes"]:
+        if item["name"] == name:
+            return item  # type: ignore[no-any-return]
+    raise AssertionError(f"no volume {name}")
+
+
+def config_text(manifests: list[dict[str, Any]], name: str) -> str:
+    """config.yaml from the ConfigMap or Secret called ``name``."""
+    for doc in manifests:
+        if doc["metadata"]["name"] != name:
+            continue
+        if doc["kind"] == "ConfigMap":
+            return doc["data"]["config.yaml"]  # type: ignore[no-any-return]
+        if doc["kind"] == "Secret":
+            return doc["stringData"]["config.yaml"]  # type: ignore[no-any-return]
+    raise AssertionError(f"no ConfigMap or Secret {name}")
+
+
+def check_kubernetes_schemas(manifests: list[dict[str, Any]]) -> None:
+    """Every manifest against the bundled Kubernetes schemas, offline and strict."""
+    for doc in manifests:
+        if doc["kind"] in CRD_KINDS:
+            continue
+        kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+
+
+# --- lint and schemas -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("values", VALUE_SETS, ids=_ids)
+def test_helm_lint_passes(helm: Helm, values: Path | None) -> None:
+    report = helm.lint(CHART, [values] if values else None)
+    assert "0 chart(s) failed" in report
+
+
+def test_ci_value_files_cover_the_documented_uses() -> None:
+    assert {path.stem for path in CI_VALUES} >= {
+        "sidecar-app-values",
+        "server-interfaces-values",
+        "client-interfaces-values",
+    }
+
+
+@pytest.mark.parametrize("values", VALUE_SETS, ids=_ids)
+def test_rendered_manifests_match_kubernetes_schemas(helm: Helm, values: Path | None) -> None:
+    manifests = render(helm, values)
+    kinds = {doc["kind"] for doc in manifests}
+    assert {"Deployment", "Service", "ServiceAccount", "Secret"} <= kinds
+    check_kubernetes_schemas(manifests)
+
+
+def test_schema_check_catches_a_broken_manifest(helm: Helm) -> None:
+    manifests = render(helm)
+    spec = pod_spec(manifests)
+    spec["containers"][0]["ports"][0]["containerPort"] = "eighty"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        check_kubernetes_schemas(manifests)
+
+
+# --- what the default values render ---------------------------------------------------------
+
+
+def test_memifd_container_is_locked_down_and_probed(helm: Helm) -> None:
+    spec = pod_spec(render(helm))
+    memifd_c = container(spec, "memifd")
+    sc = memifd_c["securityContext"]
+    assert sc["runAsNonRoot"] is True and sc["runAsUser"] == 10001
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"]["drop"] == ["ALL"]
+    assert sc["seccompProfile"]["type"] == "RuntimeDefault"
+    assert spec["securityContext"]["fsGroup"] == 10001
+    assert spec["automountServiceAccountToken"] is False
+    ports = {port["name"]: port["containerPort"] for port in memifd_c["ports"]}
+    assert ports == {"memifd-http": 8080, "memifd-grpc": 50051}
+    for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+        assert memifd_c[probe]["httpGet"] == {"path": path, "port": "memifd-http", "scheme": "HTTP"}
+    assert memifd_c["startupProbe"]["httpGet"]["path"] == "/healthz"
+
+
+def test_memifd_gets_socket_dir_config_and_token_files(helm: Helm) -> None:
+    manifests = render(helm)
+    spec = pod_spec(manifests)
+    memifd_c = container(spec, "memifd")
+    env = env_of(memifd_c)
+    mounts = mounts_of(memifd_c)
+    assert env["MEMIFD_HTTP_ADDR"] == "0.0.0.0:8080"
+    assert env["MEMIFD_GRPC_ADDR"] == "0.0.0.0:50051"
+    sockets = volume(spec, mounts[env["MEMIFD_SOCKET_DIR"]])
+    assert sockets["emptyDir"]["medium"] == "Memory"
+    config_dir = env["MEMIFD_CONFIG"].rsplit("/", 1)[0]
+    config_map = volume(spec, mounts[config_dir])["configMap"]["name"]
+    assert yaml.safe_load(config_text(manifests, config_map)) == {"interfaces": []}
+    token_dir, token_file = env["MEMIFD_TOKEN_FILE"].rsplit("/", 1)
+    token_volume = volume(spec, mounts[token_dir])["secret"]
+    assert token_volume["items"] == [{"key": "token", "path": token_file}]
+    secret = next(
+        doc
+        for doc in by_kind(manifests, "Secret")
+        if doc["metadata"]["name"] == token_volume["secretName"]
+    )
+    assert len(base64.b64decode(secret["data"]["token"])) == 40
+    assert "/tmp" in mounts  # the root filesystem is read-only
+
+
+def test_service_exposes_rest_and_grpc(helm: Helm) -> None:
+    manifests = render(helm)
+    service = one(manifests, "Service")
+    ports = {port["name"]: (port["port"], port["targetPort"]) for port in service["spec"]["ports"]}
+    assert ports == {"http": (8080, "memifd-http"), "grpc": (50051, "memifd-grpc")}
+    labels = one(manifests, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= labels.items()
+
+
+def test_generated_tokens_differ_and_a_given_token_is_kept(helm: Helm) -> None:
+    def token(set_values: dict[str, str] | None = None) -> bytes:
+        secret = one(render(helm, set_values=set_values), "Secret")
+        return base64.b64decode(secret["data"]["token"])
+
+    assert token() != token()
+    assert token({"auth.token": "my-token"}) == b"my-token"
+
+
+def test_config_change_changes_the_pod_template(helm: Helm) -> None:
+    def checksum(set_values: dict[str, str] | None = None) -> str:
+        deployment = one(render(helm, set_values=set_values), "Deployment")
+        annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+        return annotations["checksum/memifd-config"]  # type: ignore[no-any-return]
+
+    assert checksum() == checksum()
+    assert checksum() != checksum({"interfaces[0].name": "a"})
+
+
+# --- the three documented uses ----------------------------------------------------------------
+
+
+def test_sidecar_app_values_share_the_socket_dir(helm: Helm) -> None:
+    manifests = render(helm, CHART / "ci" / "sidecar-app-values.yaml")
+    spec = pod_spec(manifests)
+    memifd_c = spec["initContainers"][0]
+    assert memifd_c["name"] == "memifd" and memifd_c["restartPolicy"] == "Always"
+    app = container(spec, "packet-app")
+    assert app["image"] == "example.org/packet-app:1.4.2"
+    assert app["command"] == ["packet-app"]
+    socket_dir = env_of(memifd_c)["MEMIFD_SOCKET_DIR"]
+    assert mounts_of(app)[socket_dir] == mounts_of(memifd_c)[socket_dir]
+    app_env = env_of(app)
+    assert app_env["MEMIF_SOCKET_DIR"] == socket_dir
+    assert app_env["MEMIFD_URL"] == "http://127.0.0.1:8080"
+    assert app_env["MEMIFD_GRPC_ADDR"] == "127.0.0.1:50051"
+    assert app_env["PACKET_APP_MODE"] == "forward"
+    token_ref = next(var for var in app["env"] if var["name"] == "MEMIFD_TOKEN")["valueFrom"]
+    token_secret = volume(spec, "memifd-token")["secret"]["secretName"]
+    assert token_ref["secretKeyRef"] == {"name": token_secret, "key": "token"}
+    template_meta = one(manifests, "Deployment")["spec"]["template"]["metadata"]
+    assert template_meta["annotations"]["example.org/team"] == "network"
+    assert template_meta["labels"]["tier"] == "dataplane"
+    assert spec["nodeSelector"] == {"kubernetes.io/os": "linux"}
+    assert spec["tolerations"][0]["key"] == "dataplane"
+    assert "podAntiAffinity" in spec["affinity"]
+
+
+def test_native_sidecar_needs_kubernetes_1_29(helm: Helm) -> None:
+    values = [CHART / "ci" / "sidecar-app-values.yaml"]
+    assert helm.template(CHART, values, kube_version="1.29.0")
+    with pytest.raises(HelmError, match=r"need Kubernetes 1\.29 or later, this is v1\.28\.3"):
+        helm.template(CHART, values, kube_version="1.28.3")
+
+
+def test_sidecar_app_values_render_monitoring_and_network_policy(helm: Helm) -> None:
+    manifests = render(helm, CHART / "ci" / "sidecar-app-values.yaml")
+    monitor = one(manifests, "ServiceMonitor")
+    assert monitor["metadata"]["labels"]["release"] == "prometheus"
+    endpoint = monitor["spec"]["endpoints"][0]
+    assert (endpoint["port"], endpoint["path"], endpoint["scheme"]) == ("http", "/metrics", "http")
+    token_secret = next(doc for doc in by_kind(manifests, "Secret"))
+    assert endpoint["authorization"]["credentials"] == {
+        "name": token_secret["metadata"]["name"],
+        "key": "token",
+    }
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= (
+        one(manifests, "Service")["metadata"]["labels"].items()
+    )
+    policy = one(manifests, "NetworkPolicy")["spec"]
+    api_rule, app_rule = policy["ingress"]
+    assert {port["port"] for port in api_rule["ports"]} == {"memifd-http", "memifd-grpc"}
+    assert api_rule["from"][0]["namespaceSelector"]["matchLabels"] == {
+        "kubernetes.io/metadata.name": "monitoring"
+    }
+    assert app_rule["ports"] == [{"port": "metrics", "protocol": "TCP"}]
+
+
+def test_dashboard_charts_memifd_metrics(helm: Helm) -> None:
+    manifests = render(helm, CHART / "ci" / "sidecar-app-values.yaml")
+    dashboards = [
+        doc
+        for doc in by_kind(manifests, "ConfigMap")
+        if doc["metadata"]["labels"].get("grafana_dashboard") == "1"
+    ]
+    assert len(dashboards) == 1
+    assert dashboards[0]["metadata"]["annotations"] == {"grafana_folder": "Network"}
+    board = json.loads(dashboards[0]["data"]["memifd.json"])
+    targets = [target for panel in board["panels"] for target in panel["targets"]]
+    assert all(target["datasource"]["uid"] == "${datasource}" for target in targets)
+    used = {name for t in targets for name in re.findall(r"memifd_[a-z_]+", t["expr"])}
+    # The names memifd exports are checked against a running memifd in test_image.py.
+    assert {
+        "memifd_interface_packets_total",
+        "memifd_interface_bytes_total",
+        "memifd_interface_drops_total",
+        "memifd_interface_link_up",
+    } <= used
+    titles = {panel["title"] for panel in board["panels"]}
+    assert {"Link state", "Received packets/s", "Transmitted bits/s", "Drops/s"} <= titles
+    assert not by_kind(render(helm), "ConfigMap")[1:]  # off by default: only the config
+
+
+def test_server_interfaces_become_the_config_memifd_reads(helm: Helm, tmp_path: Path) -> None:
+    values_file = CHART / "ci" / "server-interfaces-values.yaml"
+    values = yaml.safe_load(values_file.read_text())
+    manifests = render(helm, values_file)
+    spec = pod_spec(manifests)
+    memifd_c = container(spec, "memifd")
+    env = env_of(memifd_c)
+    config_dir, config_name = env["MEMIFD_CONFIG"].rsplit("/", 1)
+    source = volume(spec, mounts_of(memifd_c)[config_dir])
+    assert "configMap" in source  # no secrets in these interfaces
+    path = tmp_path / config_name
+    path.write_text(config_text(manifests, source["configMap"]["name"]))
+    settings = load_settings(config=path, token="t", socket_dir=tmp_path)
+    assert [spec.name for spec in settings.interfaces] == [i["name"] for i in values["interfaces"]]
+    assert settings.interfaces[2].role.value == "server"  # "master" is an alias
+    assert env["MEMIFD_HTTP_ADDR"] == "0.0.0.0:18080"
+    assert env["MEMIFD_LOG_LEVEL"] == "debug"
+    service_ports = {p["name"]: p["port"] for p in one(manifests, "Service")["spec"]["ports"]}
+    assert service_ports == {"http": 80, "grpc": 50051}
+
+
+def test_client_interfaces_with_secrets_keep_them_out_of_configmaps(
+    helm: Helm, tmp_path: Path
+) -> None:
+    values_file = CHART / "ci" / "client-interfaces-values.yaml"
+    values = yaml.safe_load(values_file.read_text())
+    manifests = render(helm, values_file)
+    secrets = [iface["secret"] for iface in values["interfaces"]]
+    for config_map in by_kind(manifests, "ConfigMap"):
+        text = json.dumps(config_map)
+        assert not any(secret in text for secret in secrets)
+    spec = pod_spec(manifests)
+    memifd_c = container(spec, "memifd")
+    env = env_of(memifd_c)
+    config_dir = env["MEMIFD_CONFIG"].rsplit("/", 1)[0]
+    config_secret = volume(spec, mounts_of(memifd_c)[config_dir])["secret"]["secretName"]
+    path = tmp_path / "config.yaml"
+    path.write_text(config_text(manifests, config_secret))
+    settings = load_settings(config=path, token="t", socket_dir=tmp_path)
+    assert [s.secret for s in settings.interfaces] == secrets
+    assert {s.role.value for s in settings.interfaces} == {"client"}
+    # The token comes from the existing Secret; none is created.
+    token = volume(spec, "memifd-token")["secret"]
+    assert token == {"secretName": "memifd-api", "items": [{"key": "api-token", "path": "token"}]}
+    assert [doc["metadata"]["name"] for doc in by_kind(manifests, "Secret")] == [config_secret]
+    # TLS: files mounted, probes and scrapes over HTTPS.
+    assert volume(spec, "memifd-tls")["secret"]["secretName"] == "memifd-tls"
+    assert env["MEMIFD_TLS_CERT"].endswith("/tls.crt") and env["MEMIFD_TLS_KEY"].endswith(
+        "/tls.key"
+    )
+    assert memifd_c["readinessProbe"]["httpGet"]["scheme"] == "HTTPS"
+    endpoint = one(manifests, "ServiceMonitor")["spec"]["endpoints"][0]
+    assert endpoint["scheme"] == "https"
+    assert endpoint["tlsConfig"] == {"insecureSkipVerify": True}
+    assert endpoint["authorization"]["credentials"] == {"name": "memifd-api", "key": "api-token"}
+
+
+# --- bad values ---------------------------------------------------------------------------------
+
+BAD_VALUES: dict[str, tuple[dict[str, Any], str]] = {
+    "ring-size-20": (
+        {"interfaces": [{"name": "a", "memory": {"log2_ring_size": 20}}]},
+        "/interfaces/0/memory/log2_ring_size",
+    ),
+    "bad-role": ({"interfaces": [{"name": "a", "role": "boss"}]}, "/interfaces/0/role"),
+    "name-too-long": ({"interfaces": [{"name": "n" * 33}]}, "/interfaces/0/name"),
+    "name-bad-characters": ({"interfaces": [{"name": "a b"}]}, "/interfaces/0/name"),
+    "name-missing": ({"interfaces": [{"role": "server"}]}, "name"),
+    "unknown-interface-field": (
+        {"interfaces": [{"name": "a", "colour": "red"}]},
+        "'colour' not allowed",
+    ),
+    "xconnect-without-target": (
+        {"interfaces": [{"name": "a", "action": "xconnect"}]},
+        "xconnect_to",
+    ),
+    "secret-too-long": ({"interfaces": [{"name": "a", "secret": "s" * 25}]}, "/secret"),
+    "secret-too-many-bytes": (
+        {"interfaces": [{"name": "a", "secret": "\u00e9" * 13}]},
+        "secret must be at most 24 bytes in UTF-8, got 26",
+    ),
+    "duplicate-names": (
+        {"interfaces": [{"name": "a"}, {"name": "a", "id": 1}]},
+        'name "a" is used by more than one interface',
+    ),
+    "xconnect-to-itself": (
+        {"interfaces": [{"name": "a", "action": "xconnect", "xconnect_to": "a"}]},
+        "cannot be cross-connected to itself",
+    ),
+    "xconnect-to-undeclared": (
+        {"interfaces": [{"name": "a", "action": "xconnect", "xconnect_to": "b"}]},
+        'xconnect_to: "b" is not one of the declared interfaces',
+    ),
+    "memory-over-4GiB": (
+        {"interfaces": [{"name": "a", "memory": {"num_queue_pairs": 128, "log2_ring_size": 14}}]},
+        "exceeds the limit of 4294967296",
+    ),
+    "misspelt-key": ({"interface": []}, "'interface' not allowed"),
+    "app-without-image": ({"app": {"enabled": True}}, "/app/image/repository"),
+    "app-named-memifd": (
+        {"app": {"enabled": True, "name": "memifd", "image": {"repository": "x"}}},
+        "/app/name",
+    ),
+    "bad-log-level": ({"logLevel": "loud"}, "/logLevel"),
+    "port-out-of-range": ({"ports": {"http": 70000}}, "/ports/http"),
+    "relative-socket-dir": ({"socketDir": {"path": "run/memif"}}, "/socketDir/path"),
+    "annotation-not-a-string": ({"podAnnotations": {"a": True}}, "/podAnnotations/a"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_VALUES))
+def test_bad_values_fail_helm_template(helm: Helm, tmp_path: Path, case: str) -> None:
+    values, message = BAD_VALUES[case]
+    with pytest.raises(HelmError) as failure:
+        helm.template_values(CHART, values, tmp_path)
+    assert message in str(failure.value)
+
+
+# helm lint applies the schema; the template's own checks (fail) only stop template/install.
+@pytest.mark.parametrize("case", ["ring-size-20", "bad-role", "name-too-long", "misspelt-key"])
+def test_bad_values_fail_helm_lint(helm: Helm, tmp_path: Path, case: str) -> None:
+    values, message = BAD_VALUES[case]
+    path = tmp_path / "values.yaml"
+    path.write_text(yaml.safe_dump(values))
+    with pytest.raises(HelmError) as failure:
+        helm.lint(CHART, [path])
+    assert message in str(failure.value)
+
+
+@pytest.mark.parametrize(
+    "memory",
+    [
+        {"num_queue_pairs": 64, "log2_ring_size": 14},  # exactly 4 GiB with 2048-byte buffers
+        {"num_queue_pairs": 65, "log2_ring_size": 14},
+        {"num_queue_pairs": 16, "log2_ring_size": 14, "packet_buffer_size": 8192},
+        {"num_queue_pairs": 16, "log2_ring_size": 14, "packet_buffer_size": 8193},
+        {"num_queue_pairs": 255, "log2_ring_size": 1, "packet_buffer_size": 65535},
+        {"log2_ring_size": 14, "packet_buffer_size": 65535},
+        {"num_queue_pairs": 255},
+    ],
+)
+def test_memory_limit_agrees_with_the_model(
+    helm: Helm, tmp_path: Path, memory: dict[str, int]
+) -> None:
+    try:
+        MemoryConfig(**memory)
+        model_accepts = True
+    except ValidationError:
+        model_accepts = False
+    values = {"interfaces": [{"name": "a", "memory": memory}]}
+    try:
+        helm.template_values(CHART, values, tmp_path)
+        chart_accepts = True
+    except HelmError:
+        chart_accepts = False
+    assert chart_accepts == model_accepts
+
+
+# --- memifd as a sidecar in another chart ---------------------------------------------------------
+
+
+@pytest.fixture
+def parent_chart(tmp_path: Path) -> Path:
+    """tests/deploy/charts/packet-app with memifd in its charts/ directory."""
+    chart = tmp_path / "packet-app"
+    shutil.copytree(Path(__file__).parent / "charts" / "packet-app", chart)
+    shutil.copytree(CHART, chart / "charts" / "memifd")
+    return chart
+
+
+def test_parent_chart_adds_memifd_to_its_own_pod(helm: Helm, parent_chart: Path) -> None:
+    assert "0 chart(s) failed" in helm.lint(parent_chart)
+    manifests = helm.template(parent_chart, release="shop")
+    check_kubernetes_schemas(manifests)
+    deployments = by_kind(manifests, "Deployment")
+    assert [d["metadata"]["name"] for d in deployments] == ["shop-packet-app"]
+    assert not by_kind(manifests, "Service")
+    spec = pod_spec(manifests)
+    assert [c["name"] for c in spec["containers"]] == ["packet-app", "memifd"]
+    app, memifd_c = spec["containers"]
+    socket_dir = env_of(memifd_c)["MEMIFD_SOCKET_DIR"]
+    assert mounts_of(app)[socket_dir] == mounts_of(memifd_c)[socket_dir]
+    assert env_of(app)["MEMIF_SOCKET_DIR"] == socket_dir
+    # Every Secret and ConfigMap the pod mounts is one the memifd subchart rendered.
+    rendered = {(d["kind"], d["metadata"]["name"]) for d in manifests}
+    for item in spec["volumes"]:
+        if "secret" in item:
+            assert ("Secret", item["secret"]["secretName"]) in rendered
+        if "configMap" in item:
+            assert ("ConfigMap", item["configMap"]["name"]) in rendered
+    config = yaml.safe_load(config_text(manifests, "shop-memifd-config"))
+    assert config["interfaces"][0]["name"] == "app0"
+    annotations = one(manifests, "Deployment")["spec"]["template"]["metadata"]["annotations"]
+    assert "checksum/memifd-config" in annotations
+
+
+def test_parent_chart_without_memifd_dependency_gets_a_clear_error(
+    helm: Helm, parent_chart: Path
+) -> None:
+    chart = yaml.safe_load((parent_chart / "Chart.yaml").read_text())
+    chart["dependencies"][0]["alias"] = "packets"
+    (parent_chart / "Chart.yaml").write_text(yaml.safe_dump(chart))
+    with pytest.raises(HelmError, match=r'dependency named \(or aliased\) "memifd"'):
+        helm.template(parent_chart)
+
+
+# --- NOTES and the files themselves -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("set_values", "expected"),
+    [
+        ({}, "kubectl port-forward --namespace net deployment/rel-memifd 8080 50051"),
+        ({"deployment.enabled": "false"}, 'include the "memifd.sidecar"'),
+        ({"auth.existingSecret": "mine"}, "get secret --namespace net mine"),
+    ],
+)
+def test_notes_tell_how_to_reach_the_api(
+    helm: Helm, set_values: dict[str, str], expected: str
+) -> None:
+    args: list[str | Path] = ["install", "rel", CHART, "--dry-run=client", "--namespace", "net"]
+    for key, value in set_values.items():
+        args += ["--set", f"{key}={value}"]
+    notes = helm.run(*args).split("NOTES:", 1)[1]
+    assert expected in notes
+
+
+def test_every_value_has_a_comment() -> None:
+    lines = (CHART / "values.yaml").read_text().splitlines()
+    previous = ""
+    for number, line in enumerate(lines, 1):
+        stripped = line.strip()
+        if re.match(r"^[A-Za-z_][\w.-]*:", stripped):
+            assert previous.startswith("#"), f"values.yaml:{number}: {stripped} has no comment"
+        if stripped:
+            previous = stripped
+
+
+def test_versions_agree() -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert chart["appVersion"] == values["image"]["tag"] == project["version"]
+    assert project["version"] == memifd.__version__
