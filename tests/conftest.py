@@ -22,8 +22,16 @@ def sock_dir() -> Iterator[Path]:
 
 
 def open_fds() -> set[int]:
-    """The fds this process has open right now."""
-    return {int(name) for name in os.listdir("/proc/self/fd")}
+    """The fds this process has open right now (not the one used to list them)."""
+    listed = {int(name) for name in os.listdir("/proc/self/fd")}
+    alive = set()
+    for fd in listed:
+        try:
+            os.fstat(fd)
+        except OSError:
+            continue  # the directory fd of the listing itself, closed by now
+        alive.add(fd)
+    return alive
 
 
 @pytest.fixture

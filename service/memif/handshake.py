@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from . import wire
 from .config import Arguments, Mode
 from .constants import (
+    DESC_SIZE,
     MAX_LOG2_RING_SIZE,
     MAX_REGION_SIZE,
     MAX_REGIONS,
     RING_FLAG_S2M,
     RING_HEADER_SIZE,
-    DESC_SIZE,
     VERSION,
 )
 from .errors import LocalProtocolError, PeerDisconnected, RemoteProtocolError

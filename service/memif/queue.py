@@ -8,6 +8,7 @@ eventfd is added), and while the link is down bursts are simply empty.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import threading
@@ -92,6 +93,7 @@ class RxQueue(_Queue):
 
     def recv_burst(self, max_packets: int = DEFAULT_BURST) -> list[bytes]:
         """Return up to ``max_packets`` received packets (possibly none); never blocks."""
+        _check_burst(max_packets)
         with self._lock:
             ring = self._ring
             if ring is None:
@@ -155,10 +157,8 @@ class RxQueue(_Queue):
 
     def _detach_locked(self) -> None:
         if self._registered >= 0:
-            try:
+            with contextlib.suppress(OSError):
                 self._epoll.unregister(self._registered)
-            except OSError:
-                pass
             self._registered = -1
         self._ring = None
 
@@ -232,7 +232,5 @@ class TxQueue(_Queue):
 
 
 def _drain(eventfd: int) -> None:
-    try:
+    with contextlib.suppress(BlockingIOError, OSError):
         os.read(eventfd, 8)
-    except (BlockingIOError, OSError):
-        pass

@@ -568,6 +568,9 @@ class Socket:
             self._refuse(conn, str(exc))
         except OSError as exc:
             self._drop(conn, f"control socket error: {exc.strerror or exc}", notify_peer=False)
+        except Exception:  # a bug here must cost this connection, not the loop
+            log.exception("internal error on a control connection", extra={"socket": self.path})
+            self._drop(conn, "internal error", notify_peer=True)
 
     def _handle(self, conn: _Conn, message: wire.Message, fd: int | None) -> None:
         if conn.link is not None:
@@ -606,8 +609,9 @@ class Socket:
             regions, conn.regions = conn.regions, []
             conn.fds.clear()  # the eventfds now belong to the link
             link = build_server_link(regions, result.s2m_rings, result.m2s_rings)
-            self._send(conn, replies)
+            # Queues attach before CONNECTED goes out: once the client sees it, we can read.
             self._up(conn, link, result.peer_if_name, result.peer_app_name)
+            self._send(conn, replies)
             return
         self._send(conn, replies)
 
