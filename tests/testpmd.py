@@ -45,6 +45,8 @@ def exclusive() -> Iterator[None]:
 class TestPmd:
     """One dpdk-testpmd process with a single memif port."""
 
+    __test__ = False  # not a pytest test class, despite its name
+
     socket: str
     role: str = "server"
     forward_mode: str = "macswap"
