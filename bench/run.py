@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.service import Memifd, bare_fastapi, grpc_capture, grpc_inject, idle_clients, wrk  # noqa: E402
 from tests.testpmd import TestPmd, exclusive  # noqa: E402
 
 PY_CORE = 1
@@ -213,6 +214,70 @@ def case_latency(b: Bench) -> None:
               f"latency_{short}_p99_us")
 
 
+def case_capture(b: Bench) -> None:
+    """testpmd txonly → memifd server interface → gRPC Capture client."""
+    spec = {"name": "cap0", "socket": "cap0.sock", "role": "server", "action": "drop"}
+    with Memifd(b.workdir / "capture", [spec], PY_CORE) as daemon:
+        sock = str(daemon.socket_dir / "cap0.sock")
+        with _pmd(sock, "client", "txonly", PMD_CORE):
+            pps, packets, dropped = grpc_capture(daemon.grpc, "cap0", b.seconds)
+    b.add(Row("capture", 64, "Mpps", pps / 1e6,
+              note=f"{packets:,} packets, {dropped:,} dropped by the stream"), "capture_64_pps")
+    b.figures["capture_64_pps"] = pps
+    b.figures["capture_64_dropped"] = dropped
+
+
+def case_inject(b: Bench) -> None:
+    """gRPC Inject client → memifd client interface → testpmd rxonly server."""
+    sock = b.socket("inject")
+    with _pmd(sock, "server", "rxonly", PMD_CORE) as pmd:
+        pmd.wait_listening()
+        spec = {"name": "inj0", "socket": sock, "role": "client", "action": "drop"}
+        with Memifd(b.workdir / "inject", [spec], PY_CORE) as daemon:
+            time.sleep(1.0)  # connected and settled
+            pps, ring_full = grpc_inject(daemon.grpc, "inj0", b.seconds)
+            seen = pmd.rx_stats()[0]
+    b.add(Row("inject", 64, "Mpps", pps / 1e6,
+              note=f"ring_full {ring_full:,}; testpmd counted {seen:,}"), "inject_64_pps")
+    b.figures["inject_64_pps"] = pps
+
+
+def case_rest(b: Bench) -> None:
+    """wrk on GET /v1/interfaces with 64 interfaces, and a bare FastAPI app beside it."""
+    specs = [{"name": f"if{i}", "socket": f"s{i % 4}.sock", "id": i, "role": "server"}
+             for i in range(64)]
+    with Memifd(b.workdir / "rest", specs, PY_CORE) as daemon:
+        payload = daemon.get("/v1/interfaces")
+        rps, p99 = wrk(f"http://{daemon.http}/v1/interfaces", b.seconds)
+    with bare_fastapi(payload, PY_CORE) as url:
+        bare_rps, bare_p99 = wrk(url, b.seconds)
+    ratio = rps / bare_rps if bare_rps else 0.0
+    b.add(Row("rest", "64 if", "req/s", rps, ratio,
+              note=f"p99 {p99:.1f} ms; bare FastAPI {bare_rps:,.0f} req/s, p99 {bare_p99:.1f} ms"),
+          "rest_rps")
+    b.figures.update(rest_rps=rps, rest_p99_ms=p99, rest_bare_rps=bare_rps,
+                     rest_ratio=round(ratio, 3))
+
+
+def case_idle(b: Bench) -> None:
+    """64 connected, idle interfaces in interrupt mode: CPU memifd uses."""
+    specs = [{"name": f"idle{i}", "socket": f"idle{i % 4}.sock", "id": i, "role": "server",
+              "rx_mode": "interrupt"} for i in range(64)]
+    with Memifd(b.workdir / "idle", specs, PY_CORE) as daemon:
+        clients = idle_clients(daemon.socket_dir, 64, b.seconds + 6)
+        assert clients.stdout is not None
+        state = clients.stdout.readline().strip()
+        if state != "connected":
+            raise RuntimeError("idle clients did not connect")
+        time.sleep(1.0)
+        before, start = daemon.cpu_seconds(), time.monotonic()
+        time.sleep(max(b.seconds, 3.0))
+        used = (daemon.cpu_seconds() - before) / (time.monotonic() - start)
+        clients.wait(timeout=b.seconds + 30)
+    b.add(Row("idle", "64 if", "CPU %", used * 100), "idle_cpu_pct")
+    b.figures["idle_cpu_pct"] = round(used * 100, 3)
+
+
 CASES: dict[str, Callable[[Bench, argparse.Namespace], None]] = {
     "anchor": lambda b, a: case_anchor(b),
     "rxtx": lambda b, a: case_rx_tx(b, [64, 1500] if a.quick else [64, 512, 1500, 9000]),
@@ -220,6 +285,10 @@ CASES: dict[str, Callable[[Bench, argparse.Namespace], None]] = {
     "echo": lambda b, a: case_echo(b),
     "pypy": lambda b, a: case_pypy(b),
     "latency": lambda b, a: case_latency(b),
+    "capture": lambda b, a: case_capture(b),
+    "inject": lambda b, a: case_inject(b),
+    "rest": lambda b, a: case_rest(b),
+    "idle": lambda b, a: case_idle(b),
 }
 
 

@@ -52,3 +52,23 @@ def test_echo_example_is_short_and_echoes(sock_dir: Path) -> None:
         finally:
             proc.kill()
             proc.wait()
+
+
+def test_config_file_example_loads(tmp_path: Path) -> None:
+    from memifd.models import Action
+    from memifd.settings import load_settings
+
+    section = README.read_text().split("## memifd", 1)[1]
+    match = re.search(r"```yaml\n(.*?)```", section, re.S)
+    assert match, "config example missing"
+    token = tmp_path / "token"
+    token.write_text("s3cret-token\n")
+    text = match.group(1).replace("/etc/memifd/token", str(token)).replace(
+        "/run/memif", str(tmp_path / "sockets")
+    )
+    config = tmp_path / "memifd.yaml"
+    config.write_text(text)
+    settings = load_settings(config=config)
+    assert [i.name for i in settings.interfaces] == ["vnf0", "vnf1"]
+    assert settings.interfaces[1].action is Action.XCONNECT
+    assert settings.token_value == "s3cret-token"

@@ -245,7 +245,9 @@ def _scatter(
         ):
             return None
         region = arrays.regions[region_index]
-        if int(offsets.max()) + width > region.shape[0]:
+        # Posted buffers must lie inside the region whole, as the per-packet path checks;
+        # one that does not is left to that path, which counts it and drops the peer.
+        if int(offsets.max()) + int(capacities.max()) > region.shape[0]:
             return None
         view = _strided(region, offsets, width)
         if view is not None:

@@ -302,6 +302,14 @@ class Socket:
             self._run_faults()
         return len(events)
 
+    def next_timeout(self) -> float | None:
+        """Seconds until a reconnect or handshake deadline is due (None: nothing due).
+
+        A caller driving :meth:`poll` from its own loop waits at most this long.
+        """
+        with self._lock:
+            return self._next_timeout(None)
+
     def _next_timeout(self, timeout: float | None) -> float | None:
         due = [*self._retry.values(), *(c.deadline for c in self._conns.values())]
         if self._faults:
@@ -686,7 +694,12 @@ class Socket:
         conn.link = None
         log.info(
             "link down" if was_up else "connection failed",
-            extra={"interface": iface.name, "socket": self.path, "reason": reason},
+            extra={
+                "interface": iface.name,
+                "socket": self.path,
+                "peer": iface.peer_name if was_up else "",
+                "reason": reason,
+            },
         )
         if not iface.is_server and iface.admin_up and iface.state is not State.DELETED:
             self._retry[iface] = time.monotonic() + self.reconnect_interval

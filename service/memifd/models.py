@@ -7,12 +7,11 @@ config file and the Helm chart's ``values.schema.json``.
 from __future__ import annotations
 
 import enum
-from typing import Annotated
-
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from typing import Annotated, NamedTuple
 
 from memif.config import Arguments, MemoryConfig, Mode, Role, RxMode
-from memif.constants import NAME_SIZE, SECRET_SIZE
+from memif.constants import MAX_QUEUE_PAIRS, NAME_SIZE, SECRET_SIZE
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class Action(enum.StrEnum):
@@ -88,3 +87,153 @@ class InterfaceSpec(BaseModel):
             rx_mode=self.rx_mode,
             accept_unsealed_regions=self.accept_unsealed_regions,
         )
+
+
+class InterfaceState(enum.StrEnum):
+    """Link state of a managed interface."""
+
+    DISCONNECTED = "disconnected"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+
+
+class Direction(enum.StrEnum):
+    """Which packets a capture sees, from memifd's point of view."""
+
+    RX = "rx"
+    TX = "tx"
+    BOTH = "both"
+
+
+class PeerInfo(BaseModel):
+    """The process at the other end of a connected interface."""
+
+    name: str = Field(description="Interface name the peer announced.")
+    app_name: str = Field(description="Application name from the peer's HELLO or INIT.")
+    pid: int | None = Field(default=None, description="Peer pid (SO_PEERCRED).")
+    uid: int | None = Field(default=None, description="Peer uid (SO_PEERCRED).")
+    gid: int | None = Field(default=None, description="Peer gid (SO_PEERCRED).")
+
+
+class QueueCounters(BaseModel):
+    """Packet counters of one queue, or of all queues of one direction."""
+
+    packets: int = 0
+    bytes: int = 0
+    drops: int = Field(default=0, description="Packets lost to bad descriptors (rx).")
+    bad_descriptors: int = 0
+    ring_full: int = Field(default=0, description="Packets that found no room (tx).")
+
+
+class InterfaceStats(BaseModel):
+    """Counters of one interface.
+
+    Every received packet is accounted for exactly once:
+    ``rx.packets == action_drops + forwarded + forward_drops + exchanged``.
+    """
+
+    rx: QueueCounters = Field(default_factory=QueueCounters)
+    tx: QueueCounters = Field(default_factory=QueueCounters)
+    rx_queues: list[QueueCounters] = Field(default_factory=list)
+    tx_queues: list[QueueCounters] = Field(default_factory=list)
+    action_drops: int = Field(default=0, description="Received packets the drop action consumed.")
+    forwarded: int = Field(default=0, description="Received packets sent on by echo or xconnect.")
+    forward_drops: int = Field(
+        default=0,
+        description="Received packets echo, xconnect or an exchange could not send on "
+        "(no room, target down or missing).",
+    )
+    exchanged: int = Field(default=0, description="Received packets handed to an exchange.")
+    injected: int = Field(default=0, description="Packets sent from the API (inject, exchange).")
+    subscriber_drops: int = Field(
+        default=0, description="Captured or exchanged packets a slow subscriber lost."
+    )
+
+
+class InterfaceStatus(BaseModel):
+    """An interface as memifd reports it: its spec (without the secret) and its state."""
+
+    name: str
+    socket: str
+    id: int
+    role: Role
+    mode: Mode
+    memory: MemoryConfig
+    rx_mode: RxMode
+    action: Action
+    xconnect_to: str | None = None
+    admin_up: bool
+    accept_unsealed_regions: bool
+    has_secret: bool = Field(description="True when a secret is set (it is never returned).")
+    socket_path: str = Field(description="The control socket as resolved on this host.")
+    state: InterfaceState
+    peer: PeerInfo | None = None
+    disconnect_reason: str = ""
+    stats: InterfaceStats = Field(default_factory=InterfaceStats)
+
+
+class InterfacePatch(BaseModel):
+    """Fields of a live interface that can change without recreating it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rx_mode: RxMode | None = None
+    action: Action | None = None
+    xconnect_to: str | None = None
+    admin_up: bool | None = None
+
+
+class LinkEvent(BaseModel):
+    """A link state change of one interface."""
+
+    interface: str
+    state: str = Field(
+        description="connected|disconnected|deleted, and connecting when the handshake is "
+        "seen in progress (a fast one goes straight to connected)"
+    )
+    peer: PeerInfo | None = None
+    reason: str = ""
+    timestamp: float = Field(description="Unix time in seconds.")
+
+
+MAX_CAPTURE_COUNT = 10_000_000
+MAX_CAPTURE_DURATION = 86_400.0
+MAX_SNAPLEN = 65_535
+
+
+class CaptureFilter(BaseModel):
+    """Which packets a capture wants and when it ends."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    interface: str | None = Field(default=None, description="Interface name; None for all.")
+    queue: Annotated[int, Field(ge=0, le=MAX_QUEUE_PAIRS - 1)] | None = None
+    direction: Direction = Direction.BOTH
+    count: Annotated[int, Field(ge=1, le=MAX_CAPTURE_COUNT)] | None = Field(
+        default=None, description=f"Stop after this many packets, 1 to {MAX_CAPTURE_COUNT}."
+    )
+    duration: Annotated[float, Field(gt=0, le=MAX_CAPTURE_DURATION)] | None = Field(
+        default=None,
+        description=f"Stop after this many seconds, > 0 and at most {MAX_CAPTURE_DURATION:g}.",
+    )
+    snaplen: Annotated[int, Field(ge=1, le=MAX_SNAPLEN)] = Field(
+        default=MAX_SNAPLEN, description=f"Bytes kept of each packet, 1 to {MAX_SNAPLEN}."
+    )
+
+
+class CapturedPacket(NamedTuple):
+    """One packet seen on an interface (a tuple: captures create many of them)."""
+
+    interface: str
+    queue: int
+    direction: str
+    timestamp_ns: int
+    orig_len: int
+    data: bytes
+
+
+class InjectResult(BaseModel):
+    """What happened to packets handed to an interface for transmission."""
+
+    accepted: int = Field(description="Packets queued on the ring.")
+    ring_full: int = Field(description="Packets that found no room and were not sent.")

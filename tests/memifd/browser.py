@@ -114,9 +114,15 @@ def wait(driver: WebDriver, condition: Callable[[WebDriver], Any], timeout: floa
 
 
 def text_of(driver: WebDriver, css: str) -> str:
-    """Text of the first element matching ``css``, or "" when there is none."""
-    found = driver.find_elements("css selector", css)
-    return found[0].text if found else ""
+    """Text of the first element matching ``css``, or "" when there is none.
+
+    Read in one script call: the page re-renders its table every second, so an
+    element found first and read later may already be gone.
+    """
+    text = driver.execute_script(
+        "const e = document.querySelector(arguments[0]); return e ? e.innerText : '';", css
+    )
+    return str(text).strip()
 
 
 def row(driver: WebDriver, name: str) -> WebElement | None:

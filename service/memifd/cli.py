@@ -1,0 +1,208 @@
+"""``memifd serve``: start the manager, the REST API (uvicorn) and the gRPC API.
+
+SIGTERM or SIGINT stops accepting requests, disconnects every peer with a
+reason, ends open streams, removes the socket files and exits with status 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, NoReturn
+
+import typer
+import uvicorn
+from pydantic import ValidationError
+
+from . import __version__, logs
+from .grpc_server import GrpcServerHandle, serve_grpc
+from .manager import Manager, ManagerError
+from .rest import create_app
+from .settings import Settings, load_settings, split_address
+
+log = logging.getLogger("memifd")
+
+SHUTDOWN_REASON = "memifd shutting down"
+GRACEFUL_SHUTDOWN = 2.0  # seconds open HTTP connections get after a signal
+GRPC_GRACE = 1.0  # seconds open gRPC calls get after a signal
+
+app = typer.Typer(
+    help="memifd: memif (shared-memory packet interface) interfaces as a service.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _root() -> None:
+    """memifd: memif (shared-memory packet interface) interfaces as a service."""
+
+
+@app.command()
+def serve(
+    config: Annotated[
+        Path | None, typer.Option("--config", help="YAML file with settings and interfaces.")
+    ] = None,
+    socket_dir: Annotated[
+        Path | None, typer.Option(help="Directory for relative socket names.")
+    ] = None,
+    http_addr: Annotated[str | None, typer.Option(help="REST listen address host:port.")] = None,
+    grpc_addr: Annotated[str | None, typer.Option(help="gRPC listen address host:port.")] = None,
+    token_file: Annotated[
+        Path | None, typer.Option(help="File holding the API bearer token.")
+    ] = None,
+    insecure: Annotated[
+        bool | None,
+        typer.Option("--insecure", help="Allow non-loopback addresses without a token."),
+    ] = None,
+    tls_cert: Annotated[Path | None, typer.Option(help="PEM certificate (HTTP and gRPC).")] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="PEM private key.")] = None,
+    root_path: Annotated[str | None, typer.Option(help="URL prefix behind a proxy.")] = None,
+    log_format: Annotated[str | None, typer.Option(help="auto|json|text.")] = None,
+    log_level: Annotated[str | None, typer.Option(help="debug|info|warning|error.")] = None,
+    access_log: Annotated[
+        bool | None, typer.Option("--access-log", help="Log every HTTP request.")
+    ] = None,
+) -> None:
+    """Run memifd until SIGTERM or SIGINT."""
+    try:
+        settings = load_settings(
+            config=config, socket_dir=socket_dir, http_addr=http_addr, grpc_addr=grpc_addr,
+            token_file=token_file, insecure=insecure, tls_cert=tls_cert, tls_key=tls_key,
+            root_path=root_path, log_format=log_format, log_level=log_level,
+            access_log=access_log,
+        )
+    except ValidationError as exc:
+        _fail("invalid settings:\n" + describe_errors(exc))
+    except ValueError as exc:
+        _fail(f"invalid settings: {exc}")
+    logs.configure(settings.log_format, settings.log_level)
+    run(settings)
+
+
+def describe_errors(exc: ValidationError) -> str:
+    """One line per error, naming the field; never the input (it may be a secret)."""
+    lines = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"]) or "settings"
+        lines.append(f"  {where}: {error['msg'].removeprefix('Value error, ')}")
+    return "\n".join(lines)
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    typer.echo(f"memifd: {message}", err=True)
+    raise typer.Exit(code)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, plus: a signal first ends the manager's streams, and exits with 0."""
+
+    def __init__(self, config: uvicorn.Config, on_signal: threading.Thread) -> None:
+        super().__init__(config)
+        self._on_signal = on_signal
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.should_exit and sig == signal.SIGINT:
+            self.force_exit = True
+        self.should_exit = True
+        if not self._on_signal.is_alive() and self._on_signal.ident is None:
+            self._on_signal.start()  # a signal handler must not block: stop in a thread
+
+
+def bind_http(address: str) -> socket.socket:
+    """A listening TCP socket for ``host:port`` (port 0 picks a free one)."""
+    host, port = split_address(address)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise RuntimeError(f"REST: cannot listen on {address}: {exc.strerror}") from None
+    sock.listen(1024)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _url(sock: socket.socket, tls: bool) -> str:
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    return f"{'https' if tls else 'http'}://{shown}:{port}"
+
+
+def run(settings: Settings) -> None:
+    """Serve until a signal arrives; everything is cleaned up on the way out."""
+    manager = Manager(settings)
+    server = _make_server(manager, settings)
+    for sig in (signal.SIGTERM, signal.SIGINT):  # from here on a signal means a clean stop
+        signal.signal(sig, server.handle_exit)
+    grpc: GrpcServerHandle | None = None
+    http: socket.socket | None = None
+    try:
+        manager.start()
+        http = bind_http(settings.http_addr)
+        grpc = serve_grpc(manager, settings)
+        _print_banner(settings, _url(http, settings.tls) + settings.root_path, grpc.address)
+        if not server.should_exit:
+            server.run(sockets=[http])
+    except ManagerError as exc:
+        _fail(f"cannot start: {exc.message}", 1)
+    except (RuntimeError, OSError) as exc:
+        _fail(str(exc), 1)
+    finally:
+        if grpc is not None:
+            grpc.stop(GRPC_GRACE)
+        manager.stop(SHUTDOWN_REASON)
+        if http is not None:
+            http.close()
+    log.info("memifd stopped")
+
+
+def _make_server(manager: Manager, settings: Settings) -> _Server:
+    config = uvicorn.Config(
+        create_app(manager, settings),
+        log_config=None,
+        access_log=settings.access_log,
+        lifespan="off",
+        root_path=settings.root_path,
+        timeout_graceful_shutdown=int(GRACEFUL_SHUTDOWN),
+        ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
+        ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
+        server_header=False,
+    )
+    stopper = threading.Thread(
+        target=manager.stop, args=(SHUTDOWN_REASON,), name="memifd-stop", daemon=True
+    )
+    return _Server(config, stopper)
+
+
+def _print_banner(settings: Settings, rest_url: str, grpc_address: str) -> None:
+    auth = "bearer token required" if settings.token_value else "no token (loopback only)"
+    if settings.token_value is None and settings.insecure:
+        auth = "no token (--insecure)"
+    lines = [
+        f"memifd {__version__}",
+        f"  socket dir : {settings.socket_dir}",
+        f"  status page: {rest_url}/",
+        f"  REST API   : {rest_url}/v1/interfaces",
+        f"  API docs   : {rest_url}/docs",
+        f"  metrics    : {rest_url}/metrics",
+        f"  gRPC       : {grpc_address}{' (TLS)' if settings.tls else ''}",
+        f"  auth       : {auth}",
+        f"  interfaces : {len(settings.interfaces)} from the config",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+def main() -> None:
+    """Entry point of the ``memifd`` command."""
+    app(prog_name="memifd")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,465 @@
+"""``memifctl``: the command-line client of memifd's gRPC API.
+
+Every command talks to ``--addr`` (``MEMIFD_GRPC_ADDR``, default
+127.0.0.1:50051), sends ``--token`` (``MEMIFD_TOKEN``) as a bearer token and
+verifies the server against ``--tls-ca`` when given. Failures print the gRPC
+status code and the server's explanation and exit with status 1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import grpc
+import typer
+import yaml
+from google.protobuf.json_format import MessageToDict
+from google.protobuf.message import Message
+from memif.config import Mode, Role, RxMode
+from pydantic import ValidationError
+
+from . import convert, pcap
+from .models import Action, Direction, InterfaceSpec
+from .proto.memif.v1 import memif_pb2 as pb
+from .proto.memif.v1 import memif_pb2_grpc as pb_grpc
+
+DEFAULT_ADDR = "127.0.0.1:50051"
+PROGRESS_INTERVAL = 0.1  # seconds between live counter updates
+
+app = typer.Typer(
+    name="memifctl",
+    help="Manage memifd's memif interfaces and capture their packets over gRPC.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+_DIRECTIONS = {"rx": pb.DIRECTION_RX, "tx": pb.DIRECTION_TX, "both": pb.DIRECTION_BOTH}
+
+
+@dataclass
+class Client:
+    """A connection to memifd and the metadata every call carries."""
+
+    addr: str
+    token: str | None
+    tls_ca: Path | None
+    tls_server_name: str | None
+    timeout: float
+
+    def __post_init__(self) -> None:
+        self._channel: grpc.Channel | None = None
+
+    @property
+    def stub(self) -> pb_grpc.MemifStub:
+        if self._channel is None:
+            options: list[tuple[str, int | str]] = [
+                ("grpc.max_receive_message_length", 64 * 1024 * 1024)
+            ]
+            if self.tls_ca is None:
+                self._channel = grpc.insecure_channel(self.addr, options=options)
+            else:
+                try:
+                    ca = self.tls_ca.read_bytes()
+                except OSError as exc:
+                    fail(f"--tls-ca: cannot read {self.tls_ca}: {exc.strerror}")
+                if self.tls_server_name:
+                    options.append(("grpc.ssl_target_name_override", self.tls_server_name))
+                credentials = grpc.ssl_channel_credentials(root_certificates=ca)
+                self._channel = grpc.secure_channel(self.addr, credentials, options=options)
+        return pb_grpc.MemifStub(self._channel)  # type: ignore[no-untyped-call]
+
+    @property
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        return (("authorization", f"Bearer {self.token}"),) if self.token else ()
+
+    def call(self, method: str, request: Message) -> Any:
+        """A unary call with the deadline and the token."""
+        rpc = getattr(self.stub, method)
+        return rpc(request, timeout=self.timeout, metadata=self.metadata)
+
+    def close(self) -> None:
+        if self._channel is not None:
+            self._channel.close()
+
+
+def fail(message: str) -> NoReturn:
+    """Print ``error: message`` to stderr and exit with status 1."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+@contextlib.contextmanager
+def _reporting() -> Iterator[None]:
+    """Turn gRPC failures into ``error: CODE: detail`` and exit status 1."""
+    try:
+        yield
+    except grpc.RpcError as exc:
+        code = exc.code() if isinstance(exc, grpc.Call) else None
+        details = exc.details() if isinstance(exc, grpc.Call) else str(exc)
+        fail(f"{code.name if code else 'UNKNOWN'}: {details}")
+
+
+def _client(ctx: typer.Context) -> Client:
+    client: Client = ctx.obj
+    ctx.call_on_close(client.close)
+    return client
+
+
+@app.callback()
+def _options(
+    ctx: typer.Context,
+    addr: Annotated[
+        str, typer.Option("--addr", envvar="MEMIFD_GRPC_ADDR", help="memifd gRPC address.")
+    ] = DEFAULT_ADDR,
+    token: Annotated[
+        str | None,
+        typer.Option("--token", envvar="MEMIFD_TOKEN", help="API token.", show_default=False),
+    ] = None,
+    tls_ca: Annotated[
+        Path | None,
+        typer.Option("--tls-ca", envvar="MEMIFD_TLS_CA", help="CA certificate (PEM): use TLS."),
+    ] = None,
+    tls_server_name: Annotated[
+        str | None,
+        typer.Option("--tls-server-name", help="Name to expect in the server certificate."),
+    ] = None,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=0.1, help="Seconds to wait for an answer.")
+    ] = 10.0,
+) -> None:
+    ctx.obj = Client(addr, token or None, tls_ca, tls_server_name, timeout)
+
+
+# -- output helpers -------------------------------------------------------------------------
+
+
+def _enum_name(enum_type: Any, number: int, prefix: str) -> str:
+    return str(enum_type.Name(number)).removeprefix(prefix).lower().replace("_", "-")
+
+
+def _to_json(message: Message) -> str:
+    return json.dumps(
+        MessageToDict(
+            message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+        ),
+        indent=2,
+    )
+
+
+def _table(rows: Sequence[Sequence[object]]) -> str:
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )
+
+
+def _peer(status: pb.InterfaceStatus) -> str:
+    if not status.HasField("peer"):
+        return "-"
+    peer = status.peer
+    pid = f" pid {peer.pid}" if peer.HasField("pid") else ""
+    return f"{peer.app_name or '?'}/{peer.name or '?'}{pid}"
+
+
+# -- commands -------------------------------------------------------------------------------
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List interfaces."""
+    client = _client(ctx)
+    with _reporting():
+        reply = client.call("ListInterfaces", pb.ListInterfacesRequest())
+    if as_json:
+        typer.echo(_to_json(reply))
+        return
+    rows: list[list[object]] = [
+        ["NAME", "ROLE", "ID", "SOCKET", "STATE", "PEER", "ACTION", "RX", "TX"]
+    ]
+    for s in reply.interfaces:
+        rows.append([
+            s.name, _enum_name(pb.Role, s.role, "ROLE_"), s.id, s.socket_path,
+            _enum_name(pb.LinkState, s.state, "LINK_STATE_"), _peer(s),
+            _enum_name(pb.Action, s.action, "ACTION_"), s.stats.rx.packets, s.stats.tx.packets,
+        ])
+    typer.echo(_table(rows))
+
+
+@app.command()
+def get(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Interface name.")],
+) -> None:
+    """Show one interface (JSON)."""
+    client = _client(ctx)
+    with _reporting():
+        typer.echo(_to_json(client.call("GetInterface", pb.GetInterfaceRequest(name=name))))
+
+
+def _load_specs(path: Path) -> list[dict[str, Any]]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        fail(f"--file: cannot read {path}: {exc.strerror}")
+    except yaml.YAMLError as exc:
+        fail(f"--file: {path} is not valid YAML: {exc}")
+    if isinstance(data, dict) and isinstance(data.get("interfaces"), list):
+        data = data["interfaces"]
+    items = data if isinstance(data, list) else [data]
+    if not items or not all(isinstance(item, dict) for item in items):
+        fail(f"--file: {path} must hold an interface spec (a mapping) or a list of them")
+    return items
+
+
+@app.command()
+def create(
+    ctx: typer.Context,
+    name: Annotated[str | None, typer.Argument(help="Interface name.", show_default=False)] = None,
+    file: Annotated[
+        Path | None,
+        typer.Option("--file", "-f", help="YAML spec (one mapping or a list); flags override it."),
+    ] = None,
+    socket: Annotated[str | None, typer.Option(help="Control socket (default memif.sock).")] = None,
+    id_: Annotated[int | None, typer.Option("--id", help="Interface id.")] = None,
+    role: Annotated[Role | None, typer.Option(help="server or client.")] = None,
+    secret: Annotated[str | None, typer.Option(help="Shared secret.")] = None,
+    mode: Annotated[Mode | None, typer.Option(help="Interface mode.")] = None,
+    queues: Annotated[int | None, typer.Option(help="Queue pairs.")] = None,
+    log2_ring_size: Annotated[int | None, typer.Option(help="log2 of ring size.")] = None,
+    buffer_size: Annotated[int | None, typer.Option(help="Packet buffer size.")] = None,
+    rx_mode: Annotated[RxMode | None, typer.Option(help="interrupt or polling.")] = None,
+    action: Annotated[Action | None, typer.Option(help="What to do with received packets.")] = None,
+    xconnect_to: Annotated[str | None, typer.Option(help="Target of action xconnect.")] = None,
+    admin_up: Annotated[
+        bool | None, typer.Option("--admin-up/--admin-down", help="Start up or down.")
+    ] = None,
+    accept_unsealed_regions: Annotated[
+        bool | None, typer.Option("--accept-unsealed-regions", help="Accept unsealed memory.")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only validate.")] = False,
+) -> None:
+    """Create interfaces from flags or a YAML spec."""
+    client = _client(ctx)
+    specs = _load_specs(file) if file is not None else [{}]
+    flags = {
+        "name": name, "socket": socket, "id": id_, "role": role, "secret": secret, "mode": mode,
+        "rx_mode": rx_mode, "action": action, "xconnect_to": xconnect_to, "admin_up": admin_up,
+        "accept_unsealed_regions": accept_unsealed_regions,
+    }
+    memory = {
+        "num_queue_pairs": queues, "log2_ring_size": log2_ring_size,
+        "packet_buffer_size": buffer_size,
+    }
+    if len(specs) > 1 and name is not None:
+        fail("NAME cannot be given with a file holding several interfaces")
+    for data in specs:
+        data.update({key: value for key, value in flags.items() if value is not None})
+        given_memory = {key: value for key, value in memory.items() if value is not None}
+        if given_memory:
+            data["memory"] = {**(data.get("memory") or {}), **given_memory}
+        if "name" not in data:
+            fail("give the interface NAME (or a name in --file)")
+        try:
+            spec = InterfaceSpec.model_validate(data)
+        except ValidationError as exc:
+            fail(f"invalid spec: {convert.invalid_argument(exc)}")
+        request = pb.CreateInterfaceRequest(spec=convert.spec_to_proto(spec), dry_run=dry_run)
+        with _reporting():
+            status = client.call("CreateInterface", request)
+        verb = "would create" if dry_run else "created"
+        typer.echo(f"{verb} {status.name} ({_enum_name(pb.Role, status.role, 'ROLE_')} "
+                   f"id {status.id} on {status.socket_path})")
+
+
+@app.command()
+def update(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Interface name.")],
+    rx_mode: Annotated[RxMode | None, typer.Option(help="interrupt or polling.")] = None,
+    action: Annotated[Action | None, typer.Option(help="What to do with received packets.")] = None,
+    xconnect_to: Annotated[str | None, typer.Option(help="Target of action xconnect.")] = None,
+    admin_up: Annotated[
+        bool | None, typer.Option("--admin-up/--admin-down", help="Bring up or down.")
+    ] = None,
+) -> None:
+    """Change a live interface."""
+    client = _client(ctx)
+    patch = pb.InterfacePatch()
+    if rx_mode is not None:
+        patch.rx_mode = convert.RX_MODES[rx_mode]  # type: ignore[assignment]
+    if action is not None:
+        patch.action = convert.ACTIONS[action]  # type: ignore[assignment]
+    if xconnect_to is not None:
+        patch.xconnect_to = xconnect_to
+    if admin_up is not None:
+        patch.admin_up = admin_up
+    with _reporting():
+        client.call("UpdateInterface", pb.UpdateInterfaceRequest(name=name, patch=patch))
+    typer.echo(f"updated {name}")
+
+
+@app.command()
+def delete(
+    ctx: typer.Context, name: Annotated[str, typer.Argument(help="Interface name.")]
+) -> None:
+    """Delete an interface."""
+    client = _client(ctx)
+    with _reporting():
+        client.call("DeleteInterface", pb.DeleteInterfaceRequest(name=name))
+    typer.echo(f"deleted {name}")
+
+
+@app.command()
+def stats(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Interface name.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show the counters of an interface, in total and per queue."""
+    client = _client(ctx)
+    with _reporting():
+        reply = client.call("GetStats", pb.GetStatsRequest(name=name))
+    if as_json:
+        typer.echo(_to_json(reply))
+        return
+    rows: list[list[object]] = [["QUEUE", "PACKETS", "BYTES", "DROPS", "BAD_DESC", "RING_FULL"]]
+
+    def row(label: str, q: pb.QueueStats) -> list[object]:
+        return [label, q.packets, q.bytes, q.drops, q.bad_descriptors, q.ring_full]
+
+    rows.append(row("rx", reply.rx))
+    rows += [row(f"rx {i}", q) for i, q in enumerate(reply.rx_queues)]
+    rows.append(row("tx", reply.tx))
+    rows += [row(f"tx {i}", q) for i, q in enumerate(reply.tx_queues)]
+    typer.echo(_table(rows))
+    for field in ("action_drops", "forwarded", "forward_drops", "exchanged", "injected",
+                  "subscriber_drops"):
+        typer.echo(f"{field}: {getattr(reply, field)}")
+
+
+@app.command()
+def events(
+    ctx: typer.Context,
+    name: Annotated[str | None, typer.Argument(help="Only this interface.")] = None,
+    current: Annotated[bool, typer.Option("--current", help="Start with current states.")] = False,
+    count: Annotated[int | None, typer.Option(min=1, help="Stop after this many events.")] = None,
+) -> None:
+    """Print link events as they happen (one JSON object per line)."""
+    client = _client(ctx)
+    request = pb.WatchEventsRequest(interface=name or "", include_current=current)
+    stream = client.stub.WatchEvents(request, metadata=client.metadata)
+    seen = 0
+    with _reporting(), _cancel_on_exit(stream):
+        for event in stream:
+            typer.echo(json.dumps(MessageToDict(event, preserving_proto_field_name=True)))
+            seen += 1
+            if count is not None and seen >= count:
+                return
+
+
+@contextlib.contextmanager
+def _cancel_on_exit(call: Any) -> Iterator[None]:
+    """Cancel a streaming call when the block ends early (Ctrl-C, count reached)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        pass
+    finally:
+        call.cancel()
+
+
+class _Progress:
+    """A live ``N packets`` counter on stderr when it is a terminal."""
+
+    def __init__(self, enabled: bool) -> None:
+        self._enabled = enabled
+        self._last = 0.0
+
+    def show(self, packets: int, dropped: int, force: bool = False) -> None:
+        now = time.monotonic()
+        if not self._enabled or (not force and now - self._last < PROGRESS_INTERVAL):
+            return
+        self._last = now
+        sys.stderr.write(f"\r{packets} packets captured, {dropped} dropped")
+        sys.stderr.flush()
+
+    def end(self) -> None:
+        if self._enabled:
+            sys.stderr.write("\n")
+
+
+@app.command()
+def capture(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Interface name.")],
+    write: Annotated[Path, typer.Option("--write", "-w", help="pcap file to write ('-': stdout).")],
+    count: Annotated[int | None, typer.Option(help="Stop after this many packets.")] = None,
+    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
+    snaplen: Annotated[int, typer.Option(help="Bytes kept of each packet.")] = 65535,
+    direction: Annotated[Direction, typer.Option(help="rx, tx or both.")] = Direction.BOTH,
+    queue: Annotated[int | None, typer.Option(help="Only this queue.")] = None,
+) -> None:
+    """Capture an interface's packets into a pcap file (Ctrl-C stops)."""
+    client = _client(ctx)
+    if count is not None and count < 1:
+        fail("--count must be at least 1")
+    if duration is not None and duration <= 0:
+        fail("--duration must be more than 0")
+    with _reporting():
+        status = client.call("GetInterface", pb.GetInterfaceRequest(name=name))
+    linktype = pcap.LINKTYPE_RAW if status.mode == pb.MODE_IP else pcap.LINKTYPE_ETHERNET
+    request = pb.CaptureRequest(
+        interface=name, direction=_DIRECTIONS[direction], count=count or 0,
+        duration=duration or 0.0, snaplen=snaplen,
+    )
+    if queue is not None:
+        request.queue = queue
+    stream = client.stub.Capture(request, metadata=client.metadata)
+    to_stdout = str(write) == "-"
+    progress = _Progress(sys.stderr.isatty())
+    packets = dropped = 0
+    try:
+        out = sys.stdout.buffer if to_stdout else open(write, "wb")  # noqa: SIM115
+    except OSError as exc:
+        stream.cancel()
+        fail(f"--write: cannot open {write}: {exc.strerror}")
+    try:
+        out.write(pcap.global_header(linktype, snaplen))
+        with _reporting(), _cancel_on_exit(stream):
+            for batch in stream:
+                out.write(pcap.records(
+                    (p.timestamp_ns, p.orig_len, p.data) for p in batch.packets
+                ))
+                packets += len(batch.packets)
+                dropped = batch.dropped
+                progress.show(packets, dropped)
+    finally:
+        out.flush()
+        if not to_stdout:
+            out.close()
+        progress.show(packets, dropped, force=True)
+        progress.end()
+    where = "stdout" if to_stdout else str(write)
+    typer.echo(f"{packets} packets captured, {dropped} dropped, written to {where}", err=True)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of ``memifctl``."""
+    app(args=list(argv) if argv is not None else None, prog_name="memifctl")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1019 @@
+"""The manager: one worker thread that owns every memif socket, interface and ring.
+
+API handlers (REST, gRPC) never touch library objects. Changes go to the
+worker as commands over a queue plus an eventfd it waits on, and the caller
+blocks for the result. Reads (list, get, stats) do not wait for the worker:
+they read what the worker published (immutable specs and link views) and the
+plain integer counters the library keeps per queue.
+
+The worker sleeps in ``epoll`` on the command eventfd, every socket's
+``fileno()`` and every interrupt-mode rx queue's ``fileno()``, so an idle
+daemon costs nothing and does not hold the GIL. Queues that returned packets
+stay "hot" and are read again at once; polling-mode queues are read on every
+turn and, when idle, every :data:`POLL_IDLE_INTERVAL` seconds.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import logging
+import os
+import queue
+import select
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import memif
+from memif.constants import MAX_PACKET_SIZE
+
+from .models import (
+    Action,
+    CapturedPacket,
+    CaptureFilter,
+    Direction,
+    InjectResult,
+    InterfacePatch,
+    InterfaceSpec,
+    InterfaceState,
+    InterfaceStats,
+    InterfaceStatus,
+    LinkEvent,
+    PeerInfo,
+    QueueCounters,
+)
+from .settings import Settings
+from .subscription import Subscription
+
+log = logging.getLogger("memifd.manager")
+
+BURST = 256  # packets read per queue per turn
+POLL_IDLE_INTERVAL = 0.002  # seconds between looks at idle polling-mode queues
+COMMAND_TIMEOUT = 10.0  # seconds a caller waits for the worker
+MAX_SOCKET_PATH = 107  # sun_path holds 108 bytes including the terminating NUL
+APP_NAME = "memifd"
+_MAX_EVENTS = 256
+
+R = TypeVar("R")
+
+
+# -- errors ------------------------------------------------------------------------------
+
+
+class ManagerError(Exception):
+    """Base of the errors management calls raise; ``message`` is meant for people."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFoundError(ManagerError):
+    """No interface of that name."""
+
+
+class ConflictError(ManagerError):
+    """The request clashes with the current state (name or socket/role/id taken, ...)."""
+
+
+class InvalidArgumentError(ManagerError):
+    """A request field is invalid; ``field`` names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class UnavailableError(ManagerError):
+    """The worker is not running (not started yet, or stopped)."""
+
+
+# -- published state ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _LinkView:
+    """Link state as last published by the worker."""
+
+    state: InterfaceState
+    peer: PeerInfo | None
+    reason: str
+
+
+_DOWN = _LinkView(InterfaceState.DISCONNECTED, None, "")
+
+
+@dataclass(slots=True)
+class _Counters:
+    """What the manager counts per interface on top of the library's queue counters."""
+
+    action_drops: int = 0
+    forwarded: int = 0
+    forward_drops: int = 0
+    exchanged: int = 0
+    injected: int = 0
+    subscriber_drops: int = 0
+
+
+@dataclass(eq=False)
+class _Capture:
+    """One capture subscription as the worker tracks it."""
+
+    sub: Subscription[CapturedPacket]
+    flt: CaptureFilter
+    remaining: int | None
+    deadline: float | None
+    rx: bool
+    tx: bool
+
+
+@dataclass(eq=False)
+class _Entry:
+    """One managed interface. Only the worker changes it."""
+
+    spec: InterfaceSpec
+    socket_path: str
+    iface: memif.Interface
+    rx: list[memif.RxQueue]
+    tx: list[memif.TxQueue]
+    counters: _Counters = field(default_factory=_Counters)
+    link: _LinkView = _DOWN
+    captures: list[_Capture] = field(default_factory=list)
+    exchange: ExchangeSession | None = None
+    # Last status built for readers, with the fingerprint it was built from.
+    view: tuple[tuple[object, ...], InterfaceStatus, bytes] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+class ExchangeSession:
+    """An API client acting as the packet endpoint of one interface.
+
+    While attached, packets the interface receives go to :attr:`rx` instead of
+    its action; :meth:`send` transmits. :meth:`close` detaches.
+    """
+
+    def __init__(self, manager: Manager, name: str, maxsize: int) -> None:
+        self._manager = manager
+        self.interface = name
+        self.rx: Subscription[CapturedPacket] = Subscription(
+            maxsize, on_close=lambda: manager._post(manager._detach_exchange, self)
+        )
+
+    def send(self, packets: Sequence[bytes], queue: int = 0) -> InjectResult:
+        """Transmit ``packets`` on queue ``queue`` of the interface."""
+        _check_packets(packets)
+        return self._manager._call(self._manager._do_inject, self.interface, packets, queue, self)
+
+    def close(self) -> None:
+        """Detach: the interface's action takes its packets again."""
+        self.rx.close("exchange closed")
+
+
+# -- the manager -------------------------------------------------------------------------
+
+
+class Manager:
+    """Owns the worker thread and answers management calls; every method is thread-safe."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._commands: queue.SimpleQueue[
+            tuple[Callable[..., Any], tuple[Any, ...], concurrent.futures.Future[Any] | None]
+        ] = queue.SimpleQueue()
+        self._cmd_fd = -1
+        self._epoll: select.epoll | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self._stopped = threading.Event()
+        self._stop_lock = threading.Lock()
+        # Owned by the worker; readers only take a reference (replaced, never mutated).
+        self._entries: dict[str, _Entry] = {}
+        self._sockets: dict[str, memif.Socket] = {}
+        self._socket_fds: dict[int, memif.Socket] = {}
+        self._rx_fds: dict[int, tuple[_Entry, int]] = {}
+        self._polled: list[tuple[_Entry, int]] = []
+        self._hot: dict[tuple[_Entry, int], None] = {}
+        self._captures: list[_Capture] = []
+        self._event_subs: list[Subscription[LinkEvent]] = []
+        self._timer_due = float("inf")
+        self._bound = True
+        #: Bumped by the worker after every turn that did something; lets readers cache.
+        self.generation = 0
+        #: Worker turns so far (how often it woke up).
+        self.turns = 0
+        #: Items all subscriptions (captures, events, exchanges) lost to slow readers.
+        self.subscription_drops = 0
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the worker and create the interfaces the settings declare."""
+        if self._thread is not None:
+            return
+        os.makedirs(self.settings.socket_dir, exist_ok=True)
+        self._cmd_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self._epoll = select.epoll()
+        self._epoll.register(self._cmd_fd, select.EPOLLIN)
+        self._thread = threading.Thread(target=self._run, name="memifd-worker", daemon=True)
+        self._thread.start()
+        try:
+            self._call(self._create_declared, list(self.settings.interfaces))
+        except BaseException:
+            self.stop("start failed")
+            raise
+
+    def stop(self, reason: str = "memifd shutting down") -> None:
+        """Disconnect peers with ``reason``, end every stream, remove socket files."""
+        with self._stop_lock:
+            thread = self._thread
+            if thread is None or self._stopped.is_set():
+                return
+            if thread.is_alive():
+                with contextlib.suppress(UnavailableError):
+                    self._call(self._shutdown, reason)
+                thread.join(timeout=COMMAND_TIMEOUT)
+            if self._epoll is not None:
+                self._epoll.close()
+            os.close(self._cmd_fd)
+            self._stopped.set()
+
+    @property
+    def ready(self) -> bool:
+        """True while the worker runs and every server socket is listening."""
+        thread = self._thread
+        return (
+            thread is not None and thread.is_alive() and not self._stopping and self._bound
+        )
+
+    @property
+    def running(self) -> bool:
+        """True while the worker thread is alive."""
+        thread = self._thread
+        return thread is not None and thread.is_alive()
+
+    # -- management --------------------------------------------------------------------------------
+
+    def create_interface(self, spec: InterfaceSpec, dry_run: bool = False) -> InterfaceStatus:
+        """Create (or with ``dry_run`` only validate) an interface."""
+        return self._call(self._do_create, spec, dry_run)
+
+    def list_interfaces(self) -> list[InterfaceStatus]:
+        """Every interface, in creation order."""
+        return [_view(entry)[0] for entry in list(self._entries.values())]
+
+    def list_interfaces_json(self) -> bytes:
+        """:meth:`list_interfaces` as a JSON array (each interface serialised once per change)."""
+        return b"[" + b",".join([_view(e)[1] for e in list(self._entries.values())]) + b"]"
+
+    def get_interface(self, name: str) -> InterfaceStatus:
+        """One interface."""
+        return _view(self._entry(name))[0]
+
+    def update_interface(self, name: str, patch: InterfacePatch) -> InterfaceStatus:
+        """Change rx_mode, action, xconnect_to or admin_up of a live interface."""
+        return self._call(self._do_update, name, patch)
+
+    def delete_interface(self, name: str) -> None:
+        """Disconnect and delete an interface (its socket closes with its last interface)."""
+        self._call(self._do_delete, name, "interface deleted")
+
+    def interface_stats(self, name: str) -> InterfaceStats:
+        """Counters of one interface."""
+        return _stats(self._entry(name))
+
+    def link_states(self) -> dict[str, str]:
+        """Interface name to link state, for metrics and probes."""
+        return {name: e.link.state.value for name, e in list(self._entries.items())}
+
+    def socket_paths(self) -> list[str]:
+        """The control sockets currently open."""
+        return list(self._sockets)
+
+    def subscription_counts(self) -> dict[str, int]:
+        """Active subscriptions by kind."""
+        entries = list(self._entries.values())
+        return {
+            "capture": len(self._captures),
+            "events": len(self._event_subs),
+            "exchange": sum(e.exchange is not None for e in entries),
+        }
+
+    # -- streams -----------------------------------------------------------------------------------
+
+    def subscribe_events(self, maxsize: int = 1024) -> Subscription[LinkEvent]:
+        """Link events from now on (see :class:`LinkEvent`)."""
+        sub: Subscription[LinkEvent] = Subscription(maxsize)
+        sub._on_close = lambda: self._post(self._drop_event_sub, sub)
+        self._call(self._event_subs.append, sub)
+        return sub
+
+    def capture(self, flt: CaptureFilter, maxsize: int = 65536) -> Subscription[CapturedPacket]:
+        """Copies of packets matching ``flt``; ends after ``count`` or ``duration``."""
+        sub: Subscription[CapturedPacket] = Subscription(maxsize)
+        cap = _Capture(
+            sub=sub,
+            flt=flt,
+            remaining=flt.count,
+            deadline=None if flt.duration is None else time.monotonic() + flt.duration,
+            rx=flt.direction is not Direction.TX,
+            tx=flt.direction is not Direction.RX,
+        )
+        sub._on_close = lambda: self._post(self._drop_capture, cap)
+        self._call(self._add_capture, cap)
+        return sub
+
+    def inject(self, name: str, packets: list[bytes], queue: int = 0) -> InjectResult:
+        """Transmit ``packets`` on an interface's tx queue ``queue``."""
+        _check_packets(packets)
+        return self._call(self._do_inject, name, packets, queue, None)
+
+    def exchange(self, name: str, maxsize: int = 65536) -> ExchangeSession:
+        """Become the packet endpoint of an interface (one exchange per interface)."""
+        session = ExchangeSession(self, name, maxsize)
+        self._call(self._attach_exchange, session)
+        return session
+
+    # -- the command channel -----------------------------------------------------------------------
+
+    def _call(self, fn: Callable[..., R], *args: Any) -> R:
+        """Run ``fn(*args)`` on the worker and return its result (or raise its error)."""
+        thread = self._thread
+        if thread is threading.current_thread():
+            return fn(*args)
+        if thread is None or self._stopping or not thread.is_alive():
+            raise UnavailableError("memifd is not running")
+        future: concurrent.futures.Future[R] = concurrent.futures.Future()
+        self._commands.put((fn, args, future))
+        self._kick()
+        try:
+            return future.result(timeout=COMMAND_TIMEOUT)
+        except concurrent.futures.TimeoutError:
+            raise UnavailableError(
+                f"the worker did not answer within {COMMAND_TIMEOUT:g} s"
+            ) from None
+
+    def _post(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Queue ``fn(*args)`` for the worker without waiting."""
+        if self._thread is threading.current_thread():
+            fn(*args)
+            return
+        if self._stopped.is_set():
+            return
+        self._commands.put((fn, args, None))
+        self._kick()
+
+    def _kick(self) -> None:
+        with contextlib.suppress(OSError):
+            os.write(self._cmd_fd, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+
+    def _entry(self, name: str) -> _Entry:
+        entry = self._entries.get(name)
+        if entry is None:
+            raise NotFoundError(f"interface {name!r} not found")
+        return entry
+
+    # -- the worker loop ---------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        assert self._epoll is not None
+        epoll = self._epoll
+        while not self._stopping:
+            try:
+                self._turn(epoll)
+            except Exception:  # a bug must not end the worker silently
+                log.exception("worker error")
+                time.sleep(0.05)
+        self._fail_pending()
+
+    def _turn(self, epoll: select.epoll) -> None:
+        timeout = self._timeout()
+        events = epoll.poll(timeout, _MAX_EVENTS)
+        self.turns += 1
+        for fd, _mask in events:
+            if fd == self._cmd_fd:
+                self._run_commands()
+            elif fd in self._socket_fds:
+                self._poll_socket(self._socket_fds[fd])
+            else:
+                target = self._rx_fds.get(fd)
+                if target is not None:
+                    self._hot[target] = None
+        if self._hot:
+            for target in list(self._hot):
+                if not self._service(*target):
+                    del self._hot[target]
+        for target in self._polled:
+            if self._service(*target):
+                self._hot[target] = None
+        if time.monotonic() >= self._timer_due:
+            self._run_timers()
+
+    def _timeout(self) -> float:
+        if self._hot:
+            return 0.0
+        wait = self._timer_due - time.monotonic()
+        if self._polled:
+            wait = min(wait, POLL_IDLE_INTERVAL)
+        if wait == float("inf"):
+            return -1.0
+        return max(wait, 0.0)
+
+    def _run_commands(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            os.read(self._cmd_fd, 8)
+        while True:
+            try:
+                fn, args, future = self._commands.get_nowait()
+            except queue.Empty:
+                break
+            if future is not None and not future.set_running_or_notify_cancel():
+                continue
+            try:
+                result = fn(*args)
+            except BaseException as exc:
+                self.generation += 1
+                if future is None:
+                    log.exception("worker command failed")
+                else:
+                    future.set_exception(exc)
+            else:
+                self.generation += 1
+                if future is not None:
+                    future.set_result(result)
+        self._update_timers()
+
+    def _fail_pending(self) -> None:
+        while True:
+            try:
+                _fn, _args, future = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            if future is not None and future.set_running_or_notify_cancel():
+                future.set_exception(UnavailableError("memifd is shutting down"))
+
+    def _poll_socket(self, sock: memif.Socket) -> None:
+        sock.poll(0)
+        self.generation += 1
+        self._scan_links(sock)
+        self._update_timers()
+
+    def _run_timers(self) -> None:
+        now = time.monotonic()
+        for sock in list(self._sockets.values()):
+            due = sock.next_timeout()  # reconnect and handshake deadlines
+            if due is not None and due <= 0:
+                self._poll_socket(sock)
+        for cap in list(self._captures):
+            if cap.deadline is not None and cap.deadline <= now:
+                self._end_capture(cap, "duration reached")
+        self._update_timers()
+
+    def _update_timers(self) -> None:
+        now = time.monotonic()
+        due = float("inf")
+        for sock in self._sockets.values():
+            wait = sock.next_timeout()
+            if wait is not None:
+                due = min(due, now + wait)
+        for cap in self._captures:
+            if cap.deadline is not None:
+                due = min(due, cap.deadline)
+        self._timer_due = due
+
+    # -- the data path -----------------------------------------------------------------------------
+
+    def _service(self, entry: _Entry, index: int) -> bool:
+        """Read one burst from rx queue ``index`` and dispatch it; False when it was empty."""
+        packets = entry.rx[index].recv_burst(BURST)
+        if not packets:
+            return False
+        self.generation += 1
+        count = len(packets)
+        if entry.captures:
+            self._deliver(entry, index, "rx", packets)
+        counters = entry.counters
+        session = entry.exchange
+        if session is not None:
+            items = _to_captured(entry.name, index, "rx", packets, 65535)
+            lost = session.rx.put_many(items)
+            counters.exchanged += count
+            if lost:
+                self._count_lost(lost)
+            return True
+        action = entry.spec.action
+        if action is Action.DROP:
+            counters.action_drops += count
+            return True
+        target = entry if action is Action.ECHO else self._entries.get(entry.spec.xconnect_to or "")
+        sent = 0
+        if target is not None:
+            connected = target.iface.num_tx_connected
+            if connected:
+                tx_index = index % connected
+                sent = target.tx[tx_index].send_burst(packets)
+                if sent and target.captures:
+                    sent_packets = packets if sent == count else packets[:sent]
+                    self._deliver(target, tx_index, "tx", sent_packets)
+        counters.forwarded += sent
+        counters.forward_drops += count - sent
+        return True
+
+    def _deliver(self, entry: _Entry, index: int, direction: str, packets: list[bytes]) -> None:
+        """Hand a burst to the captures of ``entry`` that want it."""
+        stamp = time.time_ns()
+        built: dict[int, list[CapturedPacket]] = {}
+        ended: list[_Capture] = []
+        for cap in entry.captures:
+            if not (cap.rx if direction == "rx" else cap.tx):
+                continue
+            if cap.flt.queue is not None and cap.flt.queue != index:
+                continue
+            snaplen = cap.flt.snaplen
+            items = built.get(snaplen)
+            if items is None:
+                items = _to_captured(entry.name, index, direction, packets, snaplen, stamp)
+                built[snaplen] = items
+            if cap.remaining is not None:
+                if len(items) >= cap.remaining:
+                    items = items[: cap.remaining]
+                    ended.append(cap)
+                cap.remaining -= len(items)
+            lost = cap.sub.put_many(items)
+            if lost:
+                self._count_lost(lost)
+        for cap in ended:
+            self._end_capture(cap, "count reached")
+
+    def _count_lost(self, lost: list[CapturedPacket]) -> None:
+        self.subscription_drops += len(lost)
+        entries = self._entries
+        for item in lost:
+            entry = entries.get(item.interface)
+            if entry is not None:
+                entry.counters.subscriber_drops += 1
+
+    def _do_inject(
+        self, name: str, packets: Sequence[bytes], index: int, session: ExchangeSession | None
+    ) -> InjectResult:
+        entry = self._entries.get(name)
+        if entry is None:
+            raise NotFoundError(f"interface {name!r} not found")
+        if session is not None and entry.exchange is not session:
+            raise ConflictError(f"the exchange on interface {name!r} has ended")
+        if entry.link.state is not InterfaceState.CONNECTED:
+            raise ConflictError(f"interface {name!r} is not connected ({entry.link.state.value})")
+        connected = entry.iface.num_tx_connected
+        if not 0 <= index < connected:
+            raise InvalidArgumentError(
+                "queue", f"queue {index} is outside 0..{connected - 1} (queues connected)"
+            )
+        sent = entry.tx[index].send_burst(packets)
+        entry.counters.injected += sent
+        if sent and entry.captures:
+            self._deliver(entry, index, "tx", list(packets[:sent]))
+        return InjectResult(accepted=sent, ring_full=len(packets) - sent)
+
+    # -- commands: interfaces ----------------------------------------------------------------------
+
+    def _create_declared(self, specs: list[InterfaceSpec]) -> None:
+        """Create the configured interfaces; xconnect targets may be declared later in the list."""
+        names = {spec.name for spec in specs}
+        for spec in specs:
+            if spec.xconnect_to is not None and spec.xconnect_to not in names:
+                raise InvalidArgumentError(
+                    "xconnect_to",
+                    f"interfaces: {spec.name}: xconnect_to {spec.xconnect_to!r} is not declared",
+                )
+        for spec in specs:
+            first = spec.model_copy(update={"action": Action.DROP, "xconnect_to": None})
+            self._do_create(first, False)
+        for spec in specs:
+            entry = self._entries[spec.name]
+            entry.spec = spec
+
+    def _do_create(self, spec: InterfaceSpec, dry_run: bool) -> InterfaceStatus:
+        if spec.name in self._entries:
+            raise ConflictError(f"interface {spec.name!r} already exists")
+        path = self.settings.resolve_socket(spec.socket)
+        size = len(path.encode())
+        if size > MAX_SOCKET_PATH:
+            raise InvalidArgumentError(
+                "socket", f"socket path {path!r} is {size} bytes, the limit is {MAX_SOCKET_PATH}"
+            )
+        for other in self._entries.values():
+            if (other.socket_path, other.spec.role, other.spec.id) == (path, spec.role, spec.id):
+                raise ConflictError(
+                    f"a {spec.role.value} interface with id {spec.id} already exists on {path} "
+                    f"({other.name!r})"
+                )
+        self._check_xconnect(spec.name, spec.xconnect_to)
+        if dry_run:
+            return _preview(spec, path)
+        sock, created = self._socket(path)
+        try:
+            iface = sock.create_interface(
+                spec.to_arguments(),
+                on_connected=self._on_connected,
+                on_disconnected=self._on_disconnected,
+            )
+        except memif.LocalProtocolError as exc:
+            if created:
+                self._close_socket(path, "socket unusable")
+            error = ConflictError if "in use" in str(exc) else InvalidArgumentError
+            if error is ConflictError:
+                raise ConflictError(str(exc)) from None
+            raise InvalidArgumentError("socket", str(exc)) from None
+        entry = _Entry(spec, path, iface, iface.rx_queues, iface.tx_queues)
+        entry.captures = [c for c in self._captures if c.flt.interface is None]
+        self._entries = {**self._entries, spec.name: entry}
+        if not spec.admin_up:
+            iface.set_admin_up(False)
+        self._watch_queues(entry)
+        self._scan_links(sock)
+        self._check_bound()
+        log.info(
+            "interface created",
+            extra={"interface": spec.name, "socket": path, "role": spec.role.value,
+                   "id": spec.id, "action": spec.action.value},
+        )
+        return _status(entry)
+
+    def _check_xconnect(self, name: str, target: str | None) -> None:
+        if target is None:
+            return
+        if target == name:
+            raise InvalidArgumentError(
+                "xconnect_to", "an interface cannot be cross-connected to itself"
+            )
+        if target not in self._entries:
+            raise InvalidArgumentError("xconnect_to", f"interface {target!r} does not exist")
+
+    def _do_update(self, name: str, patch: InterfacePatch) -> InterfaceStatus:
+        entry = self._entries.get(name)
+        if entry is None:
+            raise NotFoundError(f"interface {name!r} not found")
+        # null means "unchanged", except for xconnect_to where it clears the target
+        changes = {
+            key: value
+            for key, value in patch.model_dump(exclude_unset=True).items()
+            if value is not None or key == "xconnect_to"
+        }
+        try:
+            spec = InterfaceSpec.model_validate({**entry.spec.model_dump(), **changes})
+        except ValueError as exc:
+            message = _first_error(exc)
+            raise InvalidArgumentError(message.partition(":")[0], message) from None
+        if spec.action is Action.XCONNECT or "xconnect_to" in changes:
+            self._check_xconnect(name, spec.xconnect_to)
+        if spec.rx_mode is not entry.spec.rx_mode:
+            self._unwatch_queues(entry)
+            for rxq in entry.rx:
+                rxq.set_mode(spec.rx_mode)
+            entry.spec = spec
+            self._watch_queues(entry)
+        if spec.admin_up is not entry.spec.admin_up:
+            entry.iface.set_admin_up(spec.admin_up)
+        entry.spec = spec
+        self._scan_links(entry.iface.socket)
+        log.info("interface updated", extra={"interface": name, "changes": changes})
+        return _status(entry)
+
+    def _do_delete(self, name: str, reason: str) -> None:
+        entry = self._entries.get(name)
+        if entry is None:
+            raise NotFoundError(f"interface {name!r} not found")
+        self._unwatch_queues(entry)
+        entries = dict(self._entries)
+        del entries[name]
+        self._entries = entries
+        entry.iface.delete()
+        self._set_link(entry, _LinkView(InterfaceState.DISCONNECTED, None, reason), "deleted")
+        for cap in list(self._captures):
+            if cap.flt.interface == name:
+                self._end_capture(cap, reason)
+        if entry.exchange is not None:
+            entry.exchange.rx.end(reason)
+            entry.exchange = None
+        sock = self._sockets.get(entry.socket_path)
+        if sock is not None and not sock.interfaces:
+            self._close_socket(entry.socket_path, reason)
+        self._check_bound()
+        log.info("interface deleted", extra={"interface": name, "reason": reason})
+
+    # -- commands: streams -------------------------------------------------------------------------
+
+    def _add_capture(self, cap: _Capture) -> None:
+        name = cap.flt.interface
+        if name is not None and name not in self._entries:
+            raise NotFoundError(f"interface {name!r} not found")
+        self._captures.append(cap)
+        for entry in self._entries.values():
+            if name is None or entry.name == name:
+                entry.captures = [*entry.captures, cap]
+
+    def _drop_capture(self, cap: _Capture) -> None:
+        if cap in self._captures:
+            self._captures.remove(cap)
+        for entry in self._entries.values():
+            if cap in entry.captures:
+                entry.captures = [c for c in entry.captures if c is not cap]
+
+    def _end_capture(self, cap: _Capture, reason: str) -> None:
+        self._drop_capture(cap)
+        cap.sub.end(reason)
+
+    def _drop_event_sub(self, sub: Subscription[LinkEvent]) -> None:
+        if sub in self._event_subs:
+            self._event_subs.remove(sub)
+
+    def _attach_exchange(self, session: ExchangeSession) -> None:
+        entry = self._entries.get(session.interface)
+        if entry is None:
+            raise NotFoundError(f"interface {session.interface!r} not found")
+        if entry.exchange is not None:
+            raise ConflictError(f"interface {session.interface!r} already has an exchange")
+        entry.exchange = session
+
+    def _detach_exchange(self, session: ExchangeSession) -> None:
+        entry = self._entries.get(session.interface)
+        if entry is not None and entry.exchange is session:
+            entry.exchange = None
+
+    def _shutdown(self, reason: str) -> None:
+        self._stopping = True
+        for path in list(self._sockets):
+            self._close_socket(path, reason)
+        for entry in self._entries.values():
+            self._set_link(entry, _LinkView(InterfaceState.DISCONNECTED, None, reason), "deleted")
+            if entry.exchange is not None:
+                entry.exchange.rx.end(reason)
+        self._entries = {}
+        for cap in list(self._captures):
+            self._end_capture(cap, reason)
+        for sub in self._event_subs:
+            sub.end(reason)
+        self._event_subs = []
+        self._rx_fds.clear()
+        self._polled = []
+        self._hot.clear()
+        log.info("stopped", extra={"reason": reason})
+
+    # -- sockets and queues ------------------------------------------------------------------------
+
+    def _socket(self, path: str) -> tuple[memif.Socket, bool]:
+        sock = self._sockets.get(path)
+        if sock is not None:
+            return sock, False
+        try:
+            sock = memif.Socket(path, app_name=APP_NAME)
+        except memif.LocalProtocolError as exc:
+            raise InvalidArgumentError("socket", str(exc)) from None
+        self._sockets[path] = sock
+        self._socket_fds[sock.fileno()] = sock
+        assert self._epoll is not None
+        self._epoll.register(sock.fileno(), select.EPOLLIN)
+        return sock, True
+
+    def _close_socket(self, path: str, reason: str) -> None:
+        sock = self._sockets.pop(path)
+        fd = sock.fileno()
+        self._socket_fds.pop(fd, None)
+        assert self._epoll is not None
+        with contextlib.suppress(OSError):
+            self._epoll.unregister(fd)
+        for iface in sock.interfaces:
+            entry = self._entries.get(iface.name)
+            if entry is not None:
+                self._unwatch_queues(entry)
+        sock.close(reason)
+
+    def _check_bound(self) -> None:
+        self._bound = all(
+            sock.listening
+            for sock in self._sockets.values()
+            if any(iface.is_server for iface in sock.interfaces)
+        )
+
+    def _watch_queues(self, entry: _Entry) -> None:
+        assert self._epoll is not None
+        if entry.spec.rx_mode is memif.RxMode.POLLING:
+            self._polled = [*self._polled, *((entry, i) for i in range(len(entry.rx)))]
+            return
+        for index, rxq in enumerate(entry.rx):
+            fd = rxq.fileno()
+            self._epoll.register(fd, select.EPOLLIN)
+            self._rx_fds[fd] = (entry, index)
+            self._hot[(entry, index)] = None  # drain what arrived before we watched
+
+    def _unwatch_queues(self, entry: _Entry) -> None:
+        assert self._epoll is not None
+        for fd, (owner, index) in list(self._rx_fds.items()):
+            if owner is entry:
+                del self._rx_fds[fd]
+                self._hot.pop((entry, index), None)
+                with contextlib.suppress(OSError):
+                    self._epoll.unregister(fd)
+        self._polled = [t for t in self._polled if t[0] is not entry]
+        for target in [t for t in self._hot if t[0] is entry]:
+            del self._hot[target]
+
+    # -- link events -------------------------------------------------------------------------------
+
+    def _on_connected(self, iface: memif.Interface) -> None:
+        entry = self._entries.get(iface.name)
+        if entry is not None and entry.iface is iface:
+            self._set_link(entry, _LinkView(InterfaceState.CONNECTED, _peer(iface), ""))
+
+    def _on_disconnected(self, iface: memif.Interface) -> None:
+        entry = self._entries.get(iface.name)
+        if entry is not None and entry.iface is iface:
+            peer = entry.link.peer
+            self._set_link(
+                entry, _LinkView(InterfaceState.DISCONNECTED, None, iface.disconnect_reason),
+                peer=peer,
+            )
+
+    def _scan_links(self, sock: memif.Socket) -> None:
+        """Publish state changes the callbacks do not report (connecting, failed handshakes)."""
+        for iface in sock.interfaces:
+            entry = self._entries.get(iface.name)
+            if entry is None or entry.iface is not iface:
+                continue
+            state = iface.state
+            if state is memif.State.DELETED:
+                continue
+            current = entry.link
+            if state is memif.State.CONNECTED:
+                if current.state is not InterfaceState.CONNECTED:
+                    self._set_link(entry, _LinkView(InterfaceState.CONNECTED, _peer(iface), ""))
+            elif state is memif.State.CONNECTING:
+                if current.state is not InterfaceState.CONNECTING:
+                    self._set_link(entry, _LinkView(InterfaceState.CONNECTING, None, ""))
+            elif (
+                current.state is not InterfaceState.DISCONNECTED
+                or current.reason != iface.disconnect_reason
+            ):
+                view = _LinkView(InterfaceState.DISCONNECTED, None, iface.disconnect_reason)
+                self._set_link(entry, view)
+
+    def _set_link(
+        self, entry: _Entry, view: _LinkView, state: str | None = None,
+        peer: PeerInfo | None = None,
+    ) -> None:
+        entry.link = view
+        self.generation += 1
+        if not self._event_subs:
+            return
+        event = LinkEvent(
+            interface=entry.name,
+            state=state or view.state.value,
+            peer=view.peer or peer,
+            reason=view.reason,
+            timestamp=time.time(),
+        )
+        for sub in self._event_subs:
+            lost = sub.put(event)
+            self.subscription_drops += len(lost)
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _check_packets(packets: Sequence[bytes]) -> None:
+    for number, packet in enumerate(packets):
+        if not 1 <= len(packet) <= MAX_PACKET_SIZE:
+            raise InvalidArgumentError(
+                "packets",
+                f"packet {number} is {len(packet)} bytes, allowed 1..{MAX_PACKET_SIZE}",
+            )
+
+
+def _to_captured(
+    name: str, index: int, direction: str, packets: list[bytes], snaplen: int,
+    stamp: int | None = None,
+) -> list[CapturedPacket]:
+    stamp = time.time_ns() if stamp is None else stamp
+    return [
+        CapturedPacket(
+            name, index, direction, stamp, len(p), p if len(p) <= snaplen else p[:snaplen]
+        )
+        for p in packets
+    ]
+
+
+def _peer(iface: memif.Interface) -> PeerInfo:
+    creds = iface.peer_credentials
+    return PeerInfo(
+        name=iface.peer_name,
+        app_name=iface.remote_app_name,
+        pid=creds.pid if creds else None,
+        uid=creds.uid if creds else None,
+        gid=creds.gid if creds else None,
+    )
+
+
+def _first_error(exc: ValueError) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        found = errors()
+        if found:
+            return str(found[0].get("msg", exc)).removeprefix("Value error, ")
+    return str(exc)
+
+
+def _counters(rows: list[memif.QueueStats]) -> tuple[QueueCounters, list[QueueCounters]]:
+    per_queue = [
+        QueueCounters.model_construct(
+            packets=s.packets, bytes=s.bytes, drops=s.drops,
+            bad_descriptors=s.bad_descriptors, ring_full=s.ring_full,
+        )
+        for s in rows
+    ]
+    total = QueueCounters.model_construct(
+        packets=sum(s.packets for s in rows),
+        bytes=sum(s.bytes for s in rows),
+        drops=sum(s.drops for s in rows),
+        bad_descriptors=sum(s.bad_descriptors for s in rows),
+        ring_full=sum(s.ring_full for s in rows),
+    )
+    return total, per_queue
+
+
+def _stats(entry: _Entry) -> InterfaceStats:
+    rx, rx_queues = _counters([q.stats for q in entry.rx])
+    tx, tx_queues = _counters([q.stats for q in entry.tx])
+    c = entry.counters
+    return InterfaceStats.model_construct(
+        rx=rx, tx=tx, rx_queues=rx_queues, tx_queues=tx_queues,
+        action_drops=c.action_drops, forwarded=c.forwarded, forward_drops=c.forward_drops,
+        exchanged=c.exchanged, injected=c.injected, subscriber_drops=c.subscriber_drops,
+    )
+
+
+def _spec_fields(spec: InterfaceSpec) -> dict[str, Any]:
+    return {
+        "name": spec.name, "socket": spec.socket, "id": spec.id, "role": spec.role,
+        "mode": spec.mode, "memory": spec.memory, "rx_mode": spec.rx_mode,
+        "action": spec.action, "xconnect_to": spec.xconnect_to, "admin_up": spec.admin_up,
+        "accept_unsealed_regions": spec.accept_unsealed_regions,
+        "has_secret": bool(spec.secret),
+    }
+
+
+def _fingerprint(entry: _Entry) -> tuple[object, ...]:
+    """Everything a status is built from; equal fingerprints give equal statuses."""
+    c = entry.counters
+    rows: list[object] = [
+        entry.spec, entry.link, c.action_drops, c.forwarded, c.forward_drops, c.exchanged,
+        c.injected, c.subscriber_drops,
+    ]
+    for rxq in entry.rx:
+        s = rxq.stats
+        rows += (s.packets, s.bytes, s.drops, s.bad_descriptors, s.ring_full)
+    for txq in entry.tx:
+        s = txq.stats
+        rows += (s.packets, s.bytes, s.drops, s.bad_descriptors, s.ring_full)
+    return tuple(rows)
+
+
+def _view(entry: _Entry) -> tuple[InterfaceStatus, bytes]:
+    """The entry's status and its JSON, rebuilt only when its fingerprint changed."""
+    fingerprint = _fingerprint(entry)
+    cached = entry.view
+    if cached is not None and cached[0] == fingerprint:
+        return cached[1], cached[2]
+    status = _status(entry)
+    body = status.model_dump_json().encode()
+    entry.view = (fingerprint, status, body)
+    return status, body
+
+
+def _status(entry: _Entry) -> InterfaceStatus:
+    link = entry.link
+    return InterfaceStatus.model_construct(
+        **_spec_fields(entry.spec),
+        socket_path=entry.socket_path,
+        state=link.state,
+        peer=link.peer,
+        disconnect_reason=link.reason,
+        stats=_stats(entry),
+    )
+
+
+def _preview(spec: InterfaceSpec, path: str) -> InterfaceStatus:
+    nq = spec.memory.num_queue_pairs
+    zero = [QueueCounters() for _ in range(nq)]
+    return InterfaceStatus.model_construct(
+        **_spec_fields(spec),
+        socket_path=path,
+        state=InterfaceState.DISCONNECTED,
+        peer=None,
+        disconnect_reason="",
+        stats=InterfaceStats(rx_queues=zero, tx_queues=list(zero)),
+    )

@@ -1,0 +1,426 @@
+"""The REST API: FastAPI routers that translate HTTP to manager calls and back.
+
+Handlers are thin; the manager comes in through ``Depends`` and so does the
+bearer-token check. ``GET /v1/interfaces`` serves cached JSON bytes while the
+manager's generation counter says nothing changed, so polling it is cheap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from memif import Mode
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from . import __version__, pcap
+from .manager import (
+    ConflictError,
+    InvalidArgumentError,
+    Manager,
+    ManagerError,
+    NotFoundError,
+    UnavailableError,
+)
+from .metrics import CONTENT_TYPE, make_registry, render
+from .models import (
+    MAX_CAPTURE_COUNT,
+    MAX_CAPTURE_DURATION,
+    MAX_SNAPLEN,
+    CapturedPacket,
+    CaptureFilter,
+    Direction,
+    InjectResult,
+    InterfacePatch,
+    InterfaceSpec,
+    InterfaceStats,
+    InterfaceStatus,
+)
+from .settings import Settings
+from .subscription import Subscription
+from .ui import install_ui
+
+MAX_INJECT_BYTES = 64 << 20  # request body limit of POST .../packets
+MAX_INJECT_PACKETS = 65536
+CAPTURE_BATCH = 4096
+SSE_KEEPALIVE = 15.0  # seconds between comment lines on an idle event stream
+
+
+
+class Health(BaseModel):
+    """Answer of the probes."""
+
+    status: str
+
+
+class ErrorDetail(BaseModel):
+    """Error answer: ``detail`` is a sentence, or a list of field errors (422)."""
+
+    detail: str | list[dict[str, Any]]
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorDetail, "description": "Missing or wrong bearer token"},
+    404: {"model": ErrorDetail, "description": "No such interface"},
+    409: {"model": ErrorDetail, "description": "Conflicts with the current state"},
+    422: {"model": ErrorDetail, "description": "Invalid field (names the field and the limit)"},
+}
+
+
+# -- dependencies ----------------------------------------------------------------------------------
+
+_bearer = HTTPBearer(auto_error=False, description="The token memifd was started with.")
+
+
+async def get_manager(request: Request) -> Manager:
+    """The manager this app serves."""
+    manager: Manager = request.app.state.manager
+    return manager
+
+
+async def require_token(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
+    """Refuse the request unless it carries the configured bearer token (if any)."""
+    expected: bytes | None = request.app.state.token
+    if expected is None:
+        return
+    given = credentials.credentials.encode() if credentials is not None else b""
+    if not hmac.compare_digest(given, expected):
+        raise HTTPException(
+            status_code=401,
+            detail="missing or invalid bearer token (Authorization: Bearer <token>)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+ManagerDep = Annotated[Manager, Depends(get_manager)]
+
+
+# -- interfaces ------------------------------------------------------------------------------------
+
+interfaces = APIRouter(prefix="/v1/interfaces", tags=["interfaces"], responses=_ERRORS)
+
+
+class _ListCache:
+    """JSON of the interface list, rebuilt only when the manager's generation moved."""
+
+    def __init__(self) -> None:
+        self.generation = -1
+        self.body = b"[]"
+
+    def get(self, manager: Manager) -> bytes:
+        generation = manager.generation
+        if generation != self.generation:
+            self.body = manager.list_interfaces_json()
+            self.generation = generation
+        return self.body
+
+
+@interfaces.post("", response_model=InterfaceStatus, status_code=201)
+def create_interface(
+    spec: InterfaceSpec,
+    manager: ManagerDep,
+    response: Response,
+    dry_run: Annotated[bool, Query(description="Only validate; create nothing.")] = False,
+) -> InterfaceStatus:
+    """Create an interface (a server listens at once, a client starts connecting)."""
+    if dry_run:
+        response.status_code = 200
+    return manager.create_interface(spec, dry_run=dry_run)
+
+
+@interfaces.get("", response_model=list[InterfaceStatus])
+async def list_interfaces(request: Request, manager: ManagerDep) -> Response:
+    """Every interface with its state and counters."""
+    cache: _ListCache = request.app.state.list_cache
+    return Response(cache.get(manager), media_type="application/json")
+
+
+@interfaces.get("/{name}", response_model=InterfaceStatus)
+async def get_interface(name: str, manager: ManagerDep) -> InterfaceStatus:
+    """One interface with its state and counters."""
+    return manager.get_interface(name)
+
+
+@interfaces.patch("/{name}", response_model=InterfaceStatus)
+def update_interface(name: str, patch: InterfacePatch, manager: ManagerDep) -> InterfaceStatus:
+    """Change rx_mode, action, xconnect_to or admin_up of a live interface."""
+    return manager.update_interface(name, patch)
+
+
+@interfaces.delete("/{name}", status_code=204, response_model=None)
+def delete_interface(name: str, manager: ManagerDep) -> Response:
+    """Disconnect the peer and delete the interface."""
+    manager.delete_interface(name)
+    return Response(status_code=204)
+
+
+@interfaces.get("/{name}/stats", response_model=InterfaceStats)
+async def interface_stats(name: str, manager: ManagerDep) -> InterfaceStats:
+    """Counters of one interface."""
+    return manager.interface_stats(name)
+
+
+@interfaces.get(
+    "/{name}/capture",
+    response_model=None,
+    response_class=StreamingResponse,
+    responses={200: {"content": {pcap.MEDIA_TYPE: {}}, "description": "A pcap file"}},
+)
+async def capture(
+    name: str,
+    manager: ManagerDep,
+    count: Annotated[int | None, Query(ge=1, le=MAX_CAPTURE_COUNT)] = None,
+    duration: Annotated[float | None, Query(gt=0, le=MAX_CAPTURE_DURATION)] = None,
+    snaplen: Annotated[int, Query(ge=1, le=MAX_SNAPLEN)] = MAX_SNAPLEN,
+    direction: Direction = Direction.BOTH,
+    queue: Annotated[int | None, Query(ge=0, le=254)] = None,
+) -> StreamingResponse:
+    """Stream packets of the interface as a pcap file until ``count`` or ``duration``
+    (or until the client goes away)."""
+    status = manager.get_interface(name)
+    flt = CaptureFilter(
+        interface=name, queue=queue, direction=direction, count=count, duration=duration,
+        snaplen=snaplen,
+    )
+    sub = await run_in_threadpool(manager.capture, flt)
+    header = pcap.global_header(pcap.linktype_for(status.mode), snaplen)
+    return StreamingResponse(
+        _pcap_stream(sub, header),
+        media_type=pcap.MEDIA_TYPE,
+        headers={"Content-Disposition": f'attachment; filename="{name}.pcap"'},
+    )
+
+
+@interfaces.post(
+    "/{name}/packets",
+    response_model=InjectResult,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {pcap.MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
+)
+async def inject(
+    name: str,
+    request: Request,
+    manager: ManagerDep,
+    queue: Annotated[int, Query(ge=0, le=254)] = 0,
+) -> InjectResult:
+    """Send the packets of a pcap body (LINKTYPE_ETHERNET for ethernet, LINKTYPE_RAW
+    for ip); answers how many found room on the ring."""
+    status = manager.get_interface(name)
+    body = await _read_body(request, MAX_INJECT_BYTES)
+    parsed = pcap.read(body, max_packets=MAX_INJECT_PACKETS)
+    expected = pcap.linktype_for(status.mode)
+    if status.mode is not Mode.PUNT_INJECT and parsed.linktype != expected:
+        raise pcap.PcapError(
+            f"pcap link type {parsed.linktype} does not fit interface mode "
+            f"{status.mode.value} (expected {expected})",
+            422,
+        )
+    if not parsed.packets:
+        return InjectResult(accepted=0, ring_full=0)
+    return await run_in_threadpool(manager.inject, name, parsed.packets, queue)
+
+
+# -- events ----------------------------------------------------------------------------------------
+
+events = APIRouter(prefix="/v1", tags=["events"], responses=_ERRORS)
+
+
+@events.get(
+    "/events",
+    response_model=None,
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "Link events"}},
+)
+async def link_events(manager: ManagerDep) -> StreamingResponse:
+    """Server-sent events, one ``event: link`` per link state change."""
+    sub = await run_in_threadpool(manager.subscribe_events)
+    return StreamingResponse(
+        _sse_stream(sub),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+# -- health and metrics ----------------------------------------------------------------------------
+
+health = APIRouter(tags=["health"])
+
+
+@health.get("/healthz", response_model=Health)
+async def healthz(manager: ManagerDep, response: Response) -> Health:
+    """Liveness: the process answers and its worker thread is alive."""
+    if not manager.running:
+        response.status_code = 503
+        return Health(status="worker not running")
+    return Health(status="ok")
+
+
+@health.get("/readyz", response_model=Health)
+async def readyz(manager: ManagerDep, response: Response) -> Health:
+    """Readiness: the worker runs and every socket is bound."""
+    if not manager.ready:
+        response.status_code = 503
+        return Health(status="not ready")
+    return Health(status="ready")
+
+
+metrics = APIRouter(tags=["metrics"])
+
+
+@metrics.get("/metrics", response_class=PlainTextResponse, response_model=None)
+async def prometheus_metrics(request: Request) -> Response:
+    """Prometheus text exposition."""
+    return Response(render(request.app.state.registry), media_type=CONTENT_TYPE)
+
+
+# -- streaming helpers -----------------------------------------------------------------------------
+
+
+def _wake_on_arrival(sub: Subscription[Any]) -> asyncio.Event:
+    """An asyncio event set (from the worker thread) when ``sub`` gets items or ends."""
+    loop = asyncio.get_running_loop()
+    arrived = asyncio.Event()
+
+    def wake() -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is gone
+            loop.call_soon_threadsafe(arrived.set)
+
+    sub.set_waker(wake)
+    return arrived
+
+
+async def _batches(
+    sub: Subscription[Any], max_items: int, keepalive: float | None = None
+) -> AsyncIterator[list[Any]]:
+    """Batches from ``sub`` until it ends; an empty batch every ``keepalive`` seconds."""
+    arrived = _wake_on_arrival(sub)
+    try:
+        while True:
+            batch = sub.get_batch(max_items, 0)
+            if batch:
+                yield batch
+                continue
+            if sub.closed:
+                return
+            arrived.clear()
+            if len(sub) or sub.closed:
+                continue
+            try:
+                await asyncio.wait_for(arrived.wait(), keepalive)
+            except TimeoutError:
+                yield []
+    finally:
+        sub.set_waker(None)
+        sub.close()
+
+
+async def _pcap_stream(sub: Subscription[CapturedPacket], header: bytes) -> AsyncIterator[bytes]:
+    yield header
+    async for batch in _batches(sub, CAPTURE_BATCH):
+        yield pcap.records((p.timestamp_ns, p.orig_len, p.data) for p in batch)
+
+
+async def _sse_stream(sub: Subscription[Any]) -> AsyncIterator[str]:
+    yield ": memifd link events\n\n"
+    async for batch in _batches(sub, 256, SSE_KEEPALIVE):
+        if not batch:
+            yield ": keepalive\n\n"
+        for event in batch:
+            yield f"event: link\ndata: {event.model_dump_json()}\n\n"
+    yield f"event: end\ndata: {sub.close_reason or 'stream ended'}\n\n"
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, f"request body of {declared} bytes exceeds {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(413, f"request body exceeds {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+# -- errors ----------------------------------------------------------------------------------------
+
+_STATUS: list[tuple[type[ManagerError], int]] = [
+    (NotFoundError, 404),
+    (ConflictError, 409),
+    (InvalidArgumentError, 422),
+    (UnavailableError, 503),
+]
+
+
+async def _manager_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ManagerError)
+    if isinstance(exc, InvalidArgumentError):
+        detail = [{"type": "value_error", "loc": [exc.field], "msg": exc.message}]
+        return JSONResponse({"detail": detail}, status_code=422)
+    code = next((status for kind, status in _STATUS if isinstance(exc, kind)), 500)
+    return JSONResponse({"detail": exc.message}, status_code=code)
+
+
+async def _pcap_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, pcap.PcapError)
+    if exc.status == 422:
+        detail = [{"type": "value_error", "loc": ["body"], "msg": exc.message}]
+        return JSONResponse({"detail": detail}, status_code=422)
+    return JSONResponse({"detail": exc.message}, status_code=exc.status)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's format, without echoing the input (it may hold a secret)."""
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {key: value for key, value in error.items() if key not in ("input", "url")}
+        for error in exc.errors()
+    ]
+    return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
+
+
+# -- the app ---------------------------------------------------------------------------------------
+
+
+def create_app(manager: Manager, settings: Settings) -> FastAPI:
+    """The FastAPI application serving ``manager``."""
+    app = FastAPI(
+        title="memifd",
+        version=__version__,
+        summary="Manage memif (shared-memory packet interface) interfaces",
+        docs_url=None,  # served offline by install_ui, not from a CDN
+        redoc_url=None,
+    )
+    app.state.manager = manager
+    token = settings.token_value
+    app.state.token = token.encode() if token is not None else None
+    app.state.list_cache = _ListCache()
+    app.state.registry = make_registry(manager)
+    auth = [Depends(require_token)]
+    app.include_router(health)
+    app.include_router(interfaces, dependencies=auth)
+    app.include_router(events, dependencies=auth)
+    app.include_router(metrics, dependencies=auth)
+    app.add_exception_handler(ManagerError, _manager_error)
+    app.add_exception_handler(pcap.PcapError, _pcap_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    install_ui(app)
+    return app

@@ -1,0 +1,188 @@
+"""Conversions between ``memif.v1`` messages and memifd's models (no server involved)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from memif.config import MemoryConfig, Mode, Role, RxMode
+from memifd import convert
+from memifd.convert import InvalidArgument
+from memifd.models import (
+    Action,
+    CapturedPacket,
+    Direction,
+    InterfaceSpec,
+    InterfaceState,
+    InterfaceStats,
+    InterfaceStatus,
+    LinkEvent,
+    PeerInfo,
+    QueueCounters,
+)
+from memifd.proto.memif.v1 import memif_pb2 as pb
+
+specs = st.builds(
+    InterfaceSpec,
+    name=st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}", fullmatch=True),
+    socket=st.sampled_from(["memif.sock", "/run/x/y.sock", "@abstract"]),
+    id=st.integers(0, 2**32 - 1),
+    role=st.sampled_from(list(Role)),
+    secret=st.none() | st.text("abc123", min_size=1, max_size=24),
+    mode=st.sampled_from(list(Mode)),
+    memory=st.builds(
+        MemoryConfig,
+        num_queue_pairs=st.integers(1, 8),
+        log2_ring_size=st.integers(1, 14),
+        packet_buffer_size=st.integers(64, 65535),
+    ),
+    rx_mode=st.sampled_from(list(RxMode)),
+    action=st.sampled_from([Action.DROP, Action.ECHO]),
+    admin_up=st.booleans(),
+    accept_unsealed_regions=st.booleans(),
+)
+
+
+@given(specs)
+def test_spec_survives_the_round_trip(spec: InterfaceSpec) -> None:
+    wire = pb.InterfaceSpec.FromString(convert.spec_to_proto(spec).SerializeToString())
+    assert convert.spec_from_proto(wire) == spec
+
+
+def test_zero_values_mean_the_defaults() -> None:
+    spec = convert.spec_from_proto(pb.InterfaceSpec(name="x", memory=pb.MemoryConfig()))
+    assert spec == InterfaceSpec(name="x")
+    assert spec.admin_up is True  # unset
+    down = convert.spec_from_proto(pb.InterfaceSpec(name="x", admin_up=False))
+    assert down.admin_up is False
+
+
+def test_xconnect_round_trip() -> None:
+    spec = InterfaceSpec(name="a", action=Action.XCONNECT, xconnect_to="b")
+    assert convert.spec_from_proto(convert.spec_to_proto(spec)) == spec
+
+
+@pytest.mark.parametrize("msg, field, words", [
+    (pb.InterfaceSpec(name="x", memory=pb.MemoryConfig(log2_ring_size=15)),
+     "spec.memory.log2_ring_size", "less than or equal to 14"),
+    (pb.InterfaceSpec(name="x", memory=pb.MemoryConfig(
+        num_queue_pairs=255, log2_ring_size=14, packet_buffer_size=65535)),
+     "spec.memory", "exceeds the limit of 4294967296"),
+    (pb.InterfaceSpec(name="x", action=pb.ACTION_XCONNECT), "spec.xconnect_to", "required"),
+    (pb.InterfaceSpec(name="x", mode=7), "spec.mode", "MODE_ETHERNET, MODE_IP, MODE_PUNT_INJECT"),
+    (pb.InterfaceSpec(name="x", secret="é" * 13), "spec.secret", "at most 24 bytes"),
+    (pb.InterfaceSpec(name="-x"), "spec.name", "pattern"),
+])
+def test_invalid_spec_names_the_field(msg: pb.InterfaceSpec, field: str, words: str) -> None:
+    with pytest.raises(InvalidArgument) as excinfo:
+        convert.spec_from_proto(msg)
+    assert excinfo.value.field == field
+    assert str(excinfo.value).startswith(f"{field}: ")
+    assert words in str(excinfo.value)
+
+
+def test_every_error_is_reported() -> None:
+    with pytest.raises(InvalidArgument) as excinfo:
+        convert.spec_from_proto(
+            pb.InterfaceSpec(name="", memory=pb.MemoryConfig(log2_ring_size=99))
+        )
+    assert excinfo.value.field == "spec.name"
+    assert "spec.memory.log2_ring_size: " in str(excinfo.value)
+
+
+def test_patch_keeps_unset_fields_unset() -> None:
+    patch = convert.patch_from_proto(pb.InterfacePatch(admin_up=False))
+    assert patch.model_dump(exclude_unset=True) == {"admin_up": False}
+    clear = convert.patch_from_proto(pb.InterfacePatch(xconnect_to=""))
+    assert clear.model_dump(exclude_unset=True) == {"xconnect_to": ""}
+    full = convert.patch_from_proto(pb.InterfacePatch(
+        rx_mode=pb.RX_MODE_POLLING, action=pb.ACTION_ECHO
+    ))
+    assert (full.rx_mode, full.action) == (RxMode.POLLING, Action.ECHO)
+
+
+def test_capture_filter_defaults_and_limits() -> None:
+    flt = convert.filter_from_proto(pb.CaptureRequest())
+    assert (flt.interface, flt.queue, flt.direction, flt.count, flt.duration, flt.snaplen) == (
+        None, None, Direction.BOTH, None, None, 65535
+    )
+    flt = convert.filter_from_proto(pb.CaptureRequest(
+        interface="a", queue=0, direction=pb.DIRECTION_TX, count=5, duration=1.5, snaplen=96
+    ))
+    assert (flt.interface, flt.queue, flt.direction, flt.count, flt.duration, flt.snaplen) == (
+        "a", 0, Direction.TX, 5, 1.5, 96
+    )
+    with pytest.raises(InvalidArgument, match=r"^duration: .*less than or equal to 86400"):
+        convert.filter_from_proto(pb.CaptureRequest(duration=float("inf")))
+    assert convert.batch_size(0) == 256
+    assert convert.buffer_size(0) == 65536
+    with pytest.raises(InvalidArgument, match=r"^max_batch: 2000 exceeds the limit of 1024$"):
+        convert.batch_size(2000)
+
+
+def test_packets_to_send_are_checked() -> None:
+    assert convert.packets_from_proto([b"a", b"b" * 65535]) == [b"a", b"b" * 65535]
+    with pytest.raises(InvalidArgument, match=r"^packets\[1\]: 65536 bytes; .* 1 to 65535"):
+        convert.packets_from_proto([b"a", b"b" * 65536])
+    with pytest.raises(InvalidArgument, match=r"^send\.packets: 0 packets"):
+        convert.packets_from_proto([], "send.packets")
+
+
+def _status() -> InterfaceStatus:
+    row = QueueCounters(packets=3, bytes=180, drops=1, bad_descriptors=2, ring_full=4)
+    return InterfaceStatus(
+        name="a", socket="memif.sock", id=3, role=Role.CLIENT, mode=Mode.IP,
+        memory=MemoryConfig(), rx_mode=RxMode.POLLING, action=Action.ECHO,
+        admin_up=True, accept_unsealed_regions=False, has_secret=True,
+        socket_path="/run/memifd/memif.sock", state=InterfaceState.CONNECTED,
+        peer=PeerInfo(name="vpp0", app_name="VPP", pid=42, uid=0, gid=None),
+        stats=InterfaceStats(rx=row, tx=row, rx_queues=[row], tx_queues=[row], injected=9),
+    )
+
+
+def test_status_to_proto() -> None:
+    msg = convert.status_to_proto(_status())
+    assert (msg.role, msg.mode, msg.rx_mode, msg.action, msg.state) == (
+        pb.ROLE_CLIENT, pb.MODE_IP, pb.RX_MODE_POLLING, pb.ACTION_ECHO, pb.LINK_STATE_CONNECTED
+    )
+    assert (msg.peer.name, msg.peer.app_name, msg.peer.pid, msg.peer.uid) == ("vpp0", "VPP", 42, 0)
+    assert msg.peer.HasField("uid") and not msg.peer.HasField("gid")
+    assert msg.stats.rx_queues[0] == pb.QueueStats(
+        packets=3, bytes=180, drops=1, bad_descriptors=2, ring_full=4
+    )
+    assert msg.stats.injected == 9 and msg.has_secret
+
+
+def test_event_to_proto() -> None:
+    event = LinkEvent(interface="a", state="deleted", reason="gone", timestamp=12.5)
+    assert convert.event_to_proto(event) == pb.LinkEvent(
+        interface="a", state=pb.LINK_STATE_DELETED, reason="gone", timestamp=12.5
+    )
+
+
+captured = st.builds(
+    CapturedPacket,
+    interface=st.sampled_from(["", "a", "x" * 32, "ünï"]),
+    queue=st.integers(0, 254),
+    direction=st.sampled_from(["rx", "tx"]),
+    timestamp_ns=st.integers(0, 2**64 - 1),
+    orig_len=st.integers(0, 70_000),
+    data=st.binary(max_size=300),
+)
+
+
+@given(st.lists(captured, max_size=20), st.integers(0, 2**64 - 1))
+def test_hand_encoded_batch_equals_the_protobuf_one(
+    packets: list[CapturedPacket], dropped: int
+) -> None:
+    expected = convert.packet_batch(packets, dropped)
+    assert pb.PacketBatch.FromString(convert.encode_packet_batch(packets, dropped)) == expected
+    assert convert.packets_from_batch(expected) == packets
+
+
+def test_hand_encoded_batch_is_byte_identical_for_ordinary_packets() -> None:
+    packets = [CapturedPacket("memif0", i % 2, "rx", 10**18 + i // 4, 60 + i, bytes(60 + i))
+               for i in range(256)]
+    assert convert.encode_packet_batch(packets, 7) == (
+        convert.packet_batch(packets, 7).SerializeToString()
+    )
