@@ -33,6 +33,7 @@ class Memifd:
 
     def __init__(self, workdir: Path, interfaces: list[dict[str, object]], core: int) -> None:
         self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
         self.http = f"127.0.0.1:{free_port()}"
         self.grpc = f"127.0.0.1:{free_port()}"
         self.socket_dir = workdir / "sockets"

@@ -18,7 +18,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 TESTPMD = shutil.which("dpdk-testpmd")
@@ -64,12 +64,15 @@ class TestPmd:
     burst: int | None = None
     extra_vdev: str = ""
     stats_period: int = 1
-    log_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="testpmd-")))
+    log_dir: Path | None = None  # default: a private temporary folder, removed on kill
     proc: subprocess.Popen[bytes] | None = None
     final_log: str | None = None
 
     def __post_init__(self) -> None:
         self.prefix = f"memif{os.getpid()}x{next(_counter)}"
+        self._own_log_dir = self.log_dir is None
+        if self.log_dir is None:
+            self.log_dir = Path(tempfile.mkdtemp(prefix="testpmd-"))
         self.log_path = self.log_dir / f"{self.prefix}.log"
 
     def command(self) -> list[str]:
@@ -119,7 +122,7 @@ class TestPmd:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.socket)
         self.final_log = None
-        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
                 self.command(), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
@@ -196,7 +199,10 @@ class TestPmd:
                 self.proc.wait()
         shutil.rmtree(f"/var/run/dpdk/{self.prefix}", ignore_errors=True)
         self.final_log = self.log()  # keep the output readable after the files go
-        shutil.rmtree(self.log_dir, ignore_errors=True)
+        if self._own_log_dir:
+            shutil.rmtree(self.log_path.parent, ignore_errors=True)
+        else:
+            self.log_path.unlink(missing_ok=True)
         if self.role == "server" and not self.abstract:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.socket)

@@ -1,0 +1,1 @@
+"""Reliability tests of the memif library: fuzzing, hostile shared memory, peer kills."""
