@@ -244,9 +244,7 @@ class ServerHandshake(_Machine):
         state = self._state
         if state is _State.WAIT_INIT and isinstance(message, wire.Init):
             return self._on_init(message)
-        if state in (_State.WAIT_REGION, _State.WAIT_RING) and isinstance(
-            message, wire.AddRegion
-        ):
+        if state in (_State.WAIT_REGION, _State.WAIT_RING) and isinstance(message, wire.AddRegion):
             assert fd is not None
             return self._on_region(message, fd)
         if state is _State.WAIT_RING and isinstance(message, wire.AddRing):
@@ -423,9 +421,7 @@ class ClientHandshake(_Machine):
         )
         self._state = _State.NEED_MEMORY
 
-    def provide_memory(
-        self, regions: list[RegionInfo], rings: list[RingInfo]
-    ) -> list[Send]:
+    def provide_memory(self, regions: list[RegionInfo], rings: list[RingInfo]) -> list[Send]:
         """Queue INIT, the regions, the rings and CONNECT; returns INIT to send now."""
         if self._state is not _State.NEED_MEMORY:
             raise LocalProtocolError(f"provide_memory() while {self.state}")

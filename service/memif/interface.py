@@ -144,9 +144,7 @@ class Interface:
     @staticmethod
     def _queue(queues: list[RxQueue] | list[TxQueue], index: int, kind: str) -> object:
         if not 0 <= index < len(queues):
-            raise LocalProtocolError(
-                f"{kind} queue {index} does not exist (0..{len(queues) - 1})"
-            )
+            raise LocalProtocolError(f"{kind} queue {index} does not exist (0..{len(queues) - 1})")
         return queues[index]
 
     @property

@@ -99,8 +99,8 @@ class RingView:
     def set_interrupts(self, wanted: bool) -> None:
         """As this ring's reader, ask the producer for interrupts (or not)."""
         flags = self.header[_FLAGS]
-        self.header[_FLAGS] = (flags & ~RING_FLAG_MASK_INT) if wanted else (
-            flags | RING_FLAG_MASK_INT
+        self.header[_FLAGS] = (
+            (flags & ~RING_FLAG_MASK_INT) if wanted else (flags | RING_FLAG_MASK_INT)
         )
 
     def release(self) -> None:
@@ -197,9 +197,7 @@ class _Reader(_Endpoint):
         super().__init__(view, regions, eventfd)
         self.max_desc_len = max_desc_len
 
-    def _read(
-        self, cur: int, avail: int, want: int, stats: QueueStats
-    ) -> tuple[list[bytes], int]:
+    def _read(self, cur: int, avail: int, want: int, stats: QueueStats) -> tuple[list[bytes], int]:
         """Copy up to ``want`` packets out; returns them and the slots consumed."""
         count = avail if avail < want else want
         flags_regions, lengths, offsets = self.view.columns(cur, count)
@@ -605,9 +603,7 @@ class ServerTxRing(_Endpoint):
         return count, used
 
 
-def make_template(
-    size: int, buffer_region: int, buffer_offset: int, buffer_size: int
-) -> bytes:
+def make_template(size: int, buffer_region: int, buffer_offset: int, buffer_size: int) -> bytes:
     """Pristine descriptor table of a client ring: one buffer per slot, full length."""
     words = array("I")
     for slot in range(size):

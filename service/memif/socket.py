@@ -210,8 +210,7 @@ class Socket:
             table = self._servers if args.is_server else self._clients
             if args.id in table:
                 raise LocalProtocolError(
-                    f"a {args.role.value} interface with id {args.id} already exists on "
-                    f"{self.path}"
+                    f"a {args.role.value} interface with id {args.id} already exists on {self.path}"
                 )
             if args.is_server and self._listener is None:
                 self._listen()  # before the interface exists: a failure leaves nothing open
@@ -461,7 +460,9 @@ class Socket:
         pairs = max((i.args.memory.num_queue_pairs for i in active), default=1)
         log2 = max((i.args.memory.log2_ring_size for i in active), default=1)
         return ServerLimits(
-            max_regions=MAX_REGIONS, max_m2s_rings=pairs, max_s2m_rings=pairs,
+            max_regions=MAX_REGIONS,
+            max_m2s_rings=pairs,
+            max_s2m_rings=pairs,
             max_log2_ring_size=log2,
         )
 
