@@ -160,8 +160,19 @@ def case_rx_tx(b: Bench, sizes: list[int]) -> None:
         b.add(Row("tx", size, "Mpps", pps / 1e6, ratio), f"py_tx_{size}_pps")
         b.figures[f"py_tx_{size}_pps"] = pps
         b.figures[f"py_tx_{size}_gbps"] = round(pps * size * 8 / 1e9, 3)
-    b.figures["ratio_rx_64"] = round(b.figures.get("py_rx_64_pps", 0) / b.anchor_pps, 3)
-    b.figures["ratio_tx_64"] = round(b.figures.get("py_tx_64_pps", 0) / b.anchor_pps, 3)
+    _ratios(b)
+
+
+def _ratios(b: Bench) -> None:
+    """Every ratio to the anchor, from the figures measured so far."""
+    for key, figure in (("ratio_rx_64", "py_rx_64_pps"), ("ratio_tx_64", "py_tx_64_pps"),
+                        ("ratio_batch_rx_64", "batch_rx_64_pps"),
+                        ("ratio_batch_tx_64", "batch_tx_64_pps")):
+        if figure in b.figures and b.anchor_pps:
+            b.figures[key] = round(b.figures[figure] / b.anchor_pps, 3)
+    for row in b.rows:
+        if row.case in ("rx", "tx", "rx-batch", "tx-batch") and row.size == 64:
+            row.ratio = row.value * 1e6 / b.anchor_pps if b.anchor_pps else None
 
 
 def case_batch(b: Bench) -> None:
@@ -171,8 +182,7 @@ def case_batch(b: Bench) -> None:
     b.add(Row("tx-batch", 64, "Mpps", tx / 1e6, tx / b.anchor_pps), "batch_tx_64_pps")
     b.figures["batch_rx_64_pps"] = rx
     b.figures["batch_tx_64_pps"] = tx
-    b.figures["ratio_batch_rx_64"] = round(rx / b.anchor_pps, 3)
-    b.figures["ratio_batch_tx_64"] = round(tx / b.anchor_pps, 3)
+    _ratios(b)
 
 
 def case_echo(b: Bench) -> None:
@@ -336,6 +346,20 @@ def main(argv: list[str] | None = None) -> int:
             selected.insert(0, "anchor")
         for name in selected:
             CASES[name](bench, args)
+        if len(selected) > 2:
+            # DPDK again at the end: the anchor is the better of the two runs, so a
+            # noisy moment at the start cannot flatter the Python ratios.
+            first = bench.anchor_pps
+            case_anchor(bench)
+            bench.anchor_pps = max(first, bench.anchor_pps)
+            bench.figures["dpdk_dpdk_64_pps"] = bench.anchor_pps
+            bench.figures["dpdk_dpdk_64_gbps"] = round(bench.anchor_pps * 64 * 8 / 1e9, 3)
+            _ratios(bench)
+        print(f"\nsummary (ratios to DPDK ⇄ DPDK at {bench.anchor_pps / 1e6:.2f} Mpps)")
+        print(f"  {'case':<10} {'size':>6} {'figure':<14} {'value':>14}  ratio")
+        for row in bench.rows:
+            ratio = f"{row.ratio:.2f}" if row.ratio is not None else ""
+            print(f"  {row.case:<10} {row.size!s:>6} {row.figure:<14} {row.value:>14,.2f}  {ratio}")
         if args.plot:
             plot(bench.rows, args.plot)
         print(json.dumps(bench.figures, sort_keys=True))

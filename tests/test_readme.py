@@ -41,6 +41,10 @@ def test_echo_example_is_short_and_echoes(sock_dir: Path) -> None:
         try:
             assert server.wait_connected(10), server.disconnect_reason
             sent = [os.urandom(60 + i) for i in range(100)]
+            deadline = time.monotonic() + 10
+            # a server sends into buffers the client posts right after CONNECTED
+            while server.tx_queue(0).free() < 100 and time.monotonic() < deadline:
+                time.sleep(0.01)
             assert server.tx_queue(0).send_burst(sent) == 100
             received: list[bytes] = []
             deadline = time.monotonic() + 10
