@@ -95,11 +95,18 @@ def _wait_file(path: str, timeout: float = 15.0) -> None:
         time.sleep(0.02)
 
 
-def _median_rate(pmd: TestPmd, seconds: float, column: int = 0) -> float:
-    """Median of testpmd's per-second rate samples over ``seconds`` (after warm-up)."""
+def _median_rate(pmd: TestPmd, seconds: float, column: int = 0, least: int = 3) -> float:
+    """Median of testpmd's per-second rate samples over ``seconds`` (after warm-up).
+
+    At least ``least`` samples are taken (waiting up to 4 s more for them): a
+    single late stats line can report a rate far off, and the median drops it.
+    """
     time.sleep(1.5)
     before = len(pmd.rates())
     time.sleep(seconds + 0.2)
+    deadline = time.monotonic() + 4.0
+    while len(pmd.rates()) - before < least and time.monotonic() < deadline:
+        time.sleep(0.2)
     samples = [r[column] for r in pmd.rates()[before:]]
     samples = [s for s in samples if s > 0] or [0]
     return float(statistics.median(samples))
@@ -113,7 +120,7 @@ def case_anchor(b: Bench) -> None:
     with _pmd(sock, "server", "rxonly", PY_CORE) as server:
         server.wait_listening()
         with _pmd(sock, "client", "txonly", PMD_CORE):
-            pps = _median_rate(server, b.seconds)
+            pps = _median_rate(server, b.seconds, least=5)
     b.anchor_pps = pps
     b.add(Row("anchor", 64, "Mpps", pps / 1e6, note="testpmd txonly → testpmd rxonly"),
           "dpdk_dpdk_64_pps")

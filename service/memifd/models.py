@@ -66,6 +66,14 @@ class InterfaceSpec(BaseModel):
             return {"master": "server", "slave": "client"}.get(lowered, lowered)
         return value
 
+    @field_validator("socket")
+    @classmethod
+    def _no_nul(cls, value: str) -> str:
+        # the kernel ends a filesystem path at NUL, and os calls refuse it outright
+        if "\x00" in value and not value.startswith("@"):
+            raise ValueError("a socket path must not contain a NUL character")
+        return value
+
     @model_validator(mode="after")
     def _check(self) -> InterfaceSpec:
         self.to_arguments()  # the library's own limits (byte lengths, memory size)

@@ -73,6 +73,10 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorDetail, "description": "No such interface"},
     409: {"model": ErrorDetail, "description": "Conflicts with the current state"},
     422: {"model": ErrorDetail, "description": "Invalid field (names the field and the limit)"},
+    503: {"model": ErrorDetail, "description": "The worker is not running"},
+}
+_BAD_BODY: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorDetail, "description": "The body cannot be parsed"},
 }
 
 
@@ -127,7 +131,15 @@ class _ListCache:
         return self.body
 
 
-@interfaces.post("", response_model=InterfaceStatus, status_code=201)
+@interfaces.post(
+    "",
+    response_model=InterfaceStatus,
+    status_code=201,
+    responses={
+        **_BAD_BODY,
+        200: {"model": InterfaceStatus, "description": "dry_run: validated, nothing created"},
+    },
+)
 def create_interface(
     spec: InterfaceSpec,
     manager: ManagerDep,
@@ -153,7 +165,7 @@ async def get_interface(name: str, manager: ManagerDep) -> InterfaceStatus:
     return manager.get_interface(name)
 
 
-@interfaces.patch("/{name}", response_model=InterfaceStatus)
+@interfaces.patch("/{name}", response_model=InterfaceStatus, responses=_BAD_BODY)
 def update_interface(name: str, patch: InterfacePatch, manager: ManagerDep) -> InterfaceStatus:
     """Change rx_mode, action, xconnect_to or admin_up of a live interface."""
     return manager.update_interface(name, patch)
@@ -206,6 +218,7 @@ async def capture(
 @interfaces.post(
     "/{name}/packets",
     response_model=InjectResult,
+    responses={**_BAD_BODY, 413: {"model": ErrorDetail, "description": "The body is too large"}},
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -262,7 +275,7 @@ async def link_events(manager: ManagerDep) -> StreamingResponse:
 health = APIRouter(tags=["health"])
 
 
-@health.get("/healthz", response_model=Health)
+@health.get("/healthz", response_model=Health, responses={503: {"model": Health}})
 async def healthz(manager: ManagerDep, response: Response) -> Health:
     """Liveness: the process answers and its worker thread is alive."""
     if not manager.running:
@@ -271,7 +284,7 @@ async def healthz(manager: ManagerDep, response: Response) -> Health:
     return Health(status="ok")
 
 
-@health.get("/readyz", response_model=Health)
+@health.get("/readyz", response_model=Health, responses={503: {"model": Health}})
 async def readyz(manager: ManagerDep, response: Response) -> Health:
     """Readiness: the worker runs and every socket is bound."""
     if not manager.ready:
@@ -280,7 +293,11 @@ async def readyz(manager: ManagerDep, response: Response) -> Health:
     return Health(status="ready")
 
 
-metrics = APIRouter(tags=["metrics"])
+_JSON_401 = {"$ref": "#/components/schemas/ErrorDetail"}  # JSON, unlike the text/plain 200
+metrics = APIRouter(tags=["metrics"], responses={401: {
+    "description": _ERRORS[401]["description"],
+    "content": {"application/json": {"schema": _JSON_401}},
+}})
 
 
 @metrics.get("/metrics", response_class=PlainTextResponse, response_model=None)
