@@ -6,6 +6,7 @@ reason, ends open streams, removes the socket files and exits with status 0.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import socket
@@ -104,12 +105,18 @@ class _Server(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, on_signal: threading.Thread) -> None:
         super().__init__(config)
         self._on_signal = on_signal
+        self._stopping = False
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self.should_exit and sig == signal.SIGINT:
             self.force_exit = True
         self.should_exit = True
-        if not self._on_signal.is_alive() and self._on_signal.ident is None:
+        if self._stopping:
+            return
+        # Set before starting: a second signal landing inside start() must not start
+        # the same thread twice.
+        self._stopping = True
+        with contextlib.suppress(RuntimeError):
             self._on_signal.start()  # a signal handler must not block: stop in a thread
 
 
