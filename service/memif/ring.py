@@ -165,10 +165,29 @@ class _Endpoint:
         self.eventfd = eventfd
         self.header = view.header
         self.size = view.size
+        self.cur = 0  # the slot counter this side works from
         self.fault: str | None = None
 
     def _broken(self, reason: str) -> None:
         self.fault = reason
+
+    # A server owns ``tail`` in both directions: it works on [tail, head).
+
+    def _server_span(self) -> int:
+        return (self.header[_HEAD] - self.cur) & 0xFFFF
+
+    def _server_window(self, direction: str) -> int:
+        """Slots in [tail, head); 0 (and :attr:`fault` set) when head ran past the ring."""
+        span = self._server_span()
+        if span > self.size:
+            self._broken(f"{direction} head is {span} slots ahead of tail, ring has {self.size}")
+            return 0
+        return span
+
+    def _advance_tail(self, used: int) -> None:
+        cur = (self.cur + used) & 0xFFFF
+        self.cur = cur
+        self.header[_TAIL] = cur
 
     def kick(self) -> None:
         """Wake the reader unless it masked interrupts."""
@@ -276,21 +295,15 @@ class ServerRxRing(_Reader):
 
     def pending(self) -> int:
         """Descriptors published and not yet read."""
-        return (self.header[_HEAD] - self.cur) & 0xFFFF
+        return self._server_span()
 
     def available(self) -> int:
         """Descriptors ready to read; 0 (and :attr:`fault` set) when the peer broke the ring."""
-        avail = (self.header[_HEAD] - self.cur) & 0xFFFF
-        if avail > self.size:
-            self._broken(f"S2M head is {avail} slots ahead of tail, ring has {self.size}")
-            return 0
-        return avail
+        return self._server_window("S2M")
 
     def consume(self, used: int) -> None:
         """Hand ``used`` slots back to the client."""
-        cur = (self.cur + used) & 0xFFFF
-        self.cur = cur
-        self.header[_TAIL] = cur
+        self._advance_tail(used)
 
     def recv_burst(self, want: int, stats: QueueStats) -> list[bytes]:
         """Read up to ``want`` packets and hand their slots back."""
@@ -501,21 +514,15 @@ class ServerTxRing(_Endpoint):
 
     def free(self) -> int:
         """Buffers the client has posted and we have not filled."""
-        return (self.header[_HEAD] - self.cur) & 0xFFFF
+        return self._server_span()
 
     def room(self) -> int:
         """Posted buffers; 0 (and :attr:`fault` set) when the peer broke the ring."""
-        avail = (self.header[_HEAD] - self.cur) & 0xFFFF
-        if avail > self.size:
-            self._broken(f"M2S head is {avail} slots ahead of tail, ring has {self.size}")
-            return 0
-        return avail
+        return self._server_window("M2S")
 
     def publish(self, used: int) -> None:
         """Hand ``used`` filled buffers to the client and wake it."""
-        cur = (self.cur + used) & 0xFFFF
-        self.cur = cur
-        self.header[_TAIL] = cur
+        self._advance_tail(used)
         self.kick()
 
     def send_burst(self, packets: Sequence[Packet], stats: QueueStats) -> int:
