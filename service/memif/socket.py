@@ -138,6 +138,8 @@ class Socket:
     ) -> None:
         if not path or path == "@" or len(_address(path).encode()) > 107:
             raise LocalProtocolError(f"socket path {path!r} must be 1..107 bytes")
+        if "\0" in path and not path.startswith("@"):
+            raise LocalProtocolError(f"socket path {path!r} contains a NUL byte")
         if reconnect_interval <= 0:
             raise LocalProtocolError("reconnect_interval must be positive")
         if len(app_name.encode()) > 32:

@@ -622,11 +622,12 @@ class Manager:
                 on_connected=self._on_connected,
                 on_disconnected=self._on_disconnected,
             )
-        except memif.LocalProtocolError as exc:
+        except BaseException as exc:
             if created:
                 self._close_socket(path, "socket unusable")
-            error = ConflictError if "in use" in str(exc) else InvalidArgumentError
-            if error is ConflictError:
+            if not isinstance(exc, memif.LocalProtocolError):
+                raise
+            if "in use" in str(exc):
                 raise ConflictError(str(exc)) from None
             raise InvalidArgumentError("socket", str(exc)) from None
         entry = _Entry(spec, path, iface, iface.rx_queues, iface.tx_queues)
