@@ -312,7 +312,10 @@ class Socket:
             return self._next_timeout(None)
 
     def _next_timeout(self, timeout: float | None) -> float | None:
-        due = [*self._retry.values(), *(c.deadline for c in self._conns.values())]
+        due = [
+            *self._retry.values(),
+            *(c.deadline for c in self._conns.values() if c.link is None),
+        ]
         if self._faults:
             return 0.0
         if not due:

@@ -6,6 +6,7 @@ import os
 import select
 import socket
 import stat
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -486,3 +487,21 @@ def test_context_manager_closes(sock_dir: Path, no_fd_leak: None) -> None:
         assert path.exists()
     assert not path.exists()
     assert server.state is State.DELETED
+
+
+def test_established_links_leave_no_timer_due(sock_dir: Path) -> None:
+    """Once links are up nothing is due: an idle loop sleeps instead of spinning."""
+    path = str(sock_dir / "idle.sock")
+    with memif.Socket(path, handshake_timeout=0.2) as sock:
+        srv = sock.create_interface(id=0, role="server", name="srv")
+        cli = sock.create_interface(id=0, role="client", name="cli")
+        sock.start()
+        assert srv.wait_connected(5) and cli.wait_connected(5)
+        assert wait_until(lambda: sock.next_timeout() is None, timeout=5.0)
+        sock.stop()
+        # past the handshake deadline of both connections, still nothing is due
+        deadline = time.monotonic() + 0.4
+        while time.monotonic() < deadline:
+            assert sock.next_timeout() is None
+            time.sleep(0.05)
+        assert srv.is_connected and cli.is_connected
