@@ -30,12 +30,11 @@ specs = st.builds(
     role=st.sampled_from(list(Role)),
     secret=st.none() | st.text("abc123", min_size=1, max_size=24),
     mode=st.sampled_from(list(Mode)),
-    memory=st.builds(
-        MemoryConfig,
-        num_queue_pairs=st.integers(1, 8),
-        log2_ring_size=st.integers(1, 14),
-        packet_buffer_size=st.integers(64, 65535),
-    ),
+    memory=st.tuples(st.integers(1, 8), st.integers(1, 14), st.integers(64, 65535))
+    .filter(lambda m: 2 * m[0] * (1 << m[1]) * m[2] <= 2**32)  # the 32-bit offset limit
+    .map(lambda m: MemoryConfig(
+        num_queue_pairs=m[0], log2_ring_size=m[1], packet_buffer_size=m[2]
+    )),
     rx_mode=st.sampled_from(list(RxMode)),
     action=st.sampled_from([Action.DROP, Action.ECHO]),
     admin_up=st.booleans(),
