@@ -9,8 +9,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from tests import testpmd as testpmd_mod
+
+# Property tests judge behaviour, not speed: no per-example deadline (a loaded
+# 2-core machine would trip it), and in CI the same examples every run.
+settings.register_profile("memifd", deadline=None, derandomize=bool(os.environ.get("CI")))
+settings.load_profile("memifd")
 
 
 @pytest.fixture
