@@ -9,19 +9,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
-import uvicorn
-from memifd.cli import bind_http
-from memifd.manager import Manager
-from memifd.rest import create_app
 from memifd.settings import Settings
-from memifd.ui import install_ui
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -29,7 +22,7 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from tests.memifd.rest_support import wait_for
+from tests.memifd.rest_support import RestServer, wait_for
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -185,39 +178,18 @@ class StripPrefix:
         await self.app({**scope, "path": path, "raw_path": path.encode()}, receive, send)
 
 
-class UiServer:
+class UiServer(RestServer):
     """memifd as ``memifd serve`` runs it (real manager, uvicorn with the settings' root
-    path) with the UI installed, on an ephemeral loopback port; with ``prefix``, behind
-    a :class:`StripPrefix` proxy. ``url`` is where a browser finds it, ``api`` a client
-    for the REST API at the same place (with the token, if any)."""
+    path), on an ephemeral loopback port; with ``prefix``, behind a :class:`StripPrefix`
+    proxy. ``url`` is where a browser finds it, ``api`` a client for the REST API at the
+    same place (with the token, if any)."""
 
     def __init__(self, settings: Settings, prefix: str = "") -> None:
-        self.manager = Manager(settings)
-        self.manager.start()
-        app = create_app(self.manager, settings)
-        install_ui(app)
-        self.proxy = StripPrefix(app, settings.root_path, prefix) if prefix else None
-        self._sock = bind_http("127.0.0.1:0")
-        port = self._sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}{prefix}"
-        config = uvicorn.Config(
-            self.proxy or app, log_config=None, access_log=False, lifespan="off",
-            timeout_graceful_shutdown=2, root_path=settings.root_path,
-        )
-        self.server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self.server.run, kwargs={"sockets": [self._sock]}, daemon=True
-        )
-        self._thread.start()
-        if not wait_for(lambda: self.server.started, timeout=10):
-            raise RuntimeError("uvicorn did not start")
-        token = settings.token_value
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.api = httpx.Client(base_url=self.url, headers=headers, timeout=10)
+        self.proxy: StripPrefix | None = None
 
-    def close(self) -> None:
-        self.api.close()
-        self.manager.stop()
-        self.server.should_exit = True
-        self._thread.join(timeout=10)
-        self._sock.close()
+        def behind_proxy(app: ASGIApp) -> ASGIApp:
+            self.proxy = StripPrefix(app, settings.root_path, prefix)
+            return self.proxy
+
+        super().__init__(settings, prefix, behind_proxy if prefix else None)
+        self.api = self.client

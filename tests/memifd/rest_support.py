@@ -12,7 +12,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,17 +52,24 @@ def wait_for(predicate: Any, timeout: float = 5.0, interval: float = 0.01) -> bo
 
 
 class RestServer:
-    """A started manager behind real uvicorn on an ephemeral loopback port (in a thread)."""
+    """A started manager behind real uvicorn on an ephemeral loopback port (in a thread).
 
-    def __init__(self, settings: Settings) -> None:
+    ``wrap`` puts an ASGI layer (say, a proxy stand-in) in front of the app, and
+    ``prefix`` is the path under which that layer serves it.
+    """
+
+    def __init__(
+        self, settings: Settings, prefix: str = "", wrap: Callable[[Any], Any] | None = None
+    ) -> None:
         self.settings = settings
         self.manager = Manager(settings)
         self.manager.start()
         self._sock = bind_http("127.0.0.1:0")
         port = self._sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = f"http://127.0.0.1:{port}{prefix}"
+        app = create_app(self.manager, settings)
         config = uvicorn.Config(
-            create_app(self.manager, settings), log_config=None, access_log=False,
+            wrap(app) if wrap else app, log_config=None, access_log=False,
             lifespan="off", timeout_graceful_shutdown=2, root_path=settings.root_path,
         )
         self.server = uvicorn.Server(config)
