@@ -185,6 +185,31 @@ class ServerSetup:
         return cls(target, limits)
 
 
+def _feed(
+    hs: ServerHandshake | ClientHandshake, message: wire.Message, fd: int | None, failed: bool
+) -> tuple[list[Send] | None, bool]:
+    """Feed one message; returns (replies, failed), replies None when it was refused.
+
+    Only typed errors may come out, a failed machine stays failed, and an
+    established link accepts nothing.
+    """
+    try:
+        if hs.done:
+            hs.after_connected(message, fd)
+            raise AssertionError("after_connected accepted a message")
+        replies = hs.receive(message, fd)
+    except LocalProtocolError:
+        TALLY.typed_errors += 1
+        assert failed, "LocalProtocolError from a machine that had not failed"
+        return None, failed
+    except (RemoteProtocolError, PeerDisconnected):
+        TALLY.typed_errors += 1
+        assert hs.state == "failed", f"error left the machine in {hs.state!r}"
+        return None, True
+    assert not failed, "a failed machine accepted a message"
+    return replies, failed
+
+
 def fuzz_server(config: bytes, records: list[tuple[int, bytes]]) -> None:
     """Feed records to a server handshake and check what it accepted."""
     setup = ServerSetup.from_bytes(config)
@@ -200,21 +225,9 @@ def fuzz_server(config: bytes, records: list[tuple[int, bytes]]) -> None:
             continue
         fd = fds.pick(selector)
         was_done = hs.done
-        try:
-            if was_done:
-                hs.after_connected(message, fd)
-                raise AssertionError("after_connected accepted a message")
-            replies = hs.receive(message, fd)
-        except LocalProtocolError:
-            TALLY.typed_errors += 1
-            assert failed, "LocalProtocolError from a machine that had not failed"
+        replies, failed = _feed(hs, message, fd, failed)
+        if replies is None:
             continue
-        except (RemoteProtocolError, PeerDisconnected):
-            TALLY.typed_errors += 1
-            assert hs.state == "failed", f"error left the machine in {hs.state!r}"
-            failed = True
-            continue
-        assert not failed, "a failed machine accepted a message"
         _check_sends(replies)
         if fd is not None:
             accepted.append(fd)
@@ -319,21 +332,9 @@ def fuzz_client(config: bytes, records: list[tuple[int, bytes]]) -> None:
         if message is None:
             continue
         was_done = hs.done
-        try:
-            if was_done:
-                hs.after_connected(message, fds.pick(selector))
-                raise AssertionError("after_connected accepted a message")
-            replies = hs.receive(message, fds.pick(selector))
-        except LocalProtocolError:
-            TALLY.typed_errors += 1
-            assert failed, "LocalProtocolError from a machine that had not failed"
+        replies, failed = _feed(hs, message, fds.pick(selector), failed)
+        if replies is None:
             continue
-        except (RemoteProtocolError, PeerDisconnected):
-            TALLY.typed_errors += 1
-            assert hs.state == "failed", f"error left the machine in {hs.state!r}"
-            failed = True
-            continue
-        assert not failed, "a failed machine accepted a message"
         how = (selector >> 2) & 3
         if hs.needs_memory and how != MEM_WITHHELD:
             more, regions = _offer(hs, args, how, fds)
