@@ -135,30 +135,19 @@ def build_client_memory(neg: NegotiatedConfig, name: str) -> ClientMemory:
                 layout.ring_size, place.buffer_region, place.buffer_offset, layout.buffer_size
             )
             view.desc_bytes[:] = template
+            ring_args = (
+                view,
+                maps,
+                efd,
+                place.buffer_region,
+                place.buffer_offset,
+                layout.buffer_size,
+                template,
+            )
             if place.s2m:
-                link.tx.append(
-                    ClientTxRing(
-                        view,
-                        maps,
-                        efd,
-                        place.buffer_region,
-                        place.buffer_offset,
-                        layout.buffer_size,
-                        template,
-                    )
-                )
+                link.tx.append(ClientTxRing(*ring_args))
             else:
-                link.rx.append(
-                    ClientRxRing(
-                        view,
-                        maps,
-                        efd,
-                        place.buffer_region,
-                        place.buffer_offset,
-                        layout.buffer_size,
-                        template,
-                    )
-                )
+                link.rx.append(ClientRxRing(*ring_args))
             ring_infos.append(
                 RingInfo(
                     s2m=place.s2m,
