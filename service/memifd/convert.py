@@ -160,22 +160,26 @@ def spec_from_proto(msg: pb.InterfaceSpec, prefix: str = "spec") -> InterfaceSpe
     return _validate(InterfaceSpec, data, prefix)
 
 
+def _interface_fields(item: InterfaceSpec | InterfaceStatus) -> dict[str, Any]:
+    """The fields ``InterfaceSpec`` and ``InterfaceStatus`` messages share (no secret)."""
+    return {
+        "name": item.name,
+        "socket": item.socket,
+        "id": item.id,
+        "role": _to_number(ROLES, item.role),
+        "mode": _to_number(MODES, item.mode),
+        "memory": memory_to_proto(item.memory),
+        "rx_mode": _to_number(RX_MODES, item.rx_mode),
+        "action": _to_number(ACTIONS, item.action),
+        "xconnect_to": item.xconnect_to or "",
+        "admin_up": item.admin_up,
+        "accept_unsealed_regions": item.accept_unsealed_regions,
+    }
+
+
 def spec_to_proto(spec: InterfaceSpec) -> pb.InterfaceSpec:
     """The message for a validated spec (used by clients such as ``memifctl``)."""
-    return pb.InterfaceSpec(
-        name=spec.name,
-        socket=spec.socket,
-        id=spec.id,
-        role=_to_number(ROLES, spec.role),  # type: ignore[arg-type]
-        secret=spec.secret or "",
-        mode=_to_number(MODES, spec.mode),  # type: ignore[arg-type]
-        memory=memory_to_proto(spec.memory),
-        rx_mode=_to_number(RX_MODES, spec.rx_mode),  # type: ignore[arg-type]
-        action=_to_number(ACTIONS, spec.action),  # type: ignore[arg-type]
-        xconnect_to=spec.xconnect_to or "",
-        admin_up=spec.admin_up,
-        accept_unsealed_regions=spec.accept_unsealed_regions,
-    )
+    return pb.InterfaceSpec(**_interface_fields(spec), secret=spec.secret or "")
 
 
 def patch_from_proto(msg: pb.InterfacePatch, prefix: str = "patch") -> InterfacePatch:
@@ -306,17 +310,7 @@ def _peer(peer: PeerInfo, out: pb.PeerInfo) -> None:
 def status_to_proto(status: InterfaceStatus) -> pb.InterfaceStatus:
     """The ``InterfaceStatus`` message (never holds the secret)."""
     msg = pb.InterfaceStatus(
-        name=status.name,
-        socket=status.socket,
-        id=status.id,
-        role=_to_number(ROLES, status.role),  # type: ignore[arg-type]
-        mode=_to_number(MODES, status.mode),  # type: ignore[arg-type]
-        memory=memory_to_proto(status.memory),
-        rx_mode=_to_number(RX_MODES, status.rx_mode),  # type: ignore[arg-type]
-        action=_to_number(ACTIONS, status.action),  # type: ignore[arg-type]
-        xconnect_to=status.xconnect_to or "",
-        admin_up=status.admin_up,
-        accept_unsealed_regions=status.accept_unsealed_regions,
+        **_interface_fields(status),
         has_secret=status.has_secret,
         socket_path=status.socket_path,
         state=_to_number(LINK_STATES, status.state),  # type: ignore[arg-type]
