@@ -67,7 +67,8 @@ class MemoryConfig(BaseModel):
     """Shared memory geometry of an interface.
 
     A client uses it to size the memory it creates (clamped to the server's
-    HELLO limits); a server uses it as the limits it allows.
+    HELLO limits). A server creates ``num_queue_pairs`` queues; the client's
+    ring count and sizes are its own (extra rings are read by the queues in turn).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)

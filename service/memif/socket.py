@@ -34,15 +34,20 @@ from .constants import (
     DEFAULT_APP_NAME,
     DEFAULT_RECONNECT_INTERVAL,
     DEFAULT_SOCKET_PATH,
-    MAX_REGIONS,
     MSG_SIZE,
 )
-from .errors import LocalProtocolError, MemifError, PeerDisconnected, RemoteProtocolError
+from .errors import (
+    FailureKind,
+    LocalProtocolError,
+    MemifError,
+    PeerDisconnected,
+    RemoteProtocolError,
+)
+from .failures import FailureBook, FailureCallback, HandshakeFailure
 from .handshake import (
     ClientHandshake,
     Send,
     ServerHandshake,
-    ServerLimits,
     ServerTarget,
 )
 from .interface import Callback, Interface, PeerCredentials, State
@@ -69,6 +74,7 @@ class _Conn:
     deadline: float
     creds: PeerCredentials | None
     iface: Interface | None = None
+    requested_id: int | None = None  # the id INIT named, even when it was refused
     fds: list[int] = field(default_factory=list)
     regions: list[Region] = field(default_factory=list)
     memory: ClientMemory | None = None
@@ -124,6 +130,12 @@ class Socket:
     ``refused_peers`` counts peers refused before their link came up (uid, id,
     secret, mode, memory or a timed-out handshake) and ``last_refused_reason``
     says why the latest one was.
+
+    Every handshake that fails, in either role and for any reason (a peer
+    refused, a peer that closes or disconnects mid-handshake, a timeout), is
+    logged at WARNING with the peer's pid and uid, counted by kind in
+    :attr:`handshake_failures`, kept in :attr:`last_handshake_failure` and
+    passed to ``on_handshake_failure`` (called on the loop thread).
     """
 
     def __init__(
@@ -135,6 +147,7 @@ class Socket:
         reconnect_interval: float = DEFAULT_RECONNECT_INTERVAL,
         allowed_uids: Collection[int] | None = None,
         handshake_timeout: float = HANDSHAKE_TIMEOUT,
+        on_handshake_failure: FailureCallback | None = None,
     ) -> None:
         if not path or path == "@" or len(_address(path).encode()) > 107:
             raise LocalProtocolError(f"socket path {path!r} must be 1..107 bytes")
@@ -167,6 +180,7 @@ class Socket:
         self._closed = False
         self.refused_peers = 0
         self.last_refused_reason = ""
+        self._failures = FailureBook(on_handshake_failure)
 
     def __repr__(self) -> str:
         return f"<memif.Socket {self.path!r} {len(self.interfaces)} interfaces>"
@@ -184,6 +198,16 @@ class Socket:
         """Every interface on this socket, servers first."""
         with self._lock:
             return [*self._servers.values(), *self._clients.values()]
+
+    @property
+    def handshake_failures(self) -> dict[str, int]:
+        """Failed handshakes so far by :class:`~memif.FailureKind` value (all kinds present)."""
+        return self._failures.counts
+
+    @property
+    def last_handshake_failure(self) -> HandshakeFailure | None:
+        """The latest failed handshake, or None."""
+        return self._failures.last
 
     @property
     def listening(self) -> bool:
@@ -339,7 +363,7 @@ class Socket:
         now = time.monotonic()
         for conn in list(self._conns.values()):
             if conn.link is None and conn.deadline <= now:
-                self._refuse(conn, "handshake timed out")
+                self._refuse(conn, "handshake timed out", FailureKind.TIMEOUT)
         for iface, due in list(self._retry.items()):
             if due <= now:
                 del self._retry[iface]
@@ -435,18 +459,25 @@ class Socket:
                 return
             sock.setblocking(False)
             creds = _peer_credentials(sock)
-            if not self._uid_allowed(creds, sock):
+            if not self._uid_allowed(creds, sock, "server"):
                 continue
-            handshake = ServerHandshake(self.app_name, self._lookup, self._server_limits())
+            handshake = ServerHandshake(self.app_name, self._lookup)
             deadline = time.monotonic() + self.handshake_timeout
             conn = _Conn(sock, "server", handshake, deadline, creds)
             self._register(conn)
             try:
                 self._send(conn, [handshake.hello()])
             except OSError as exc:  # the peer hung up before HELLO went out
-                self._drop(conn, f"control socket error: {exc.strerror or exc}", notify_peer=False)
+                reason = f"control socket error: {exc.strerror or exc}"
+                self._end(conn, reason, FailureKind.SOCKET_ERROR, notify_peer=False)
 
-    def _uid_allowed(self, creds: PeerCredentials | None, sock: _socket.socket) -> bool:
+    def _uid_allowed(
+        self,
+        creds: PeerCredentials | None,
+        sock: _socket.socket,
+        role: Literal["server", "client"],
+        iface: Interface | None = None,
+    ) -> bool:
         if self.allowed_uids is None:
             return True
         if creds is not None and creds.uid in self.allowed_uids:
@@ -457,19 +488,15 @@ class Socket:
         with contextlib.suppress(OSError):
             sock.send(wire.encode(wire.Disconnect(1, reason.encode())))
         sock.close()
-        log.warning("peer refused: %s", reason, extra={"socket": self.path})
-        return False
-
-    def _server_limits(self) -> ServerLimits:
-        active = [i for i in self._servers.values() if i.admin_up] or list(self._servers.values())
-        pairs = max((i.args.memory.num_queue_pairs for i in active), default=1)
-        log2 = max((i.args.memory.log2_ring_size for i in active), default=1)
-        return ServerLimits(
-            max_regions=MAX_REGIONS,
-            max_m2s_rings=pairs,
-            max_s2m_rings=pairs,
-            max_log2_ring_size=log2,
+        self._record_failure(
+            FailureKind.NOT_ALLOWED,
+            reason,
+            role,
+            creds,
+            iface.id if iface else None,
+            iface.name if iface else "",
         )
+        return False
 
     def _lookup(self, interface_id: int) -> ServerTarget | None:
         iface = self._servers.get(interface_id)
@@ -481,8 +508,6 @@ class Socket:
             name=args.name,
             mode=args.mode,
             secret=args.secret,
-            max_queue_pairs=args.memory.num_queue_pairs,
-            max_log2_ring_size=args.memory.log2_ring_size,
             busy=iface in self._iface_conn,
         )
 
@@ -505,7 +530,7 @@ class Socket:
             self._retry[iface] = time.monotonic() + self.reconnect_interval
             return
         creds = _peer_credentials(sock)
-        if not self._uid_allowed(creds, sock):
+        if not self._uid_allowed(creds, sock, "client", iface):
             iface.disconnect_reason = "server uid not allowed"
             self._retry[iface] = time.monotonic() + self.reconnect_interval
             return
@@ -575,16 +600,17 @@ class Socket:
                         _close_fds([fd])
                     raise
         except PeerDisconnected as exc:
-            self._drop(conn, exc.reason, notify_peer=False)
+            self._end(conn, exc.reason, exc.kind, notify_peer=False)
         except RemoteProtocolError as exc:
-            self._refuse(conn, exc.reason)
+            self._refuse(conn, exc.reason, exc.kind)
         except LocalProtocolError as exc:  # e.g. a handshake used after failing
-            self._refuse(conn, str(exc))
+            self._refuse(conn, str(exc), FailureKind.PROTOCOL)
         except OSError as exc:
-            self._drop(conn, f"control socket error: {exc.strerror or exc}", notify_peer=False)
+            reason = f"control socket error: {exc.strerror or exc}"
+            self._end(conn, reason, FailureKind.SOCKET_ERROR, notify_peer=False)
         except Exception:  # a bug here must cost this connection, not the loop
             log.exception("internal error on a control connection", extra={"socket": self.path})
-            self._drop(conn, "internal error", notify_peer=True)
+            self._end(conn, "internal error", FailureKind.INTERNAL, notify_peer=True)
 
     def _handle(self, conn: _Conn, message: wire.Message, fd: int | None) -> None:
         if conn.link is not None:
@@ -598,6 +624,8 @@ class Socket:
     def _handle_server(
         self, conn: _Conn, hs: ServerHandshake, message: wire.Message, fd: int | None
     ) -> None:
+        if isinstance(message, wire.Init) and conn.requested_id is None:
+            conn.requested_id = message.id
         replies = hs.receive(message, fd)
         if fd is not None:
             conn.fds.append(fd)
@@ -665,7 +693,7 @@ class Socket:
         )
         self._callback(iface, iface.on_connected)
 
-    def _refuse(self, conn: _Conn, reason: str) -> None:
+    def _refuse(self, conn: _Conn, reason: str, kind: FailureKind) -> None:
         """Drop a connection whose peer broke a rule; a server counts a refused handshake.
 
         A server interface learns nothing of a peer refused before INIT named it
@@ -674,8 +702,45 @@ class Socket:
         if conn.role == "server" and conn.link is None:
             self.refused_peers += 1
             self.last_refused_reason = reason
-            log.warning("peer refused: %s", reason, extra={"socket": self.path})
-        self._drop(conn, reason, notify_peer=True)
+        self._end(conn, reason, kind, notify_peer=True)
+
+    def _end(self, conn: _Conn, reason: str, kind: FailureKind, *, notify_peer: bool) -> None:
+        """Drop a connection the peer (or the socket) ended; record a failed handshake."""
+        if conn.link is None and conn.fileno in self._conns:
+            iface = conn.iface
+            interface_id = iface.id if iface is not None and not iface.is_server else None
+            detail = reason
+            if kind is FailureKind.PEER_CLOSED:  # say how far it got
+                detail = f"{reason} while {conn.handshake.state}"
+            self._record_failure(
+                kind,
+                detail,
+                conn.role,
+                conn.creds,
+                conn.requested_id if conn.role == "server" else interface_id,
+                iface.name if iface is not None else "",
+            )
+        self._drop(conn, reason, notify_peer=notify_peer)
+
+    def _record_failure(
+        self,
+        kind: FailureKind,
+        reason: str,
+        role: Literal["server", "client"],
+        creds: PeerCredentials | None,
+        interface_id: int | None,
+        interface: str,
+    ) -> None:
+        failure = HandshakeFailure(
+            kind=kind,
+            reason=reason,
+            role=role,
+            socket=self.path,
+            interface_id=interface_id,
+            interface=interface,
+            peer=creds,
+        )
+        self._failures.record(failure)
 
     def _drop(self, conn: _Conn, reason: str, *, notify_peer: bool) -> None:
         """Close a connection, tear its link down and schedule a client's retry."""
