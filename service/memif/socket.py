@@ -708,7 +708,10 @@ class Socket:
         """Drop a connection the peer (or the socket) ended; record a failed handshake."""
         if conn.link is None and conn.fileno in self._conns:
             iface = conn.iface
-            interface_id = iface.id if iface is not None and not iface.is_server else None
+            interface_id = iface.id if iface is not None else None
+            if conn.role == "server":  # INIT may have named one it then refused
+                interface_id = conn.requested_id
+                iface = self._servers.get(interface_id) if interface_id is not None else None
             detail = reason
             if kind is FailureKind.PEER_CLOSED:  # say how far it got
                 detail = f"{reason} while {conn.handshake.state}"
@@ -717,7 +720,7 @@ class Socket:
                 detail,
                 conn.role,
                 conn.creds,
-                conn.requested_id if conn.role == "server" else interface_id,
+                interface_id,
                 iface.name if iface is not None else "",
             )
         self._drop(conn, reason, notify_peer=notify_peer)

@@ -209,6 +209,8 @@ class Manager:
         self.turns = 0
         #: Items all subscriptions (captures, events, exchanges) lost to slow readers.
         self.subscription_drops = 0
+        #: Failed handshakes on every socket so far, by memif.FailureKind (fixed keys).
+        self.handshake_failures = {kind.value: 0 for kind in memif.FailureKind}
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -772,7 +774,9 @@ class Manager:
         if sock is not None:
             return sock, False
         try:
-            sock = memif.Socket(path, app_name=APP_NAME)
+            sock = memif.Socket(
+                path, app_name=APP_NAME, on_handshake_failure=self._count_handshake_failure
+            )
         except memif.LocalProtocolError as exc:
             raise InvalidArgumentError("socket", str(exc)) from None
         self._sockets[path] = sock
@@ -780,6 +784,9 @@ class Manager:
         assert self._epoll is not None
         self._epoll.register(sock.fileno(), select.EPOLLIN)
         return sock, True
+
+    def _count_handshake_failure(self, failure: memif.HandshakeFailure) -> None:
+        self.handshake_failures[failure.kind.value] += 1  # the library already logged it
 
     def _close_socket(self, path: str, reason: str) -> None:
         sock = self._sockets.pop(path)
