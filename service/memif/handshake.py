@@ -342,6 +342,11 @@ class ServerHandshake(_Machine):
             raise self._fail(
                 f"{direction} ring {msg.index} over the limit of {limit} rings", FailureKind.MEMORY
             )
+        if msg.private_hdr_size:
+            raise self._fail(
+                f"{direction} ring {msg.index}: private headers ({msg.private_hdr_size} bytes) "
+                "are not supported"
+            )
         max_log2 = self._limits.max_log2_ring_size
         if msg.log2_ring_size > max_log2:
             raise self._fail(

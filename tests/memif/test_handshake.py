@@ -344,6 +344,12 @@ def test_ring_up_to_2_14_whatever_the_interface() -> None:
     assert info.value.kind is FailureKind.MEMORY
 
 
+def test_ring_with_a_private_header_is_refused() -> None:
+    srv = with_region()
+    with pytest.raises(RemoteProtocolError, match=r"private headers \(8 bytes\) are not supported"):
+        srv.receive(wire.AddRing(1, 0, 0, 0, 4, private_hdr_size=8), 10)
+
+
 def test_ring_in_unknown_region() -> None:
     srv = with_region()
     with pytest.raises(RemoteProtocolError, match="unknown region 1"):
