@@ -114,11 +114,6 @@ class FailureBook:
         """Failures so far by kind (every kind present, zero or not)."""
         return dict(self._counts)
 
-    @property
-    def total(self) -> int:
-        """Failures so far."""
-        return sum(self._counts.values())
-
     def record(self, failure: HandshakeFailure) -> None:
         """Count ``failure``, log it (within the limits) and tell the callback."""
         self._counts[failure.kind.value] += 1

@@ -249,6 +249,23 @@ def test_largest_client_255_queue_pairs_of_2_14_slots(
     assert iface.wait_disconnected(5)
 
 
+def test_buffers_past_4_gib_are_refused_with_the_limit(serve: Serve, rng: random.Random) -> None:
+    """With 2048-byte buffers the same client needs 17 GB of buffers: beyond 32-bit offsets."""
+    _, iface = serve()
+    peer = hp.dial(iface.socket.path)
+    hello = Hello.parse(peer.expect(hp.HELLO))
+    mem = PeerMemory("libmemif", libmemif_geometry(hello, s2m=255, m2s=255, log2=14))
+    with hp.closing(peer, mem):
+        peer.send(init_message("libmemif", rng, id=0))
+        peer.expect(hp.ACK)
+        peer.send(hp.add_region(0, mem.sizes[0]), [mem.fds[0]])
+        peer.expect(hp.ACK)
+        peer.send(hp.add_region(1, mem.sizes[1]), [mem.fds[1]])
+        reason = peer.disconnect_reason()
+    assert reason == f"region 1 size {mem.sizes[1]} outside 1..4294967296"
+    assert wait_until(lambda: iface.socket.handshake_failures["memory"] == 1)
+
+
 # -- our client against other servers' HELLOs ------------------------------------------------------
 
 
