@@ -54,8 +54,9 @@ class BodyRule:
 RULES = (
     BodyRule("POST", re.compile(r"/v1/interfaces/?"), JSON, MAX_SPEC_BYTES),
     BodyRule("PATCH", re.compile(r"/v1/interfaces/[^/]+/?"), JSON, MAX_PATCH_BYTES),
-    BodyRule("POST", re.compile(r"/v1/interfaces/[^/]+/packets/?"), pcap.MEDIA_TYPE,
-             MAX_INJECT_BYTES),
+    BodyRule(
+        "POST", re.compile(r"/v1/interfaces/[^/]+/packets/?"), pcap.MEDIA_TYPE, MAX_INJECT_BYTES
+    ),
 )
 OTHER = BodyRule("*", re.compile(".*"), None, MAX_OTHER_BYTES)
 
@@ -144,20 +145,28 @@ class RequestGuard:
     ) -> tuple[int, str, list[tuple[bytes, bytes]]] | None:
         host = headers.get("host")
         if host is not None and not self.hosts.allows(host):
-            return 400, (
-                f"Host {host!r} is not allowed: add the name to allowed_hosts "
-                "(MEMIFD_ALLOWED_HOSTS) to reach memifd by it"
-            ), []
+            return (
+                400,
+                (
+                    f"Host {host!r} is not allowed: add the name to allowed_hosts "
+                    "(MEMIFD_ALLOWED_HOSTS) to reach memifd by it"
+                ),
+                [],
+            )
         if self.token is not None and needs_token(path) and not self._authorized(headers):
             return 401, TOKEN_PROBLEM, [(b"www-authenticate", b"Bearer")]
         if length is not None:
             if not length.isdigit():
                 return 400, f"Content-Length {length[:32]!r} is not a number", []
             if int(length) > rule.max_bytes:
-                return 413, (
-                    f"request body of {int(length)} bytes exceeds the limit of "
-                    f"{rule.max_bytes} bytes for this route"
-                ), []
+                return (
+                    413,
+                    (
+                        f"request body of {int(length)} bytes exceeds the limit of "
+                        f"{rule.max_bytes} bytes for this route"
+                    ),
+                    [],
+                )
         if rule.media_type is not None and _media_type(headers) != rule.media_type:
             given = headers.get("content-type", "none")[:64]
             return 415, f"Content-Type must be {rule.media_type} (got {given})", []
@@ -190,14 +199,16 @@ class _CountedBody:
             message = await asyncio.wait_for(self._receive(), max(remaining, 0.001))
         except TimeoutError:
             raise HTTPException(
-                408, f"request body not received within {self._timeout:g} s",
+                408,
+                f"request body not received within {self._timeout:g} s",
                 headers={"Connection": "close"},
             ) from None
         if message["type"] == "http.request":
             self._size += len(message.get("body", b""))
             if self._size > self._limit:
                 raise HTTPException(
-                    413, f"request body exceeds the limit of {self._limit} bytes for this route",
+                    413,
+                    f"request body exceeds the limit of {self._limit} bytes for this route",
                     headers={"Connection": "close"},
                 )
             self._done = not message.get("more_body", False)
@@ -218,7 +229,7 @@ def _route_path(scope: Scope) -> str:
     path: str = scope["path"]
     root: str = scope.get("root_path", "")
     if root and path.startswith(root):
-        path = path[len(root):]
+        path = path[len(root) :]
     return path or "/"
 
 
@@ -227,8 +238,11 @@ def _media_type(headers: dict[str, str]) -> str:
 
 
 async def _answer(
-    send: Callable[[Message], Awaitable[None]], status: int, detail: str,
-    extra: list[tuple[bytes, bytes]], close: bool,
+    send: Callable[[Message], Awaitable[None]],
+    status: int,
+    detail: str,
+    extra: list[tuple[bytes, bytes]],
+    close: bool,
 ) -> None:
     body = json.dumps({"detail": detail}).encode()
     headers = [

@@ -30,8 +30,11 @@ log = logging.getLogger("memifd.http")
 
 MAX_HEADER_BYTES = 64 << 10
 REFUSAL_LOG_INTERVAL = 10.0  # seconds between two warnings about refused connections
-_REASONS = {408: "Request Timeout", 431: "Request Header Fields Too Large",
-            503: "Service Unavailable"}
+_REASONS = {
+    408: "Request Timeout",
+    431: "Request Header Fields Too Large",
+    503: "Service Unavailable",
+}
 
 
 class _RefusalLog:
@@ -135,7 +138,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         body = why.encode()
         self.transport.write(
             f"HTTP/1.1 {status} {_REASONS[status]}\r\ncontent-type: text/plain; charset=utf-8"
-            f"\r\ncontent-length: {len(body)}\r\nconnection: close\r\n\r\n".encode() + body
+            f"\r\ncontent-length: {len(body)}\r\nconnection: close\r\n\r\n".encode()
+            + body
         )
         self.transport.close()
         self._cancel_head_timer()
@@ -143,11 +147,15 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
 def protocol_for(settings: Settings) -> type[GuardedHttpProtocol]:
     """:class:`GuardedHttpProtocol` with the limits of ``settings``."""
-    return type("MemifdHttpProtocol", (GuardedHttpProtocol,), {
-        "max_connections": settings.http_max_connections,
-        "header_timeout": settings.http_header_timeout,
-        "refusals": _RefusalLog(),
-    })
+    return type(
+        "MemifdHttpProtocol",
+        (GuardedHttpProtocol,),
+        {
+            "max_connections": settings.http_max_connections,
+            "header_timeout": settings.http_header_timeout,
+            "refusals": _RefusalLog(),
+        },
+    )
 
 
 def uvicorn_config(app: Any, settings: Settings, **options: Any) -> uvicorn.Config:
