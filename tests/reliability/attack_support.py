@@ -8,6 +8,7 @@ import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from tests.memifd.rest_support import Daemon
 from tests.reliability.service_support import proc_status, start_daemon, write_config
@@ -21,11 +22,13 @@ def anon_mib(pid: int) -> float:
     return int(proc_status(pid)["RssAnon"].split()[0]) / 1024
 
 
-def guarded_daemon(sock_dir: Path, tmp: Path, **settings: object) -> Daemon:
-    """memifd with a token and ``settings`` in its config file."""
+def guarded_daemon(
+    sock_dir: Path, tmp: Path, interfaces: list[dict[str, Any]] | None = None, **settings: object
+) -> Daemon:
+    """memifd with a token, and ``interfaces`` and ``settings`` in its config file."""
     token_file = tmp / "token"
     token_file.write_text(TOKEN)
-    config = write_config(tmp / "memifd.yaml", [], **settings)
+    config = write_config(tmp / "memifd.yaml", interfaces or [], **settings)
     return start_daemon(sock_dir, config, args=["--token-file", str(token_file)])
 
 
