@@ -244,7 +244,7 @@ async def _answer(
     extra: list[tuple[bytes, bytes]],
     close: bool,
 ) -> None:
-    body = json.dumps({"detail": detail}).encode()
+    body = json.dumps({"detail": detail}, separators=(",", ":")).encode()
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
