@@ -115,6 +115,28 @@ def _utf8_limited(value: str, field: str, limit: int) -> str:
     return value
 
 
+def printable(value: str, field: str) -> str:
+    """``value`` if it holds no control or other non-printable character; a name that
+    reaches logs, metrics labels and the peer must not carry any."""
+    for index, char in enumerate(value):
+        if not char.isprintable():
+            known = _CONTROL_NAMES.get(char)
+            raise ValueError(
+                f"{field} must hold printable characters only, found U+{ord(char):04X}"
+                f"{f' ({known})' if known else ''} at position {index}"
+            )
+    return value
+
+
+_CONTROL_NAMES = {
+    "\0": "NUL",
+    "\t": "tab",
+    "\n": "newline",
+    "\r": "carriage return",
+    "\x1b": "escape",
+}
+
+
 class Arguments(BaseModel):
     """Everything needed to create an interface (gomemif's ``Arguments``)."""
 
@@ -156,7 +178,7 @@ class Arguments(BaseModel):
     @field_validator("name")
     @classmethod
     def _name_fits(cls, value: str) -> str:
-        return _utf8_limited(value, "name", NAME_SIZE)
+        return printable(_utf8_limited(value, "name", NAME_SIZE), "name")
 
     @field_validator("secret")
     @classmethod

@@ -58,6 +58,8 @@ from .ring import ClientRxRing
 log = logging.getLogger("memif")
 
 HANDSHAKE_TIMEOUT = 5.0  # seconds a peer gets to complete the handshake
+ACCEPT_BACKOFF = (0.05, 1.0)  # seconds accepts pause after a failure: first, at most
+ACCEPT_LOG_INTERVAL = 10.0  # seconds between two warnings about failing accepts
 _PEERCRED = struct.Struct("3i")
 _ANCILLARY_SPACE = _socket.CMSG_SPACE(4 * 8)  # room to see (and refuse) extra fds
 _RECV_SIZE = MSG_SIZE * 2  # larger than a message, so oversized ones are noticed
@@ -96,6 +98,45 @@ class _Conn:
         if self.memory is not None:
             self.memory.link.close()
             self.memory = None
+
+
+class _AcceptPause:
+    """Backoff after failed accepts, with one warning per :data:`ACCEPT_LOG_INTERVAL`."""
+
+    def __init__(self) -> None:
+        self.until: float | None = None
+        self.delay = ACCEPT_BACKOFF[0]
+        self.next_report = 0.0
+        self.failures = 0
+
+    def due(self) -> list[float]:
+        return [] if self.until is None else [self.until]
+
+    def start(self, exc: OSError, path: str) -> None:
+        now = time.monotonic()
+        self.until = now + self.delay
+        self.delay = min(self.delay * 2, ACCEPT_BACKOFF[1])
+        self.failures += 1
+        if now >= self.next_report:
+            log.warning(
+                "accept failed %d time(s): %s; retrying in up to %g s",
+                self.failures,
+                exc.strerror or exc,
+                ACCEPT_BACKOFF[1],
+                extra={"socket": path},
+            )
+            self.failures = 0
+            self.next_report = now + ACCEPT_LOG_INTERVAL
+
+    def ends(self, now: float) -> bool:
+        """True once when the pause is over."""
+        if self.until is None or now < self.until:
+            return False
+        self.until = None
+        return True
+
+    def succeeded(self) -> None:
+        self.delay = ACCEPT_BACKOFF[0]
 
 
 def _address(path: str) -> str:
@@ -181,6 +222,7 @@ class Socket:
         self.refused_peers = 0
         self.last_refused_reason = ""
         self._failures = FailureBook(on_handshake_failure)
+        self._accept_pause = _AcceptPause()
 
     def __repr__(self) -> str:
         return f"<memif.Socket {self.path!r} {len(self.interfaces)} interfaces>"
@@ -339,6 +381,7 @@ class Socket:
         due = [
             *self._retry.values(),
             *(c.deadline for c in self._conns.values() if c.link is None),
+            *self._accept_pause.due(),
         ]
         if self._faults:
             return 0.0
@@ -361,6 +404,8 @@ class Socket:
 
     def _run_timers(self) -> None:
         now = time.monotonic()
+        if self._accept_pause.ends(now) and self._listener is not None:
+            self._epoll.modify(self._listener.fileno(), select.EPOLLIN)
         for conn in list(self._conns.values()):
             if conn.link is None and conn.deadline <= now:
                 self._refuse(conn, "handshake timed out", FailureKind.TIMEOUT)
@@ -455,8 +500,12 @@ class Socket:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
-                log.warning("accept failed: %s", exc.strerror, extra={"socket": self.path})
+                # Out of fds or memory: the listener stays readable, so stop watching it
+                # for a while instead of failing (and logging) in a tight loop.
+                self._epoll.modify(self._listener.fileno(), 0)
+                self._accept_pause.start(exc, self.path)
                 return
+            self._accept_pause.succeeded()
             sock.setblocking(False)
             creds = _peer_credentials(sock)
             if not self._uid_allowed(creds, sock, "server"):

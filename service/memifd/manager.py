@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import errno
 import logging
 import os
 import queue
@@ -30,6 +31,14 @@ from typing import Any, TypeVar
 import memif
 from memif.constants import MAX_PACKET_SIZE
 
+from .limits import (
+    FDS_PER_SOCKET,
+    api_fd_reserve,
+    fd_limit,
+    interface_fds,
+    interface_memory,
+    open_fds,
+)
 from .models import (
     Action,
     CapturedPacket,
@@ -46,7 +55,7 @@ from .models import (
     QueueCounters,
 )
 from .settings import Settings
-from .subscription import Subscription
+from .subscription import BytePool, Subscription
 
 log = logging.getLogger("memifd.manager")
 
@@ -55,6 +64,7 @@ POLL_IDLE_INTERVAL = 0.002  # seconds between looks at idle polling-mode queues
 COMMAND_TIMEOUT = 10.0  # seconds a caller waits for the worker
 MAX_SOCKET_PATH = 107  # sun_path holds 108 bytes including the terminating NUL
 APP_NAME = "memifd"
+PACKET_OVERHEAD = 192  # bytes a queued CapturedPacket costs beyond its data
 _MAX_EVENTS = 256
 
 R = TypeVar("R")
@@ -89,6 +99,10 @@ class InvalidArgumentError(ManagerError):
 
 class UnavailableError(ManagerError):
     """The worker is not running (not started yet, or stopped)."""
+
+
+class LimitExceededError(ManagerError):
+    """Creating it would pass a resource limit (interfaces, shared memory, fds)."""
 
 
 # -- published state ---------------------------------------------------------------------
@@ -161,9 +175,8 @@ class ExchangeSession:
     def __init__(self, manager: Manager, name: str, maxsize: int) -> None:
         self._manager = manager
         self.interface = name
-        self.rx: Subscription[CapturedPacket] = Subscription(
-            maxsize, on_close=lambda: manager._post(manager._detach_exchange, self)
-        )
+        self.rx: Subscription[CapturedPacket] = manager._packet_subscription(maxsize)
+        self.rx._on_close = lambda: manager._post(manager._detach_exchange, self)
 
     def send(self, packets: Sequence[bytes], queue: int = 0) -> InjectResult:
         """Transmit ``packets`` on queue ``queue`` of the interface."""
@@ -211,6 +224,9 @@ class Manager:
         self.subscription_drops = 0
         #: Failed handshakes on every socket so far, by memif.FailureKind (fixed keys).
         self.handshake_failures = {kind.value: 0 for kind in memif.FailureKind}
+        #: Packet bytes all capture and exchange streams hold together, at most.
+        self.stream_pool = BytePool(settings.stream_memory)
+        self._fd_baseline = 0  # fds open when the worker started
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -222,6 +238,7 @@ class Manager:
         self._cmd_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._epoll = select.epoll()
         self._epoll.register(self._cmd_fd, select.EPOLLIN)
+        self._fd_baseline = open_fds()
         self._thread = threading.Thread(target=self._run, name="memifd-worker", daemon=True)
         self._thread.start()
         try:
@@ -317,7 +334,7 @@ class Manager:
 
     def capture(self, flt: CaptureFilter, maxsize: int = 65536) -> Subscription[CapturedPacket]:
         """Copies of packets matching ``flt``; ends after ``count`` or ``duration``."""
-        sub: Subscription[CapturedPacket] = Subscription(maxsize)
+        sub = self._packet_subscription(maxsize)
         cap = _Capture(
             sub=sub,
             flt=flt,
@@ -340,6 +357,14 @@ class Manager:
         session = ExchangeSession(self, name, maxsize)
         self._call(self._attach_exchange, session)
         return session
+
+    def _packet_subscription(self, maxsize: int) -> Subscription[CapturedPacket]:
+        """A packet queue bounded by ``maxsize`` packets, ``stream_buffer`` bytes and the
+        shared ``stream_memory`` pool."""
+        return Subscription(
+            maxsize, sizer=_packet_bytes, max_bytes=self.settings.stream_buffer,
+            pool=self.stream_pool,
+        )
 
     # -- the command channel -----------------------------------------------------------------------
 
@@ -615,6 +640,7 @@ class Manager:
                     f"({other.name!r})"
                 )
         self._check_xconnect(spec.name, spec.xconnect_to)
+        self._check_limits(spec, path)
         if dry_run:
             return _preview(spec, path)
         sock, created = self._socket(path)
@@ -627,6 +653,8 @@ class Manager:
         except BaseException as exc:
             if created:
                 self._close_socket(path, "socket unusable")
+            if isinstance(exc, OSError):
+                raise _os_error(exc) from None
             if not isinstance(exc, memif.LocalProtocolError):
                 raise
             if "in use" in str(exc):
@@ -646,6 +674,35 @@ class Manager:
                    "id": spec.id, "action": spec.action.value},
         )
         return _status(entry)
+
+    def _check_limits(self, spec: InterfaceSpec, path: str) -> None:
+        """Refuse an interface that would pass max_interfaces, max_shared_memory or the
+        file descriptors left under RLIMIT_NOFILE."""
+        settings = self.settings
+        entries = list(self._entries.values())
+        if len(entries) >= settings.max_interfaces:
+            raise LimitExceededError(
+                f"max_interfaces: {len(entries)} interfaces exist, the limit is "
+                f"{settings.max_interfaces}"
+            )
+        memory = interface_memory(spec.memory)
+        committed = sum(interface_memory(e.spec.memory) for e in entries)
+        if committed + memory > settings.max_shared_memory:
+            raise LimitExceededError(
+                f"max_shared_memory: the interface needs {memory} bytes of shared memory and "
+                f"{committed} of {int(settings.max_shared_memory)} are taken"
+            )
+        sockets = len(self._sockets) + (path not in self._sockets)
+        fds = sum(interface_fds(e.spec.memory) for e in entries) + FDS_PER_SOCKET * sockets
+        limit = fd_limit()
+        reserve = api_fd_reserve(settings.http_max_connections)
+        available = limit - self._fd_baseline - reserve
+        if fds + interface_fds(spec.memory) > available:
+            raise LimitExceededError(
+                f"file descriptors: the interface needs {interface_fds(spec.memory)} and "
+                f"{max(available - fds, 0)} are left (RLIMIT_NOFILE {limit}, "
+                f"{self._fd_baseline} open at start, {reserve} kept for API connections)"
+            )
 
     def _check_xconnect(self, name: str, target: str | None) -> None:
         if target is None:
@@ -779,6 +836,8 @@ class Manager:
             )
         except memif.LocalProtocolError as exc:
             raise InvalidArgumentError("socket", str(exc)) from None
+        except OSError as exc:
+            raise _os_error(exc) from None
         self._sockets[path] = sock
         self._socket_fds[sock.fileno()] = sock
         assert self._epoll is not None
@@ -891,6 +950,21 @@ class Manager:
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
+
+def _packet_bytes(packet: CapturedPacket) -> int:
+    return len(packet.data) + PACKET_OVERHEAD
+
+
+_EXHAUSTED = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS, errno.ENOSPC}
+
+
+def _os_error(exc: OSError) -> ManagerError:
+    """A system call failure while creating an interface, as an answer for the client."""
+    text = exc.strerror or str(exc)
+    if exc.errno in _EXHAUSTED:
+        return LimitExceededError(f"out of system resources: {text}")
+    return InvalidArgumentError("socket", f"cannot use the socket: {text}")
 
 
 def _check_packets(packets: Sequence[bytes]) -> None:

@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from .logs import printable
 from .manager import Manager
 from .models import InterfaceStatus, QueueCounters
 
@@ -128,7 +129,7 @@ def _link_families(statuses: list[InterfaceStatus]) -> Iterator[Metric]:
         for name in _STATES:
             state.add_metric([status.name, name], 1 if name == current else 0)
         info.add_metric(
-            [status.name, status.socket_path, status.role.value, str(status.id),
+            [status.name, printable(status.socket_path), status.role.value, str(status.id),
              status.mode.value, status.action.value],
             1,
         )

@@ -9,9 +9,16 @@ from __future__ import annotations
 import enum
 from typing import Annotated, NamedTuple
 
-from memif.config import Arguments, MemoryConfig, Mode, Role, RxMode
+from memif.config import Arguments, MemoryConfig, Mode, Role, RxMode, printable
 from memif.constants import MAX_QUEUE_PAIRS, NAME_SIZE, SECRET_SIZE
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 
 class Action(enum.StrEnum):
@@ -23,6 +30,10 @@ class Action(enum.StrEnum):
 
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+# Names another interface; it must exist, and reaches logs before that is checked.
+InterfaceRef = Annotated[
+    str, Field(max_length=NAME_SIZE), AfterValidator(lambda v: printable(v, "xconnect_to"))
+]
 
 
 class InterfaceSpec(BaseModel):
@@ -49,7 +60,7 @@ class InterfaceSpec(BaseModel):
     memory: MemoryConfig = Field(default_factory=MemoryConfig)
     rx_mode: RxMode = Field(default=RxMode.INTERRUPT, description="interrupt|polling.")
     action: Action = Field(default=Action.DROP, description="drop|echo|xconnect.")
-    xconnect_to: str | None = Field(
+    xconnect_to: InterfaceRef | None = Field(
         default=None, description="With action xconnect: the interface to forward to."
     )
     admin_up: bool = Field(default=True, description="False keeps the interface down.")
@@ -68,11 +79,10 @@ class InterfaceSpec(BaseModel):
 
     @field_validator("socket")
     @classmethod
-    def _no_nul(cls, value: str) -> str:
-        # the kernel ends a filesystem path at NUL, and os calls refuse it outright
-        if "\x00" in value and not value.startswith("@"):
-            raise ValueError("a socket path must not contain a NUL character")
-        return value
+    def _printable(cls, value: str) -> str:
+        # NUL ends a filesystem path in the kernel; no control character belongs in a
+        # name that reaches logs and metrics labels, abstract names included
+        return printable(value, "socket")
 
     @model_validator(mode="after")
     def _check(self) -> InterfaceSpec:
@@ -187,7 +197,7 @@ class InterfacePatch(BaseModel):
 
     rx_mode: RxMode | None = None
     action: Action | None = None
-    xconnect_to: str | None = None
+    xconnect_to: InterfaceRef | None = None
     admin_up: bool | None = None
 
 

@@ -147,6 +147,9 @@ def test_memifd_gets_socket_dir_config_and_token_files(helm: Helm) -> None:
     mounts = mounts_of(memifd_c)
     assert env["MEMIFD_HTTP_ADDR"] == "0.0.0.0:8080"
     assert env["MEMIFD_GRPC_ADDR"] == "0.0.0.0:50051"
+    service = one(manifests, "Service")["metadata"]["name"]
+    assert env["MEMIFD_ALLOWED_HOSTS"].split(",") == [  # the names clients reach it by
+        service, f"{service}.net", f"{service}.net.svc", f"{service}.net.svc.cluster.local"]
     sockets = volume(spec, mounts[env["MEMIFD_SOCKET_DIR"]])
     assert sockets["emptyDir"]["medium"] == "Memory"
     config_dir = env["MEMIFD_CONFIG"].rsplit("/", 1)[0]

@@ -354,7 +354,7 @@ def test_a_client_that_leaves_mid_handshake_is_logged_and_counted(
         (
             [hp.disconnect(7, b"bye\nforged line")],
             FailureKind.PEER_DISCONNECT,
-            "peer disconnected: bye\nforged line (code 7)",
+            "peer disconnected: bye\\nforged line (code 7)",
         ),
     ],
     ids=lambda v: v.value if isinstance(v, FailureKind) else None,

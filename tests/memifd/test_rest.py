@@ -217,6 +217,7 @@ def test_inject_a_pcap(api: httpx.Client, sock_dir: Path) -> None:
 
 def test_inject_errors(api: httpx.Client, sock_dir: Path) -> None:
     create(api, "a")
+    api.headers["Content-Type"] = pcap.MEDIA_TYPE
     good = pcap.write([frame(1)])
     not_connected = api.post("/v1/interfaces/a/packets", content=good)
     assert not_connected.status_code == 409 and "not connected" in not_connected.text

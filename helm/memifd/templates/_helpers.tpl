@@ -114,6 +114,13 @@ make the same checks, so a value rejected here would also stop memifd from start
 {{- end }}
 {{- end }}
 
+{{/* The Service's names in cluster DNS: the REST API answers requests sent to them. */}}
+{{- define "memifd.serviceHosts" -}}
+{{- $name := include "memifd.fullname" . }}
+{{- $ns := .root.Release.Namespace }}
+{{- printf "%s,%s.%s,%s.%s.svc,%s.%s.svc.cluster.local" $name $name $ns $name $ns $name $ns }}
+{{- end }}
+
 {{/* URL scheme of memifd's REST API. */}}
 {{- define "memifd.scheme" -}}
 {{- if .values.tls.secretName }}https{{ else }}http{{ end }}
@@ -152,6 +159,8 @@ make the same checks, so a value rejected here would also stop memifd from start
       value: {{ $v.logFormat | quote }}
     - name: MEMIFD_LOG_LEVEL
       value: {{ $v.logLevel | quote }}
+    - name: MEMIFD_ALLOWED_HOSTS
+      value: {{ include "memifd.serviceHosts" . | quote }}
     {{- if $v.tls.secretName }}
     - name: MEMIFD_TLS_CERT
       value: "{{ include "memifd.tlsDir" . }}/tls.crt"
