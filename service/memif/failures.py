@@ -115,10 +115,14 @@ class FailureBook:
         return dict(self._counts)
 
     def record(self, failure: HandshakeFailure) -> None:
-        """Count ``failure``, log it (within the limits) and tell the callback."""
-        self._counts[failure.kind.value] += 1
+        """Log ``failure`` (within the limits), count it and tell the callback.
+
+        The count goes up after the log line is written, so whoever sees the
+        count change also finds the line.
+        """
         self.last = failure
         self._log(failure)
+        self._counts[failure.kind.value] += 1
         if self._on_failure is not None:
             try:
                 self._on_failure(failure)
