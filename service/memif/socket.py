@@ -152,10 +152,11 @@ class Socket:
     and retry every ``reconnect_interval`` seconds until deleted.
 
     A socket file is created with ``mode`` already set and removed only while it
-    still is the file bound (see :mod:`memif.sockfile`). ``directory`` opens the
-    directory it lives in; by default that is ``dirname(path)``, created for a
-    server. A stale file in the way is replaced only if it is a socket nothing
-    accepts on and ``replace_stale`` allows it: ``own`` (default: this process's
+    still is the file bound (see :mod:`memif.sockfile`). ``directory(create)``
+    opens the directory it lives in (``create`` is True to listen, False to
+    connect); by default that is ``dirname(path)``, made if missing to listen.
+    A stale file in the way is replaced only if it is a socket nothing accepts
+    on and ``replace_stale`` allows it: ``own`` (default: this process's
     effective uid owns it), ``any`` or ``never``; otherwise :class:`PathInUse`.
 
     ``allowed_uids`` / ``allowed_gids``, when given, refuse peers whose uid (from
@@ -419,7 +420,7 @@ class Socket:
                 sock.bind(_address(self.path))
             else:
                 self._file = sockfile.bind(
-                    sock, self.path, self._opener(create=True), self.mode, self.replace_stale
+                    sock, self.path, self._opener(), self.mode, self.replace_stale
                 )
             sock.listen(64)
         except OSError as exc:
@@ -434,10 +435,10 @@ class Socket:
         self._epoll.register(sock.fileno(), select.EPOLLIN)
         log.info("listening", extra={"socket": self.path})
 
-    def _opener(self, *, create: bool) -> DirectoryOpener:
+    def _opener(self) -> DirectoryOpener:
         if self._directory is not None:
             return self._directory
-        return sockfile.parent_opener(self.path, create=create)
+        return sockfile.parent_opener(self.path)
 
     def _remove_file(self) -> None:
         if self._file is not None:
@@ -539,7 +540,7 @@ class Socket:
             if self.path.startswith("@"):
                 sock.connect(_address(self.path))
             else:
-                sockfile.connect(sock, self.path, self._opener(create=False))
+                sockfile.connect(sock, self.path, self._opener())
         except OSError as exc:
             sock.close()
             reason = f"connect to {self.path} failed: {exc.strerror or exc}"

@@ -48,21 +48,23 @@ StalePolicy = Literal["own", "any", "never"]
 STALE_POLICIES: tuple[StalePolicy, ...] = ("own", "any", "never")
 
 #: Opens the directory a socket file lives in and returns the fd (the caller closes it).
-DirectoryOpener = Callable[[], int]
+#: Called with ``create=True`` to listen (missing directories may be made), False to connect.
+DirectoryOpener = Callable[[bool], int]
 
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+# O_PATH: a directory fd needs search permission only, as a path through it would.
+DIR_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC
 _PRIVATE_NAME = "s"
 
 
-def parent_opener(path: str, *, create: bool) -> DirectoryOpener:
-    """The default opener: ``dirname(path)`` as the caller named it (created when
+def parent_opener(path: str) -> DirectoryOpener:
+    """The default opener: ``dirname(path)`` as the caller named it (made when
     ``create``). It follows symbolic links in ``path``: the caller chose the path."""
     parent = os.path.dirname(path) or "."
 
-    def open_parent() -> int:
+    def open_parent(create: bool) -> int:
         if create:
             os.makedirs(parent, mode=0o750, exist_ok=True)
-        return os.open(parent, _DIR_FLAGS)
+        return os.open(parent, DIR_FLAGS)
 
     return open_parent
 
@@ -111,7 +113,7 @@ def bind(
     ``OSError`` when the directory cannot be used.
     """
     name = os.path.basename(path)
-    dir_fd = directory()
+    dir_fd = directory(True)
     try:
         _clear_name(dir_fd, name, path, stale)
         dev, ino = _bind_privately(sock, dir_fd, name, path, mode)
@@ -122,10 +124,10 @@ def bind(
 
 
 def connect(sock: _socket.socket, path: str, directory: DirectoryOpener) -> None:
-    """Connect ``sock`` to the socket file ``path`` found in ``directory()``.
+    """Connect ``sock`` to the socket file ``path`` found in ``directory(False)``.
 
     Raises ``OSError`` (``ENOTSOCK`` when the name is not a socket)."""
-    dir_fd = directory()
+    dir_fd = directory(False)
     try:
         file_fd = os.open(
             os.path.basename(path), os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd
@@ -224,7 +226,7 @@ def _bind_privately(
     private = f".memif-{os.getpid()}-{secrets.token_hex(6)}"
     os.mkdir(private, 0o700, dir_fd=dir_fd)
     try:
-        private_fd = os.open(private, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=dir_fd)
+        private_fd = os.open(private, DIR_FLAGS | os.O_NOFOLLOW, dir_fd=dir_fd)
     except OSError:
         with contextlib.suppress(OSError):
             os.rmdir(private, dir_fd=dir_fd)

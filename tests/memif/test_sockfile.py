@@ -278,8 +278,8 @@ def test_client_connects_through_the_directory_it_was_given(sock_dir: Path) -> N
         served = server.create_interface(role="server", memory=SMALL)
         server.start()
 
-        def open_a() -> int:
-            return os.open(sock_dir / "a", os.O_RDONLY | os.O_DIRECTORY)
+        def open_a(create: bool) -> int:
+            return os.open(sock_dir / "a", os.O_PATH | os.O_DIRECTORY)
 
         with memif.Socket("elsewhere/x.sock", directory=open_a, reconnect_interval=0.05) as sock:
             client = sock.create_interface(role="client", memory=SMALL)

@@ -61,6 +61,7 @@ def test_interfaces_from_file(tmp_path: Path) -> None:
         tmp_path / "c.yaml",
         """
 socket_dir: /tmp/somewhere
+socket_dirs: [/abs]
 interfaces:
   - name: vnf0
     socket: vnf.sock
@@ -79,6 +80,8 @@ interfaces:
     assert s.resolve_socket(s.interfaces[0].socket) == "/tmp/somewhere/vnf.sock"
     assert s.resolve_socket("@abstract") == "@abstract"
     assert s.resolve_socket("/abs/x.sock") == "/abs/x.sock"
+    with pytest.raises(ValueError, match=r"/elsewhere/x.sock is outside the socket directories"):
+        s.resolve_socket("/elsewhere/x.sock")
 
 
 @pytest.mark.parametrize(
