@@ -647,15 +647,14 @@ class Socket:
     def _handle_server(
         self, conn: _Conn, hs: ServerHandshake, message: wire.Message, fd: int | None
     ) -> None:
+        if isinstance(message, wire.Init):
+            self._check_peer_allowed(conn, message.id)  # before the secret is compared
         replies = hs.receive(message, fd)
         if fd is not None:
             conn.fds.append(fd)
         if isinstance(message, wire.Init):
             assert hs.target is not None
             iface = self._servers[hs.target.id]
-            if not _admits(iface.args.allowed_uids, iface.args.allowed_gids, conn.creds, conn.sock):
-                uid = conn.creds.uid if conn.creds else "?"
-                raise RemoteProtocolError(f"uid {uid} is not allowed on interface {iface.name}")
             conn.iface = iface
             self._iface_conn[iface] = conn
             iface._set_state(State.CONNECTING)
@@ -698,6 +697,17 @@ class Socket:
             result = hs.result
             self._up(conn, link, result.peer_if_name, result.peer_app_name)
         self._send(conn, replies)
+
+    def _check_peer_allowed(self, conn: _Conn, interface_id: int) -> None:
+        """Refuse a peer the interface it names does not allow (an unknown id is the
+        handshake's to refuse)."""
+        iface = self._servers.get(interface_id)
+        if iface is None or _admits(
+            iface.args.allowed_uids, iface.args.allowed_gids, conn.creds, conn.sock
+        ):
+            return
+        uid = conn.creds.uid if conn.creds else "?"
+        raise RemoteProtocolError(f"uid {uid} is not allowed on interface id {interface_id}")
 
     def _up(self, conn: _Conn, link: Link, peer_name: str, peer_app: str) -> None:
         iface = conn.iface

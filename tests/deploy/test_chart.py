@@ -304,7 +304,7 @@ def test_socket_dirs_and_peer_ids_reach_memifd(helm: Helm, tmp_path: Path) -> No
     values = {
         "socketDirs": ["/run/vpp"],
         "defaultAllowedUids": [1000],
-        "defaultAllowedGids": [2000],
+        "defaultAllowedGids": [2000, 3000],
         "podSecurityContext": {"fsGroup": 3000},
         "interfaces": [
             {"name": "vpp", "socket": "/run/vpp/memif.sock", "role": "client"},

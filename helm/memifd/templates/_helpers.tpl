@@ -79,7 +79,8 @@ groups server interfaces accept: every container of the pod has it as a suppleme
 */}}
 {{- define "memifd.configFile" -}}
 {{- include "memifd.validateInterfaces" . }}
-{{- $gids := .values.defaultAllowedGids | default list }}
+{{- $gids := list }}
+{{- range .values.defaultAllowedGids }}{{ $gids = append $gids (int64 .) }}{{ end }}
 {{- with (.values.podSecurityContext | default dict).fsGroup }}{{ $gids = append $gids (int64 .) }}{{ end }}
 {{- $config := dict "interfaces" (.values.interfaces | default list) }}
 {{- $_ := set $config "socket_dirs" (.values.socketDirs | default list) }}
