@@ -137,6 +137,10 @@ _CONTROL_NAMES = {
 }
 
 
+#: A uid or gid; 2^32 - 1 is (uid_t)-1, "no id", and never names a peer.
+UnixId = Annotated[int, Field(ge=0, le=0xFFFFFFFE)]
+
+
 class Arguments(BaseModel):
     """Everything needed to create an interface (gomemif's ``Arguments``)."""
 
@@ -159,6 +163,16 @@ class Arguments(BaseModel):
         default=False,
         description="Accept peer memory without F_SEAL_SHRINK (zero-copy peers). "
         "Risky: a peer that shrinks it kills this process with SIGBUS.",
+    )
+    allowed_uids: frozenset[UnixId] | None = Field(
+        default=None,
+        description="Peer uids (SO_PEERCRED) this interface accepts; with allowed_gids "
+        "both None, any peer the socket lets in.",
+    )
+    allowed_gids: frozenset[UnixId] | None = Field(
+        default=None,
+        description="Peer groups this interface accepts: the primary group or any "
+        "supplementary group of the peer process.",
     )
 
     @field_validator("role", mode="before")

@@ -39,6 +39,11 @@ class LocalProtocolError(MemifError, ValueError):
     """The caller misused the API (bad argument, wrong state)."""
 
 
+class PathInUse(LocalProtocolError):
+    """A socket path holds something memif does not replace: a live socket, another
+    user's stale socket, or a file that is not a socket. The message says which."""
+
+
 class RemoteProtocolError(MemifError):
     """The peer broke the protocol; the connection is dropped with this reason.
 

@@ -15,12 +15,10 @@ from __future__ import annotations
 import array
 import collections
 import contextlib
-import errno
 import logging
 import os
 import select
 import socket as _socket
-import stat
 import struct
 import threading
 import time
@@ -28,7 +26,7 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from . import wire
+from . import sockfile, wire
 from .config import Arguments
 from .constants import (
     DEFAULT_APP_NAME,
@@ -54,6 +52,7 @@ from .interface import Callback, Interface, PeerCredentials, State
 from .link import ClientMemory, Link, build_client_memory, build_server_link, check_eventfd
 from .memory import Region, map_peer_region
 from .ring import ClientRxRing
+from .sockfile import STALE_POLICIES, DirectoryOpener, SocketFile, StalePolicy
 
 log = logging.getLogger("memif")
 
@@ -61,6 +60,8 @@ HANDSHAKE_TIMEOUT = 5.0  # seconds a peer gets to complete the handshake
 ACCEPT_BACKOFF = (0.05, 1.0)  # seconds accepts pause after a failure: first, at most
 ACCEPT_LOG_INTERVAL = 10.0  # seconds between two warnings about failing accepts
 _PEERCRED = struct.Struct("3i")
+_SO_PEERGROUPS = getattr(_socket, "SO_PEERGROUPS", 59)  # Linux >= 4.13
+_PEERGROUPS_SPACE = 1024  # 256 groups, the most Python's getsockopt() reads
 _ANCILLARY_SPACE = _socket.CMSG_SPACE(4 * 8)  # room to see (and refuse) extra fds
 _RECV_SIZE = MSG_SIZE * 2  # larger than a message, so oversized ones are noticed
 _EPOLL_CONN = select.EPOLLIN | select.EPOLLRDHUP
@@ -153,6 +154,37 @@ def _peer_credentials(sock: _socket.socket) -> PeerCredentials | None:
     return PeerCredentials(pid=pid, uid=uid, gid=gid)
 
 
+def _peer_groups(sock: _socket.socket, creds: PeerCredentials) -> set[int]:
+    """The peer's primary and supplementary groups (as far as the kernel tells)."""
+    groups = {creds.gid}
+    try:
+        raw = sock.getsockopt(_socket.SOL_SOCKET, _SO_PEERGROUPS, _PEERGROUPS_SPACE)
+    except OSError:  # ERANGE: more than 256 groups; only the primary group counts then
+        return groups
+    groups.update(array.array("I", raw[: len(raw) - len(raw) % 4]))
+    return groups
+
+
+def _admits(
+    uids: Collection[int] | None,
+    gids: Collection[int] | None,
+    creds: PeerCredentials | None,
+    sock: _socket.socket,
+) -> bool:
+    """True when the peer may use a socket or interface allowing ``uids`` and ``gids``.
+
+    Both None: no restriction. Otherwise the peer's uid must be in ``uids`` or one
+    of its groups (primary or supplementary) in ``gids``.
+    """
+    if uids is None and gids is None:
+        return True
+    if creds is None:
+        return False
+    if uids and creds.uid in uids:
+        return True
+    return gids is not None and not _peer_groups(sock, creds).isdisjoint(gids)
+
+
 def _close_fds(fds: Iterable[int]) -> None:
     for fd in fds:
         with contextlib.suppress(OSError):
@@ -163,11 +195,20 @@ class Socket:
     """A memif control socket carrying any number of interfaces in both roles.
 
     ``path`` is a filesystem path or, with a leading ``@``, an abstract name.
-    Server interfaces make the socket listen (creating the parent directory,
-    replacing a stale socket file only if nothing listens on it, and applying
-    ``mode``); client interfaces connect to it and retry every
-    ``reconnect_interval`` seconds until deleted. ``allowed_uids``, when given,
-    refuses peers whose uid (from ``SO_PEERCRED``) is not listed.
+    Server interfaces make the socket listen; client interfaces connect to it
+    and retry every ``reconnect_interval`` seconds until deleted.
+
+    A socket file is created with ``mode`` already set and removed only while it
+    still is the file bound (see :mod:`memif.sockfile`). ``directory(create)``
+    opens the directory it lives in (``create`` is True to listen, False to
+    connect); by default that is ``dirname(path)``, made if missing to listen.
+    A stale file in the way is replaced only if it is a socket nothing accepts
+    on and ``replace_stale`` allows it: ``own`` (default: this process's
+    effective uid owns it), ``any`` or ``never``; otherwise :class:`PathInUse`.
+
+    ``allowed_uids`` / ``allowed_gids``, when given, refuse peers whose uid (from
+    ``SO_PEERCRED``) is not listed and none of whose groups is; an interface's
+    own ``Arguments.allowed_uids`` / ``allowed_gids`` narrow that further.
     ``refused_peers`` counts peers refused before their link came up (uid, id,
     secret, mode, memory or a timed-out handshake) and ``last_refused_reason``
     says why the latest one was.
@@ -187,8 +228,11 @@ class Socket:
         app_name: str = DEFAULT_APP_NAME,
         reconnect_interval: float = DEFAULT_RECONNECT_INTERVAL,
         allowed_uids: Collection[int] | None = None,
+        allowed_gids: Collection[int] | None = None,
         handshake_timeout: float = HANDSHAKE_TIMEOUT,
         on_handshake_failure: FailureCallback | None = None,
+        directory: DirectoryOpener | None = None,
+        replace_stale: StalePolicy = "own",
     ) -> None:
         if not path or path == "@" or len(_address(path).encode()) > 107:
             raise LocalProtocolError(f"socket path {path!r} must be 1..107 bytes")
@@ -198,18 +242,23 @@ class Socket:
             raise LocalProtocolError("reconnect_interval must be positive")
         if len(app_name.encode()) > 32:
             raise LocalProtocolError("app_name must be at most 32 bytes")
+        if replace_stale not in STALE_POLICIES:
+            raise LocalProtocolError(f"replace_stale must be one of {', '.join(STALE_POLICIES)}")
         self.path = path
         self.mode = mode
         self.app_name = app_name
         self.reconnect_interval = reconnect_interval
         self.allowed_uids = frozenset(allowed_uids) if allowed_uids is not None else None
+        self.allowed_gids = frozenset(allowed_gids) if allowed_gids is not None else None
+        self.replace_stale: StalePolicy = replace_stale
+        self._directory = directory
         self.handshake_timeout = handshake_timeout
         self._lock = threading.RLock()
         self._epoll = select.epoll()
         self._wake = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._epoll.register(self._wake, select.EPOLLIN)
         self._listener: _socket.socket | None = None
-        self._created_file = False
+        self._file: SocketFile | None = None
         self._servers: dict[int, Interface] = {}
         self._clients: dict[int, Interface] = {}
         self._conns: dict[int, _Conn] = {}
@@ -436,49 +485,34 @@ class Socket:
             _socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_NONBLOCK | _socket.SOCK_CLOEXEC
         )
         try:
-            if not self.path.startswith("@"):
-                self._prepare_path()
-            sock.bind(_address(self.path))
-            if not self.path.startswith("@"):
-                self._created_file = True
-                os.chmod(self.path, self.mode)
+            if self.path.startswith("@"):
+                sock.bind(_address(self.path))
+            else:
+                self._file = sockfile.bind(
+                    sock, self.path, self._opener(), self.mode, self.replace_stale
+                )
             sock.listen(64)
         except OSError as exc:
             sock.close()
+            self._remove_file()
             raise LocalProtocolError(f"cannot listen on {self.path}: {exc.strerror}") from None
         except BaseException:  # e.g. the path is in use: do not leave the socket open
             sock.close()
+            self._remove_file()
             raise
         self._listener = sock
         self._epoll.register(sock.fileno(), select.EPOLLIN)
         log.info("listening", extra={"socket": self.path})
 
-    def _prepare_path(self) -> None:
-        parent = os.path.dirname(self.path)
-        if parent:
-            os.makedirs(parent, exist_ok=True)
-        try:
-            st = os.lstat(self.path)
-        except FileNotFoundError:
-            return
-        if not stat.S_ISSOCK(st.st_mode):
-            raise LocalProtocolError(f"{self.path} exists and is not a socket")
-        probe = _socket.socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
-        try:
-            probe.connect(self.path)
-        except OSError as exc:
-            if exc.errno == errno.EPROTOTYPE:  # something listens, with another socket type
-                raise LocalProtocolError(
-                    f"{self.path} is in use by a listener of another socket type"
-                ) from None
-            if exc.errno not in (errno.ECONNREFUSED, errno.ENOENT):
-                raise
-            os.unlink(self.path)  # stale: nothing listens on it
-            log.info("removed stale socket file", extra={"socket": self.path})
-            return
-        finally:
-            probe.close()
-        raise LocalProtocolError(f"{self.path} is in use by another listener")
+    def _opener(self) -> DirectoryOpener:
+        if self._directory is not None:
+            return self._directory
+        return sockfile.parent_opener(self.path)
+
+    def _remove_file(self) -> None:
+        if self._file is not None:
+            self._file.remove()
+            self._file = None
 
     def _close_listener(self) -> None:
         if self._listener is None:
@@ -487,10 +521,7 @@ class Socket:
             self._epoll.unregister(self._listener.fileno())
         self._listener.close()
         self._listener = None
-        if self._created_file:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.path)
-            self._created_file = False
+        self._remove_file()
 
     def _accept(self) -> None:
         assert self._listener is not None
@@ -508,7 +539,7 @@ class Socket:
             self._accept_pause.succeeded()
             sock.setblocking(False)
             creds = _peer_credentials(sock)
-            if not self._uid_allowed(creds, sock, "server"):
+            if not self._socket_admits(creds, sock) or not self._some_server_admits(creds, sock):
                 continue
             handshake = ServerHandshake(self.app_name, self._lookup)
             deadline = time.monotonic() + self.handshake_timeout
@@ -520,22 +551,38 @@ class Socket:
                 reason = f"control socket error: {exc.strerror or exc}"
                 self._end(conn, reason, FailureKind.SOCKET_ERROR, notify_peer=False)
 
-    def _uid_allowed(
-        self,
-        creds: PeerCredentials | None,
-        sock: _socket.socket,
-        role: Literal["server", "client"],
-        iface: Interface | None = None,
-    ) -> bool:
-        if self.allowed_uids is None:
+    def _socket_admits(self, creds: PeerCredentials | None, sock: _socket.socket) -> bool:
+        if _admits(self.allowed_uids, self.allowed_gids, creds, sock):
             return True
-        if creds is not None and creds.uid in self.allowed_uids:
-            return True
-        self.refused_peers += 1
         reason = f"uid {creds.uid if creds else '?'} is not allowed on this socket"
+        self._refuse_early(sock, reason, "server", creds)
+        return False
+
+    def _some_server_admits(self, creds: PeerCredentials | None, sock: _socket.socket) -> bool:
+        """Refuse at once a peer no server interface here would accept (before any memory)."""
+        servers = list(self._servers.values())
+        if not servers or any(
+            _admits(i.args.allowed_uids, i.args.allowed_gids, creds, sock) for i in servers
+        ):
+            return True
+        uid = creds.uid if creds else "?"
+        reason = f"uid {uid} is not allowed on any interface of this socket"
+        self._refuse_early(sock, reason, "server", creds)
+        return False
+
+    def _refuse_early(
+        self,
+        sock: _socket.socket,
+        reason: str,
+        role: Literal["server", "client"],
+        creds: PeerCredentials | None,
+        iface: Interface | None = None,
+    ) -> None:
+        """Refuse a peer before its handshake starts: DISCONNECT, close, count, log."""
+        self.refused_peers += 1
         self.last_refused_reason = reason
         with contextlib.suppress(OSError):
-            sock.send(wire.encode(wire.Disconnect(1, reason.encode())))
+            sock.send(wire.encode(wire.Disconnect(1, reason.encode()[:96])))
         sock.close()
         self._record_failure(
             FailureKind.NOT_ALLOWED,
@@ -545,7 +592,6 @@ class Socket:
             iface.id if iface else None,
             iface.name if iface else "",
         )
-        return False
 
     def _lookup(self, interface_id: int) -> ServerTarget | None:
         iface = self._servers.get(interface_id)
@@ -569,7 +615,10 @@ class Socket:
             _socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_NONBLOCK | _socket.SOCK_CLOEXEC
         )
         try:
-            sock.connect(_address(self.path))
+            if self.path.startswith("@"):
+                sock.connect(_address(self.path))
+            else:
+                sockfile.connect(sock, self.path, self._opener())
         except OSError as exc:
             sock.close()
             reason = f"connect to {self.path} failed: {exc.strerror or exc}"
@@ -579,8 +628,12 @@ class Socket:
             self._retry[iface] = time.monotonic() + self.reconnect_interval
             return
         creds = _peer_credentials(sock)
-        if not self._uid_allowed(creds, sock, "client", iface):
-            iface.disconnect_reason = "server uid not allowed"
+        if not _admits(self.allowed_uids, self.allowed_gids, creds, sock) or not _admits(
+            iface.args.allowed_uids, iface.args.allowed_gids, creds, sock
+        ):
+            reason = f"server uid {creds.uid if creds else '?'} is not allowed"
+            self._refuse_early(sock, reason, "client", creds, iface)
+            iface.disconnect_reason = reason
             self._retry[iface] = time.monotonic() + self.reconnect_interval
             return
         handshake = ClientHandshake(iface.args, self.app_name)
@@ -675,6 +728,7 @@ class Socket:
     ) -> None:
         if isinstance(message, wire.Init) and conn.requested_id is None:
             conn.requested_id = message.id
+            self._check_peer_allowed(conn, message.id)  # before the secret is compared
         replies = hs.receive(message, fd)
         if fd is not None:
             conn.fds.append(fd)
@@ -723,6 +777,19 @@ class Socket:
             result = hs.result
             self._up(conn, link, result.peer_if_name, result.peer_app_name)
         self._send(conn, replies)
+
+    def _check_peer_allowed(self, conn: _Conn, interface_id: int) -> None:
+        """Refuse a peer the interface it names does not allow (an unknown id is the
+        handshake's to refuse)."""
+        iface = self._servers.get(interface_id)
+        if iface is None or _admits(
+            iface.args.allowed_uids, iface.args.allowed_gids, conn.creds, conn.sock
+        ):
+            return
+        uid = conn.creds.uid if conn.creds else "?"
+        raise RemoteProtocolError(
+            f"uid {uid} is not allowed on interface id {interface_id}", FailureKind.NOT_ALLOWED
+        )
 
     def _up(self, conn: _Conn, link: Link, peer_name: str, peer_app: str) -> None:
         iface = conn.iface

@@ -54,7 +54,8 @@ from .models import (
     PeerInfo,
     QueueCounters,
 )
-from .settings import Settings
+from .settings import Settings, fallback_socket_dir
+from .socketdirs import SocketDirError, SocketDirs, prepare_fallback
 from .subscription import BytePool, Subscription
 
 log = logging.getLogger("memifd.manager")
@@ -209,6 +210,7 @@ class Manager:
         self._entries: dict[str, _Entry] = {}
         self._sockets: dict[str, memif.Socket] = {}
         self._socket_fds: dict[int, memif.Socket] = {}
+        self._dirs = SocketDirs(settings.allowed_socket_dirs)
         self._rx_fds: dict[int, tuple[_Entry, int]] = {}
         self._polled: list[tuple[_Entry, int]] = []
         self._hot: dict[tuple[_Entry, int], None] = {}
@@ -234,7 +236,7 @@ class Manager:
         """Start the worker and create the interfaces the settings declare."""
         if self._thread is not None:
             return
-        os.makedirs(self.settings.socket_dir, exist_ok=True)
+        self._prepare_socket_dir()
         self._cmd_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._epoll = select.epoll()
         self._epoll.register(self._cmd_fd, select.EPOLLIN)
@@ -261,6 +263,19 @@ class Manager:
                 self._epoll.close()
             os.close(self._cmd_fd)
             self._stopped.set()
+
+    def _prepare_socket_dir(self) -> None:
+        """Create socket_dir (0750); the fallback in /tmp only if it is memifd's alone."""
+        path = self.settings.socket_dir
+        try:
+            if path == fallback_socket_dir():
+                prepare_fallback(path)
+            else:
+                os.makedirs(path, mode=0o750, exist_ok=True)
+        except SocketDirError as exc:
+            raise ManagerError(str(exc)) from None
+        except OSError as exc:
+            raise ManagerError(f"socket_dir: cannot create {path}: {exc.strerror}") from None
 
     @property
     def ready(self) -> bool:
@@ -627,7 +642,10 @@ class Manager:
     def _do_create(self, spec: InterfaceSpec, dry_run: bool) -> InterfaceStatus:
         if spec.name in self._entries:
             raise ConflictError(f"interface {spec.name!r} already exists")
-        path = self.settings.resolve_socket(spec.socket)
+        try:
+            path = self.settings.resolve_socket(spec.socket)
+        except SocketDirError as exc:
+            raise InvalidArgumentError("socket", str(exc)) from None
         size = len(path.encode())
         if size > MAX_SOCKET_PATH:
             raise InvalidArgumentError(
@@ -646,7 +664,7 @@ class Manager:
         sock, created = self._socket(path)
         try:
             iface = sock.create_interface(
-                spec.to_arguments(),
+                self._arguments(spec),
                 on_connected=self._on_connected,
                 on_disconnected=self._on_disconnected,
             )
@@ -657,7 +675,7 @@ class Manager:
                 raise _os_error(exc) from None
             if not isinstance(exc, memif.LocalProtocolError):
                 raise
-            if "in use" in str(exc):
+            if isinstance(exc, memif.PathInUse):
                 raise ConflictError(str(exc)) from None
             raise InvalidArgumentError("socket", str(exc)) from None
         entry = _Entry(spec, path, iface, iface.rx_queues, iface.tx_queues)
@@ -703,6 +721,22 @@ class Manager:
                 f"{max(available - fds, 0)} are left (RLIMIT_NOFILE {limit}, "
                 f"{self._fd_baseline} open at start, {reserve} kept for API connections)"
             )
+
+    def _arguments(self, spec: InterfaceSpec) -> memif.Arguments:
+        """The library's arguments, with the peers the spec (or the settings) allow.
+
+        memifd's own uid is always allowed: a process of that uid controls memifd anyway.
+        """
+        uids, gids = spec.allowed_uids, spec.allowed_gids
+        if not uids and not gids:
+            if spec.role is not memif.Role.SERVER:
+                return spec.to_arguments()  # a client with no list accepts any server
+            uids, gids = self.settings.default_allowed_uids, self.settings.default_allowed_gids
+        allowed = {
+            "allowed_uids": frozenset({os.geteuid(), *uids}),
+            "allowed_gids": frozenset(gids),
+        }
+        return spec.to_arguments().model_copy(update=allowed)
 
     def _check_xconnect(self, name: str, target: str | None) -> None:
         if target is None:
@@ -832,7 +866,11 @@ class Manager:
             return sock, False
         try:
             sock = memif.Socket(
-                path, app_name=APP_NAME, on_handshake_failure=self._count_handshake_failure
+                path,
+                app_name=APP_NAME,
+                on_handshake_failure=self._count_handshake_failure,
+                directory=self._dirs.opener(path),
+                replace_stale=self.settings.replace_stale_sockets,
             )
         except memif.LocalProtocolError as exc:
             raise InvalidArgumentError("socket", str(exc)) from None
@@ -859,6 +897,7 @@ class Manager:
             if entry is not None:
                 self._unwatch_queues(entry)
         sock.close(reason)
+        self._dirs.prune(self._sockets)
 
     def _check_bound(self) -> None:
         self._bound = all(
@@ -1044,6 +1083,8 @@ def _spec_fields(spec: InterfaceSpec) -> dict[str, Any]:
         "mode": spec.mode, "memory": spec.memory, "rx_mode": spec.rx_mode,
         "action": spec.action, "xconnect_to": spec.xconnect_to, "admin_up": spec.admin_up,
         "accept_unsealed_regions": spec.accept_unsealed_regions,
+        "allowed_uids": spec.allowed_uids,
+        "allowed_gids": spec.allowed_gids,
         "has_secret": bool(spec.secret),
     }
 

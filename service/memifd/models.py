@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from typing import Annotated, NamedTuple
 
-from memif.config import Arguments, MemoryConfig, Mode, Role, RxMode, printable
+from memif.config import Arguments, MemoryConfig, Mode, Role, RxMode, UnixId, printable
 from memif.constants import MAX_QUEUE_PAIRS, NAME_SIZE, SECRET_SIZE
 from pydantic import (
     AfterValidator,
@@ -34,6 +34,8 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 InterfaceRef = Annotated[
     str, Field(max_length=NAME_SIZE), AfterValidator(lambda v: printable(v, "xconnect_to"))
 ]
+MAX_ALLOWED_IDS = 64  # entries of allowed_uids / allowed_gids
+IdList = Annotated[list[UnixId], Field(max_length=MAX_ALLOWED_IDS)]
 
 
 class InterfaceSpec(BaseModel):
@@ -68,6 +70,17 @@ class InterfaceSpec(BaseModel):
         default=False,
         description="Accept peer memory without F_SEAL_SHRINK (zero-copy peers); risky.",
     )
+    allowed_uids: IdList = Field(
+        default_factory=list,
+        description=f"Peer uids (SO_PEERCRED) allowed besides memifd's own, at most "
+        f"{MAX_ALLOWED_IDS}. A server checks its clients, a client its server. With "
+        "allowed_gids also empty: a server takes the settings' default_allowed_uids and "
+        "default_allowed_gids, a client accepts any server.",
+    )
+    allowed_gids: IdList = Field(
+        default_factory=list,
+        description=f"Peer groups (primary or supplementary) allowed, at most {MAX_ALLOWED_IDS}.",
+    )
 
     @field_validator("role", "mode", mode="before")
     @classmethod
@@ -83,6 +96,18 @@ class InterfaceSpec(BaseModel):
         # NUL ends a filesystem path in the kernel; no control character belongs in a
         # name that reaches logs and metrics labels, abstract names included
         return printable(value, "socket")
+
+    @field_validator("socket")
+    @classmethod
+    def _no_parent(cls, value: str) -> str:
+        if not value.startswith("@") and ".." in value.split("/"):
+            raise ValueError("'..' is not allowed; name a file in an allowed socket directory")
+        return value
+
+    @field_validator("allowed_uids", "allowed_gids")
+    @classmethod
+    def _sorted_ids(cls, value: list[int]) -> list[int]:
+        return sorted(set(value))
 
     @model_validator(mode="after")
     def _check(self) -> InterfaceSpec:
@@ -182,6 +207,8 @@ class InterfaceStatus(BaseModel):
     xconnect_to: str | None = None
     admin_up: bool
     accept_unsealed_regions: bool
+    allowed_uids: list[int] = Field(default_factory=list)
+    allowed_gids: list[int] = Field(default_factory=list)
     has_secret: bool = Field(description="True when a secret is set (it is never returned).")
     socket_path: str = Field(description="The control socket as resolved on this host.")
     state: InterfaceState

@@ -8,11 +8,14 @@ interface specs that memifd creates when it starts.
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
+from memif.sockfile import StalePolicy
 from pydantic import ByteSize, Field, SecretStr, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
@@ -22,7 +25,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from .models import InterfaceSpec
+from .models import IdList, InterfaceSpec
+from .socketdirs import SocketDirError, confine
 
 ENV_PREFIX = "MEMIFD_"
 LogFormat = Literal["auto", "json", "text"]
@@ -30,7 +34,7 @@ LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 
 
 def default_socket_dir() -> Path:
-    """``/run/memifd`` if usable, else ``$XDG_RUNTIME_DIR/memifd``, else ``/tmp/memifd-<uid>``."""
+    """``/run/memifd`` if usable, else ``$XDG_RUNTIME_DIR/memifd``, else the fallback."""
     candidates = [Path("/run/memifd")]
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     if runtime:
@@ -38,7 +42,12 @@ def default_socket_dir() -> Path:
     for path in candidates:
         if _writable_or_creatable(path):
             return path
-    return Path(f"/tmp/memifd-{os.getuid()}")
+    return fallback_socket_dir()
+
+
+def fallback_socket_dir() -> Path:
+    """``/tmp/memifd-<uid>`` (``$TMPDIR`` if set): used only if it is memifd's alone."""
+    return Path(tempfile.gettempdir()) / f"memifd-{os.geteuid()}"
 
 
 def _writable_or_creatable(path: Path) -> bool:
@@ -213,6 +222,26 @@ class Settings(BaseSettings):
     interfaces: list[InterfaceSpec] = Field(
         default_factory=list, description="Interfaces created at start."
     )
+    socket_dirs: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description="More absolute directories control sockets may be in besides socket_dir "
+        "(e.g. /run/vpp); a comma-separated list or JSON array in the environment.",
+    )
+    replace_stale_sockets: StalePolicy = Field(
+        default="own",
+        description="Stale socket files (nothing accepts on them) a server replaces: own "
+        "(left by memifd's uid), any, or never.",
+    )
+    default_allowed_uids: Annotated[IdList, NoDecode] = Field(
+        default_factory=list,
+        description="Peer uids server interfaces accept besides memifd's own, unless the "
+        "spec sets allowed_uids or allowed_gids.",
+    )
+    default_allowed_gids: Annotated[IdList, NoDecode] = Field(
+        default_factory=list,
+        description="Peer groups (primary or supplementary) server interfaces accept, unless "
+        "the spec sets allowed_uids or allowed_gids.",
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -251,6 +280,26 @@ class Settings(BaseSettings):
                 raise ValueError(f"{host!r} is not a host name, '*.domain' or '*'")
         return [host.lower() for host in value]
 
+    @field_validator("socket_dirs", "default_allowed_uids", "default_allowed_gids", mode="before")
+    @classmethod
+    def _list_from_text(cls, value: object) -> object:
+        # MEMIFD_SOCKET_DIRS=/run/vpp,/run/other or a JSON array
+        if not isinstance(value, str):
+            return value
+        if value.lstrip().startswith("["):
+            return json.loads(value)
+        return [item.strip() for item in value.split(",") if item.strip()]
+
+    @field_validator("socket_dir", "socket_dirs")
+    @classmethod
+    def _absolute(cls, value: Path | list[Path]) -> Path | list[Path]:
+        if isinstance(value, Path):
+            return Path(os.path.abspath(value))
+        for path in value:
+            if not path.is_absolute():
+                raise ValueError(f"{path} is not an absolute path")
+        return [Path(os.path.normpath(path)) for path in value]
+
     @field_validator("http_addr", "grpc_addr")
     @classmethod
     def _address(cls, value: str) -> str:
@@ -282,6 +331,11 @@ class Settings(BaseSettings):
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
             raise ValueError(f"interfaces: duplicate names {', '.join(duplicates)}")
+        for spec in self.interfaces:
+            try:
+                self.resolve_socket(spec.socket)
+            except SocketDirError as exc:
+                raise ValueError(f"interfaces: {spec.name}: socket: {exc}") from None
         if self.token is None and not self.insecure:
             for field in ("http_addr", "grpc_addr"):
                 host, _ = split_address(getattr(self, field))
@@ -302,12 +356,17 @@ class Settings(BaseSettings):
         """True when HTTP and gRPC serve TLS."""
         return self.tls_cert is not None
 
+    @property
+    def allowed_socket_dirs(self) -> list[str]:
+        """socket_dir and socket_dirs: the directories control sockets may be below."""
+        paths = [str(self.socket_dir), *map(str, self.socket_dirs)]
+        return list(dict.fromkeys(paths))
+
     def resolve_socket(self, socket: str) -> str:
-        """A spec's ``socket``: abstract (``@name``) and absolute paths as they are,
-        relative names under :attr:`socket_dir`."""
-        if socket.startswith("@") or os.path.isabs(socket):
-            return socket
-        return os.path.normpath(os.path.join(self.socket_dir, socket))
+        """A spec's ``socket``: ``@name`` as is, relative names under :attr:`socket_dir`,
+        absolute paths as they are; raises :class:`SocketDirError` (a ValueError) unless the
+        path lies below one of :attr:`allowed_socket_dirs`."""
+        return confine(socket, self.socket_dir, self.allowed_socket_dirs)
 
 
 def _read_token(path: Path) -> str:
