@@ -352,7 +352,7 @@ def test_abstract_server_refuses_other_uids_unless_allowed(world: World, daemon:
         assert refused["errno"] == "" and not refused["connected"], refused
         reason = f"uid {uid} is not allowed on any interface of this socket"
         assert refused["reason"].startswith(f"peer disconnected: {reason}"), refused
-        assert wait_for(lambda: f"peer refused: {reason}" in daemon.log())
+        assert wait_for(lambda: f"handshake failed (not_allowed): {reason}" in daemon.log())
         assert api.get("/v1/interfaces/by-default").json()["state"] == "disconnected"
 
         # On one socket: the interface that lists the uid lets it in, the other does not.
