@@ -9,6 +9,7 @@ status code and the server's explanation and exit with status 1.
 from __future__ import annotations
 
 import contextlib
+import enum
 import json
 import sys
 import time
@@ -22,7 +23,7 @@ import typer
 import yaml
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
-from memif.config import Mode, Role, RxMode
+from memif.config import Mode, RxMode
 from pydantic import ValidationError
 
 from . import convert, pcap
@@ -40,6 +41,17 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+
+
+class RoleName(enum.StrEnum):
+    """Every role name the REST API, the config file and the chart accept."""
+
+    SERVER = "server"
+    CLIENT = "client"
+    MASTER = "master"
+    SLAVE = "slave"
 
 
 _DIRECTIONS = {"rx": pb.DIRECTION_RX, "tx": pb.DIRECTION_TX, "both": pb.DIRECTION_BOTH}
@@ -234,7 +246,10 @@ def create(
     ] = None,
     socket: Annotated[str | None, typer.Option(help="Control socket (default memif.sock).")] = None,
     id_: Annotated[int | None, typer.Option("--id", help="Interface id.")] = None,
-    role: Annotated[Role | None, typer.Option(help="server or client.")] = None,
+    role: Annotated[
+        RoleName | None,
+        typer.Option(case_sensitive=False, help="server or client (master and slave too)."),
+    ] = None,
     secret: Annotated[str | None, typer.Option(help="Shared secret.")] = None,
     mode: Annotated[Mode | None, typer.Option(help="Interface mode.")] = None,
     queues: Annotated[int | None, typer.Option(help="Queue pairs.")] = None,

@@ -92,6 +92,17 @@ def test_create_from_file(grpc_env: GrpcEnv, tmp_path: Path) -> None:
     assert [s.name for s in grpc_env.manager.list_interfaces()] == ["f0"]
 
 
+@pytest.mark.parametrize("given, role", [
+    ("master", "server"), ("slave", "client"), ("Client", "client"), ("server", "server"),
+])
+def test_create_takes_every_role_name_rest_and_yaml_take(
+    grpc_env: GrpcEnv, given: str, role: str
+) -> None:
+    result = run(grpc_env, "create", "r0", "--role", given, "--socket", "roles.sock")
+    assert result.exit_code == 0, result.output
+    assert grpc_env.manager.get_interface("r0").role == role
+
+
 @pytest.mark.parametrize("args, message", [
     (["delete", "ghost"], "error: NOT_FOUND: interface 'ghost' not found"),
     (["stats", "ghost"], "error: NOT_FOUND: interface 'ghost' not found"),
