@@ -396,6 +396,19 @@ def _cancel_on_exit(call: Any) -> Iterator[None]:
         call.cancel()
 
 
+def _wait_accepted(stream: Any) -> None:
+    """Wait until memifd accepted a stream (its headers came) or refused it; a refusal
+    fails here, before anything is written."""
+    try:
+        stream.initial_metadata()
+    except KeyboardInterrupt:
+        stream.cancel()
+        raise typer.Exit(130) from None
+    if stream.done() and stream.code() is not grpc.StatusCode.OK:
+        with _reporting():
+            raise stream  # the call is its own RpcError
+
+
 class _Progress:
     """A live ``N packets`` counter on stderr when it is a terminal."""
 
@@ -443,6 +456,7 @@ def capture(
     if queue is not None:
         request.queue = queue
     stream = client.stub.Capture(request, metadata=client.metadata)
+    _wait_accepted(stream)
     to_stdout = str(write) == "-"
     progress = _Progress(sys.stderr.isatty())
     packets = dropped = 0

@@ -135,6 +135,7 @@ class MemifServicer:
         max_batch = convert.batch_size(request.max_batch)
         started = time.monotonic()
         packets = self._manager.capture(flt, maxsize=convert.buffer_size(request.buffer))
+        context.send_initial_metadata(())  # accepted: a client may wait for this before a packet
         delivered = reported = 0
         with _closing(packets, context):
             while context.is_active():

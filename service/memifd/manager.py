@@ -711,8 +711,8 @@ class Manager:
 
     def _add_capture(self, cap: _Capture) -> None:
         name = cap.flt.interface
-        if name is not None and name not in self._entries:
-            raise NotFoundError(f"interface {name!r} not found")
+        if name is not None:
+            _check_queue(self._entry(name), cap.flt.queue)
         self._captures.append(cap)
         for entry in self._entries.values():
             if name is None or entry.name == name:
@@ -893,6 +893,15 @@ def _check_packets(packets: Sequence[bytes]) -> None:
                 "packets",
                 f"packet {number} is {len(packet)} bytes, allowed 1..{MAX_PACKET_SIZE}",
             )
+
+
+def _check_queue(entry: _Entry, index: int | None) -> None:
+    """Refuse a queue filter the interface cannot match: it would wait forever."""
+    queues = len(entry.rx)
+    if index is not None and not 0 <= index < queues:
+        raise InvalidArgumentError(
+            "queue", f"queue {index} is outside 0..{queues - 1} (interface {entry.name!r})"
+        )
 
 
 def _to_captured(

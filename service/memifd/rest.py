@@ -206,7 +206,10 @@ async def capture(
         interface=name, queue=queue, direction=direction, count=count, duration=duration,
         snaplen=snaplen,
     )
-    sub = await run_in_threadpool(manager.capture, flt)
+    try:
+        sub = await run_in_threadpool(manager.capture, flt)
+    except InvalidArgumentError as exc:  # a queue the interface lacks: name the parameter
+        raise _invalid_query(exc) from None
     header = pcap.global_header(pcap.linktype_for(status.mode), snaplen)
     return StreamingResponse(
         _pcap_stream(sub, header),
@@ -394,6 +397,13 @@ async def _manager_error(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"detail": detail}, status_code=422)
     code = next((status for kind, status in _STATUS if isinstance(exc, kind)), 500)
     return JSONResponse({"detail": exc.message}, status_code=code)
+
+
+def _invalid_query(exc: InvalidArgumentError) -> RequestValidationError:
+    """The manager's refusal of a query parameter, reported as FastAPI reports its own."""
+    return RequestValidationError(
+        [{"type": "value_error", "loc": ("query", exc.field), "msg": exc.message}]
+    )
 
 
 async def _pcap_error(request: Request, exc: Exception) -> JSONResponse:

@@ -211,6 +211,19 @@ def test_capture_with_duration_and_no_traffic(grpc_env: GrpcEnv, tmp_path: Path)
     assert _tshark_frames(out) == []
 
 
+def test_capture_of_a_queue_the_interface_lacks_fails_before_writing(
+    grpc_env: GrpcEnv, tmp_path: Path
+) -> None:
+    grpc_env.create("q")
+    out = tmp_path / "q.pcap"
+    result = run(grpc_env, "capture", "q", "-w", str(out), "--queue", "3", "--duration", "1")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        "error: INVALID_ARGUMENT: queue 3 is outside 0..0 (interface 'q')"
+    )
+    assert not out.exists()
+
+
 def readme_commands(text: str) -> list[list[str]]:
     """The ``memifctl`` command lines in the shell blocks of the "gRPC API" section."""
     commands: list[list[str]] = []

@@ -182,6 +182,16 @@ def test_capture_of_unknown_interface_is_not_found(grpc_env: GrpcEnv) -> None:
     assert _code(excinfo) == grpc.StatusCode.NOT_FOUND
 
 
+def test_capture_of_a_queue_the_interface_lacks_is_invalid(grpc_env: GrpcEnv) -> None:
+    grpc_env.create("a")
+    request = pb.CaptureRequest(interface="a", queue=9, duration=2)
+    with pytest.raises(grpc.RpcError) as excinfo:
+        list(grpc_env.stub.Capture(request, timeout=10))
+    assert _code(excinfo) == grpc.StatusCode.INVALID_ARGUMENT
+    assert _details(excinfo) == "queue 9 is outside 0..0 (interface 'a')"
+    assert grpc_env.manager.subscription_counts()["capture"] == 0
+
+
 @pytest.mark.parametrize("requests, field, limit", [
     ([pb.InjectRequest(packets=[b"x" * 60])], "interface", "required"),
     ([pb.InjectRequest(interface="a", packets=[b"x" * 70_000])], "packets[0]", "65535"),

@@ -199,6 +199,15 @@ def test_capture_bad_parameters(api: httpx.Client) -> None:
     assert api.get("/v1/interfaces/zz/capture?count=1").status_code == 404
 
 
+def test_capture_of_a_queue_the_interface_lacks_is_refused(api: httpx.Client) -> None:
+    create(api, "a", memory={"num_queue_pairs": 2})
+    detail = errors(api.get("/v1/interfaces/a/capture?queue=2&duration=2"))
+    assert detail == [{"type": "value_error", "loc": ["query", "queue"],
+                       "msg": "queue 2 is outside 0..1 (interface 'a')"}]
+    ok = api.get("/v1/interfaces/a/capture?queue=1&duration=0.2")
+    assert ok.status_code == 200 and pcap.read(ok.content).packets == []
+
+
 def test_inject_a_pcap(api: httpx.Client, sock_dir: Path) -> None:
     create(api, "a")
     with memif_clients(str(sock_dir / "r.sock"), [0]) as (client,):
