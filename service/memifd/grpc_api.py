@@ -114,7 +114,7 @@ class MemifServicer:
     def watch_events(self, request: pb.WatchEventsRequest, context: Context) -> Iterator[Message]:
         """WatchEvents: current states first if asked, then every change."""
         wanted = request.interface
-        events = self._manager.subscribe_events()
+        events = self._manager.subscribe_events(interface=wanted or None)
         with _closing(events, context):
             if request.include_current:
                 now = time.time()

@@ -306,11 +306,14 @@ class Manager:
 
     # -- streams -----------------------------------------------------------------------------------
 
-    def subscribe_events(self, maxsize: int = 1024) -> Subscription[LinkEvent]:
-        """Link events from now on (see :class:`LinkEvent`)."""
+    def subscribe_events(
+        self, maxsize: int = 1024, interface: str | None = None
+    ) -> Subscription[LinkEvent]:
+        """Link events from now on (see :class:`LinkEvent`); with ``interface``, that
+        interface must exist (the caller filters the events)."""
         sub: Subscription[LinkEvent] = Subscription(maxsize)
         sub._on_close = lambda: self._post(self._drop_event_sub, sub)
-        self._call(self._event_subs.append, sub)
+        self._call(self._add_event_sub, sub, interface)
         return sub
 
     def capture(self, flt: CaptureFilter, maxsize: int = 65536) -> Subscription[CapturedPacket]:
@@ -728,6 +731,11 @@ class Manager:
     def _end_capture(self, cap: _Capture, reason: str) -> None:
         self._drop_capture(cap)
         cap.sub.end(reason)
+
+    def _add_event_sub(self, sub: Subscription[LinkEvent], interface: str | None) -> None:
+        if interface is not None:
+            self._entry(interface)  # NotFoundError rather than a stream that stays silent
+        self._event_subs.append(sub)
 
     def _drop_event_sub(self, sub: Subscription[LinkEvent]) -> None:
         if sub in self._event_subs:

@@ -263,11 +263,16 @@ events = APIRouter(prefix="/v1", tags=["events"], responses=_ERRORS)
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}}, "description": "Link events"}},
 )
-async def link_events(manager: ManagerDep) -> StreamingResponse:
+async def link_events(
+    manager: ManagerDep,
+    interface: Annotated[
+        str | None, Query(description="Only this interface's events (404 when it does not exist).")
+    ] = None,
+) -> StreamingResponse:
     """Server-sent events, one ``event: link`` per link state change."""
-    sub = await run_in_threadpool(manager.subscribe_events)
+    sub = await run_in_threadpool(manager.subscribe_events, 1024, interface)
     return StreamingResponse(
-        _sse_stream(sub),
+        _sse_stream(sub, interface),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
@@ -356,13 +361,14 @@ async def _pcap_stream(sub: Subscription[CapturedPacket], header: bytes) -> Asyn
         yield pcap.records((p.timestamp_ns, p.orig_len, p.data) for p in batch)
 
 
-async def _sse_stream(sub: Subscription[Any]) -> AsyncIterator[str]:
+async def _sse_stream(sub: Subscription[Any], interface: str | None = None) -> AsyncIterator[str]:
     yield ": memifd link events\n\n"
     async for batch in _batches(sub, 256, SSE_KEEPALIVE):
         if not batch:
             yield ": keepalive\n\n"
         for event in batch:
-            yield f"event: link\ndata: {event.model_dump_json()}\n\n"
+            if interface is None or event.interface == interface:
+                yield f"event: link\ndata: {event.model_dump_json()}\n\n"
     yield f"event: end\ndata: {sub.close_reason or 'stream ended'}\n\n"
 
 

@@ -175,12 +175,12 @@ def _tshark_frames(path: Path) -> list[str]:
 
 
 def _memifctl(
-    env: GrpcEnv, *args: str, cwd: Path | None = None
+    env: GrpcEnv, *args: str, cwd: Path | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
     """The installed ``memifctl`` entry point, as a user runs it."""
     command = shutil.which("memifctl") or f"{sys.executable} -m memifd.ctl"
     return subprocess.run(
-        [*shlex.split(command), *args], capture_output=True, text=True, timeout=120, cwd=cwd,
+        [*shlex.split(command), *args], capture_output=True, text=True, timeout=timeout, cwd=cwd,
         env={**os.environ, "MEMIFD_GRPC_ADDR": env.address},
     )
 
@@ -222,6 +222,12 @@ def test_capture_of_a_queue_the_interface_lacks_fails_before_writing(
         "error: INVALID_ARGUMENT: queue 3 is outside 0..0 (interface 'q')"
     )
     assert not out.exists()
+
+
+def test_events_of_an_unknown_interface_fail_at_once(grpc_env: GrpcEnv) -> None:
+    result = _memifctl(grpc_env, "events", "ghost", timeout=30)
+    assert result.returncode == 1
+    assert result.stderr.strip() == "error: NOT_FOUND: interface 'ghost' not found"
 
 
 def readme_commands(text: str) -> list[list[str]]:

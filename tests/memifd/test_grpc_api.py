@@ -314,6 +314,14 @@ def test_watch_events_filters_by_interface(pair: GrpcEnv) -> None:
     stream.cancel()
 
 
+def test_watch_events_of_an_unknown_interface_is_not_found(grpc_env: GrpcEnv) -> None:
+    with pytest.raises(grpc.RpcError) as excinfo:
+        next(grpc_env.stub.WatchEvents(pb.WatchEventsRequest(interface="ghost"), timeout=5))
+    assert _code(excinfo) == grpc.StatusCode.NOT_FOUND
+    assert _details(excinfo) == "interface 'ghost' not found"
+    assert grpc_env.manager.subscription_counts()["events"] == 0
+
+
 # -- exchange ---------------------------------------------------------------------------------
 
 

@@ -274,6 +274,25 @@ def test_events_stream_link_changes(api: httpx.Client, sock_dir: Path) -> None:
     assert rest[0]["reason"]
 
 
+def test_events_of_one_interface(api: httpx.Client, sock_dir: Path) -> None:
+    create(api, "a")
+    create(api, "b", id=1)
+    with api.stream("GET", "/v1/events?interface=b") as response:
+        assert response.status_code == 200
+        lines = response.iter_lines()
+        assert api.delete("/v1/interfaces/a").status_code == 204
+        assert api.delete("/v1/interfaces/b").status_code == 204
+        events = read_events(lines, "deleted")
+    assert [(e["interface"], e["state"]) for e in events] == [("b", "deleted")]
+
+
+def test_events_of_an_unknown_interface_are_not_found(api: httpx.Client) -> None:
+    with api.stream("GET", "/v1/events?interface=ghost") as response:
+        assert response.status_code == 404
+        response.read()
+        assert response.json() == {"detail": "interface 'ghost' not found"}
+
+
 def test_probes_and_metrics(rest: RestServer, api: httpx.Client, sock_dir: Path) -> None:
     assert api.get("/healthz").json() == {"status": "ok"}
     assert api.get("/readyz").json() == {"status": "ready"}
