@@ -110,14 +110,14 @@ def fail(message: str) -> NoReturn:
 
 
 @contextlib.contextmanager
-def _reporting() -> Iterator[None]:
-    """Turn gRPC failures into ``error: CODE: detail`` and exit status 1."""
+def _reporting(label: str = "") -> Iterator[None]:
+    """Turn gRPC failures into ``error: [label]CODE: detail`` and exit status 1."""
     try:
         yield
     except grpc.RpcError as exc:
         code = exc.code() if isinstance(exc, grpc.Call) else None
         details = exc.details() if isinstance(exc, grpc.Call) else str(exc)
-        fail(f"{code.name if code else 'UNKNOWN'}: {details}")
+        fail(f"{label}{code.name if code else 'UNKNOWN'}: {details}")
 
 
 def _client(ctx: typer.Context) -> Client:
@@ -268,7 +268,7 @@ def create(
 ) -> None:
     """Create interfaces from flags or a YAML spec."""
     client = _client(ctx)
-    specs = _load_specs(file) if file is not None else [{}]
+    items = _load_specs(file) if file is not None else [{}]
     flags = {
         "name": name, "socket": socket, "id": id_, "role": role, "secret": secret, "mode": mode,
         "rx_mode": rx_mode, "action": action, "xconnect_to": xconnect_to, "admin_up": admin_up,
@@ -278,25 +278,93 @@ def create(
         "num_queue_pairs": queues, "log2_ring_size": log2_ring_size,
         "packet_buffer_size": buffer_size,
     }
-    if len(specs) > 1 and name is not None:
+    if len(items) > 1 and name is not None:
         fail("NAME cannot be given with a file holding several interfaces")
-    for data in specs:
+    entries: list[tuple[str, InterfaceSpec]] = []
+    for index, data in enumerate(items):
         data.update({key: value for key, value in flags.items() if value is not None})
         given_memory = {key: value for key, value in memory.items() if value is not None}
         if given_memory:
             data["memory"] = {**(data.get("memory") or {}), **given_memory}
+        label = _entry_label(file, index, data) if len(items) > 1 else ""
         if "name" not in data:
-            fail("give the interface NAME (or a name in --file)")
+            fail(f"{label}give the interface NAME (or a name in --file)")
         try:
-            spec = InterfaceSpec.model_validate(data)
+            entries.append((label, InterfaceSpec.model_validate(data)))
         except ValidationError as exc:
-            fail(f"invalid spec: {convert.invalid_argument(exc)}")
-        request = pb.CreateInterfaceRequest(spec=convert.spec_to_proto(spec), dry_run=dry_run)
-        with _reporting():
-            status = client.call("CreateInterface", request)
-        verb = "would create" if dry_run else "created"
+            fail(f"{label}invalid spec: {convert.invalid_argument(exc)}")
+    _check_distinct(entries)
+    statuses = _create_all(client, entries, dry_run)
+    verb = "would create" if dry_run else "created"
+    for status in statuses:
         typer.echo(f"{verb} {status.name} ({_enum_name(pb.Role, status.role, 'ROLE_')} "
                    f"id {status.id} on {status.socket_path})")
+
+
+def _entry_label(file: Path | None, index: int, data: dict[str, Any]) -> str:
+    name = data.get("name")
+    return f"{file} entry {index + 1}{f' ({name})' if isinstance(name, str) else ''}: "
+
+
+def _check_distinct(entries: list[tuple[str, InterfaceSpec]]) -> None:
+    """Refuse two entries of one file with the same name, or socket, role and id."""
+    seen: dict[object, str] = {}
+    for label, spec in entries:
+        for key, what in (
+            (("name", spec.name), f"name {spec.name!r}"),
+            (("place", spec.socket, spec.role, spec.id),
+             f"socket {spec.socket!r}, role {spec.role.value} and id {spec.id}"),
+        ):
+            if key in seen:
+                fail(f"{label}{what} already used by {seen[key].removesuffix(': ')}")
+            seen[key] = label
+
+
+def _create_all(
+    client: Client, entries: list[tuple[str, InterfaceSpec]], dry_run: bool
+) -> list[pb.InterfaceStatus]:
+    """Create every entry or none: each is checked by memifd (a dry run) before the first
+    is created, and those created are deleted again if a later one still fails.
+
+    An entry cross-connected to another entry of the same file is created with action
+    drop and switched to xconnect once its target exists.
+    """
+    names = {spec.name for _, spec in entries}
+    first = [
+        (label, spec.model_copy(update={"action": Action.DROP, "xconnect_to": None})
+         if spec.xconnect_to in names else spec)
+        for label, spec in entries
+    ]
+    previews = [_create_one(client, label, spec, dry_run=True) for label, spec in first]
+    if dry_run:
+        return previews
+    created: list[pb.InterfaceStatus] = []
+    try:
+        for label, spec in first:
+            created.append(_create_one(client, label, spec, dry_run=False))
+        for (label, spec), (_, staged) in zip(entries, first, strict=True):
+            if spec is not staged:  # its target exists now
+                patch = pb.InterfacePatch(xconnect_to=spec.xconnect_to)
+                patch.action = convert.ACTIONS[spec.action]  # type: ignore[assignment]
+                with _reporting(label):
+                    client.call(
+                        "UpdateInterface", pb.UpdateInterfaceRequest(name=spec.name, patch=patch)
+                    )
+    except typer.Exit:
+        for status in reversed(created):
+            with contextlib.suppress(grpc.RpcError):
+                client.call("DeleteInterface", pb.DeleteInterfaceRequest(name=status.name))
+        if created:
+            undone = ", ".join(status.name for status in created)
+            typer.echo(f"error: nothing created: deleted {undone} again", err=True)
+        raise
+    return created
+
+
+def _create_one(client: Client, label: str, spec: InterfaceSpec, dry_run: bool) -> Any:
+    request = pb.CreateInterfaceRequest(spec=convert.spec_to_proto(spec), dry_run=dry_run)
+    with _reporting(label):
+        return client.call("CreateInterface", request)
 
 
 @app.command()

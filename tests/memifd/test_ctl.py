@@ -92,6 +92,62 @@ def test_create_from_file(grpc_env: GrpcEnv, tmp_path: Path) -> None:
     assert [s.name for s in grpc_env.manager.list_interfaces()] == ["f0"]
 
 
+def test_create_from_file_is_all_or_nothing_and_names_the_entry(
+    grpc_env: GrpcEnv, tmp_path: Path
+) -> None:
+    grpc_env.create("taken", socket="other.sock")
+    spec = tmp_path / "three.yaml"
+    cases = {
+        "- name: f1\n- name: f2\n  memory: {log2_ring_size: 15}\n- name: f3\n":
+            f"error: {spec} entry 2 (f2): invalid spec: memory.log2_ring_size: "
+            "Input should be less than or equal to 14",
+        "- name: f1\n- name: f2\n  id: 1\n- name: taken\n  id: 2\n":
+            f"error: {spec} entry 3 (taken): ALREADY_EXISTS: interface 'taken' already exists",
+        "- name: f1\n- name: f2\n  id: 1\n  action: xconnect\n  xconnect_to: ghost\n":
+            f"error: {spec} entry 2 (f2): INVALID_ARGUMENT: spec.xconnect_to: "
+            "interface 'ghost' does not exist",
+        "- name: f1\n- name: f2\n  socket: memif.sock\n":
+            f"error: {spec} entry 2 (f2): socket 'memif.sock', role server and id 0 already "
+            f"used by {spec} entry 1 (f1)",
+        "- name: f1\n- name: f1\n  id: 1\n":
+            f"error: {spec} entry 2 (f1): name 'f1' already used by {spec} entry 1 (f1)",
+    }
+    for text, message in cases.items():
+        spec.write_text(text)
+        result = run(grpc_env, "create", "-f", str(spec))
+        assert (result.exit_code, result.stderr.strip()) == (1, message), text
+        assert [s.name for s in grpc_env.manager.list_interfaces()] == ["taken"], text
+
+    # one socket spelt two ways: each entry passes its dry run alone, the second create fails
+    spec.write_text("- {name: f1, socket: a.sock}\n- {name: f2, socket: ./a.sock}\n")
+    result = run(grpc_env, "create", "-f", str(spec))
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"error: {spec} entry 2 (f2): ALREADY_EXISTS: a server interface with id 0 already "
+        f"exists on {grpc_env.socket_path('a.sock')} ('f1')",
+        "error: nothing created: deleted f1 again",
+    ]
+    assert [s.name for s in grpc_env.manager.list_interfaces()] == ["taken"]
+
+
+def test_create_from_file_cross_connects_entries_of_the_file(
+    grpc_env: GrpcEnv, tmp_path: Path
+) -> None:
+    spec = tmp_path / "pair.yaml"
+    spec.write_text(
+        "interfaces:\n"
+        "  - {name: west, action: xconnect, xconnect_to: east}\n"
+        "  - {name: east, id: 1, action: xconnect, xconnect_to: west}\n"
+    )
+    result = run(grpc_env, "create", "-f", str(spec))
+    assert result.exit_code == 0, result.output
+    assert [line.split()[:2] for line in result.stdout.splitlines()] == [
+        ["created", "west"], ["created", "east"]
+    ]
+    targets = {s.name: (s.action, s.xconnect_to) for s in grpc_env.manager.list_interfaces()}
+    assert targets == {"west": ("xconnect", "east"), "east": ("xconnect", "west")}
+
+
 @pytest.mark.parametrize("given, role", [
     ("master", "server"), ("slave", "client"), ("Client", "client"), ("server", "server"),
 ])
