@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 import memif
 from memif.constants import MAX_PACKET_SIZE
 
+from . import preflight
 from .models import (
     Action,
     CapturedPacket,
@@ -617,6 +618,7 @@ class Manager:
                 )
         self._check_xconnect(spec.name, spec.xconnect_to)
         if dry_run:
+            self._preflight(path, spec)
             return _preview(spec, path)
         sock, created = self._socket(path)
         try:
@@ -630,9 +632,7 @@ class Manager:
                 self._close_socket(path, "socket unusable")
             if not isinstance(exc, memif.LocalProtocolError):
                 raise
-            if "in use" in str(exc):
-                raise ConflictError(str(exc)) from None
-            raise InvalidArgumentError("socket", str(exc)) from None
+            raise _socket_error(exc) from None
         entry = _Entry(spec, path, iface, iface.rx_queues, iface.tx_queues)
         entry.captures = [c for c in self._captures if c.flt.interface is None]
         self._entries = {**self._entries, spec.name: entry}
@@ -647,6 +647,16 @@ class Manager:
                    "id": spec.id, "action": spec.action.value},
         )
         return _status(entry)
+
+    def _preflight(self, path: str, spec: InterfaceSpec) -> None:
+        """What opening the socket for ``spec`` would refuse, without opening it."""
+        sock = self._sockets.get(path)
+        listen = spec.role is memif.Role.SERVER and (sock is None or not sock.listening)
+        if sock is None or listen:
+            try:
+                preflight.check_socket(path, listen)
+            except memif.LocalProtocolError as exc:
+                raise _socket_error(exc) from None
 
     def _check_xconnect(self, name: str, target: str | None) -> None:
         if target is None:
@@ -901,6 +911,13 @@ def _check_packets(packets: Sequence[bytes]) -> None:
                 "packets",
                 f"packet {number} is {len(packet)} bytes, allowed 1..{MAX_PACKET_SIZE}",
             )
+
+
+def _socket_error(exc: memif.LocalProtocolError) -> ManagerError:
+    """The library's refusal to open a socket, as the API reports it."""
+    if "in use" in str(exc):
+        return ConflictError(str(exc))
+    return InvalidArgumentError("socket", str(exc))
 
 
 def _check_queue(entry: _Entry, index: int | None) -> None:

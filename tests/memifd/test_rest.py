@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import memif
 import pytest
 from memifd import pcap
 from memifd.settings import Settings
@@ -73,6 +74,41 @@ def test_dry_run_validates_only(api: httpx.Client, sock_dir: Path) -> None:
     create(api, "x", socket="d.sock")
     again = api.post("/v1/interfaces?dry_run=true", json={"name": "x", "socket": "d.sock"})
     assert again.status_code == 409
+
+
+def test_dry_run_refuses_what_create_refuses(api: httpx.Client, sock_dir: Path) -> None:
+    (sock_dir / "plain-file").write_text("not a socket")
+    create(api, "mine", socket="mine.sock")
+    busy = memif.Socket(str(sock_dir / "busy.sock"))
+    busy.create_interface(id=0, role="server", name="busy")
+    abstract = memif.Socket(f"@memifd-dry-run-{os.getpid()}")
+    abstract.create_interface(id=0, role="server", name="busy")
+    bodies = [
+        {"socket": "@"},
+        {"socket": "plain-file"},
+        {"socket": "plain-file/below.sock"},
+        {"socket": "busy.sock"},
+        {"socket": abstract.path},
+        {"socket": "mine.sock", "id": 1},  # memifd's own listener is not "in use"
+        {"socket": "mine.sock", "role": "client"},
+        {"socket": "new/dir/x.sock"},
+        {"socket": "@memifd-free-abstract-name", "role": "client"},
+    ]
+    try:
+        answers = []
+        for number, body in enumerate(bodies):
+            spec = {"name": f"x{number}", **body}
+            tried = api.post("/v1/interfaces?dry_run=true", json=spec)
+            assert not (sock_dir / "new").exists() or number > 7  # a dry run creates nothing
+            real = api.post("/v1/interfaces", json=spec)
+            assert (tried.status_code, real.status_code) in [(200, 201), (409, 409), (422, 422)]
+            if real.status_code != 201:
+                assert tried.json() == real.json()
+            answers.append(real.status_code)
+    finally:
+        busy.close()
+        abstract.close()
+    assert answers == [422, 422, 422, 409, 409, 201, 201, 201, 201]
 
 
 def test_conflicts(api: httpx.Client) -> None:
