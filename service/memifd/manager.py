@@ -702,6 +702,13 @@ class Manager:
         entry = self._entries.get(name)
         if entry is None:
             raise NotFoundError(f"interface {name!r} not found")
+        dependents = [e.name for e in self._entries.values() if e.spec.xconnect_to == name]
+        if dependents:
+            listed = ", ".join(repr(dependent) for dependent in dependents)
+            raise ConflictError(
+                f"interface {name!r} is the xconnect target of {listed}: change their "
+                "xconnect_to or delete them first"
+            )
         self._unwatch_queues(entry)
         entries = dict(self._entries)
         del entries[name]

@@ -314,6 +314,16 @@ def test_watch_events_filters_by_interface(pair: GrpcEnv) -> None:
     stream.cancel()
 
 
+def test_delete_of_an_xconnect_target_fails_precondition(grpc_env: GrpcEnv) -> None:
+    grpc_env.create("target")
+    grpc_env.create("user", id=1, action=pb.ACTION_XCONNECT, xconnect_to="target")
+    with pytest.raises(grpc.RpcError) as excinfo:
+        grpc_env.stub.DeleteInterface(pb.DeleteInterfaceRequest(name="target"), timeout=10)
+    assert _code(excinfo) == grpc.StatusCode.FAILED_PRECONDITION
+    assert "xconnect target of 'user'" in _details(excinfo)
+    assert {s.name for s in grpc_env.manager.list_interfaces()} == {"target", "user"}
+
+
 def test_watch_events_of_an_unknown_interface_is_not_found(grpc_env: GrpcEnv) -> None:
     with pytest.raises(grpc.RpcError) as excinfo:
         next(grpc_env.stub.WatchEvents(pb.WatchEventsRequest(interface="ghost"), timeout=5))

@@ -111,6 +111,22 @@ def test_dry_run_refuses_what_create_refuses(api: httpx.Client, sock_dir: Path) 
     assert answers == [422, 422, 422, 409, 409, 201, 201, 201, 201]
 
 
+def test_delete_of_an_xconnect_target_is_refused_naming_the_dependents(
+    api: httpx.Client,
+) -> None:
+    create(api, "target")
+    create(api, "west", id=1, action="xconnect", xconnect_to="target")
+    create(api, "east", id=2, action="xconnect", xconnect_to="target")
+    refused = api.delete("/v1/interfaces/target")
+    assert refused.status_code == 409
+    assert refused.json() == {"detail": "interface 'target' is the xconnect target of 'west', "
+                              "'east': change their xconnect_to or delete them first"}
+    assert api.patch("/v1/interfaces/west", json={"action": "drop", "xconnect_to": None}).is_success
+    assert api.delete("/v1/interfaces/east").status_code == 204
+    assert api.delete("/v1/interfaces/target").status_code == 204
+    assert [i["name"] for i in api.get("/v1/interfaces").json()] == ["west"]
+
+
 def test_conflicts(api: httpx.Client) -> None:
     create(api, "a", id=5)
     same_name = api.post("/v1/interfaces", json={"name": "a", "socket": "r.sock", "id": 6})
