@@ -89,8 +89,9 @@ def describe_errors(exc: ValidationError) -> str:
     """One line per error, naming the field; never the input (it may be a secret)."""
     lines = []
     for error in exc.errors():
-        where = ".".join(str(part) for part in error["loc"]) or "settings"
-        lines.append(f"  {where}: {error['msg'].removeprefix('Value error, ')}")
+        where = ".".join(str(part) for part in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        lines.append(f"  {where}: {message}" if where else f"  {message}")
     return "\n".join(lines)
 
 

@@ -182,6 +182,7 @@ class Settings(BaseSettings):
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
             raise ValueError(f"interfaces: duplicate names {', '.join(duplicates)}")
+        _check_places(self)
         if self.token is None and not self.insecure:
             for field in ("http_addr", "grpc_addr"):
                 host, _ = split_address(getattr(self, field))
@@ -208,6 +209,21 @@ class Settings(BaseSettings):
         if socket.startswith("@") or os.path.isabs(socket):
             return socket
         return os.path.normpath(os.path.join(self.socket_dir, socket))
+
+
+def _check_places(settings: Settings) -> None:
+    """Refuse two declared interfaces with one socket, role and id, naming both."""
+    places: dict[tuple[str, str, int], str] = {}
+    for index, spec in enumerate(settings.interfaces):
+        path = settings.resolve_socket(spec.socket)
+        place = (path if path.startswith("@") else os.path.normpath(path), spec.role.value, spec.id)
+        where = f"interfaces[{index}] ({spec.name})"
+        if place in places:
+            raise ValueError(
+                f"{places[place]} and {where} both use socket {place[0]}, role {place[1]} and "
+                f"id {place[2]}; give one of them another socket or id"
+            )
+        places[place] = where
 
 
 def _read_token(path: Path) -> str:

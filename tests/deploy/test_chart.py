@@ -297,6 +297,20 @@ def test_server_interfaces_become_the_config_memifd_reads(helm: Helm, tmp_path: 
     assert service_ports == {"http": 80, "grpc": 50051}
 
 
+def test_interfaces_apart_by_socket_role_or_id_render_and_memifd_takes_them(
+    helm: Helm, tmp_path: Path
+) -> None:
+    values = {"interfaces": [
+        {"name": "a"}, {"name": "b", "role": "slave"}, {"name": "c", "id": 1},
+        {"name": "d", "socket": "d.sock"}, {"name": "e", "socket": "@memif.sock"},
+    ]}
+    manifests = helm.template_values(CHART, values, tmp_path)
+    config = tmp_path / "config.yaml"
+    config.write_text(config_text(manifests, "rel-memifd-config"))
+    settings = load_settings(config=config, token="t", socket_dir="/run/memif")
+    assert [spec.name for spec in settings.interfaces] == ["a", "b", "c", "d", "e"]
+
+
 def test_client_interfaces_with_secrets_keep_them_out_of_configmaps(
     helm: Helm, tmp_path: Path
 ) -> None:
@@ -360,6 +374,20 @@ BAD_VALUES: dict[str, tuple[dict[str, Any], str]] = {
     "duplicate-names": (
         {"interfaces": [{"name": "a"}, {"name": "a", "id": 1}]},
         'name "a" is used by more than one interface',
+    ),
+    "defaults-share-socket-role-and-id": (
+        {"interfaces": [{"name": "a"}, {"name": "b", "action": "echo"}]},
+        "interfaces[0] (a) and interfaces[1] (b) both use socket /run/memif/memif.sock, "
+        "role server and id 0; give one of them another socket or id",
+    ),
+    "one-socket-spelt-two-ways": (
+        {"interfaces": [
+            {"name": "a", "socket": "x.sock", "role": "client", "id": 4},
+            {"name": "b", "socket": "c.sock", "role": "client", "id": 4},
+            {"name": "c", "socket": "/run/memif/./x.sock", "role": "slave", "id": 4},
+        ]},
+        "interfaces[0] (a) and interfaces[2] (c) both use socket /run/memif/x.sock, "
+        "role client and id 4",
     ),
     "xconnect-to-itself": (
         {"interfaces": [{"name": "a", "action": "xconnect", "xconnect_to": "a"}]},
