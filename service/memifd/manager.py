@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import errno
 import logging
 import os
 import queue
@@ -217,7 +218,16 @@ class Manager:
         """Start the worker and create the interfaces the settings declare."""
         if self._thread is not None:
             return
-        os.makedirs(self.settings.socket_dir, exist_ok=True)
+        directory = self.settings.socket_dir
+        try:
+            os.makedirs(directory, exist_ok=True)
+        except OSError as exc:
+            raise ManagerError(
+                f"socket_dir {directory} cannot be created: {exc.strerror}; {_SOCKET_DIR_HINT}"
+            ) from None
+        problem = socket_dir_problem(directory)
+        if problem is not None:  # not fatal: absolute and abstract sockets still work
+            log.error("not ready: %s", problem, extra={"socket_dir": str(directory)})
         self._cmd_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._epoll = select.epoll()
         self._epoll.register(self._cmd_fd, select.EPOLLIN)
@@ -246,11 +256,21 @@ class Manager:
 
     @property
     def ready(self) -> bool:
-        """True while the worker runs and every server socket is listening."""
+        """True while the worker runs, every server socket is listening and the socket
+        directory is writable."""
+        return self.not_ready_reason is None
+
+    @property
+    def not_ready_reason(self) -> str | None:
+        """Why :attr:`ready` is False, for people; None when ready."""
         thread = self._thread
-        return (
-            thread is not None and thread.is_alive() and not self._stopping and self._bound
-        )
+        if thread is None or not thread.is_alive():
+            return "the worker is not running"
+        if self._stopping:
+            return "shutting down"
+        if not self._bound:
+            return "a server socket is not listening"
+        return socket_dir_problem(self.settings.socket_dir)
 
     @property
     def running(self) -> bool:
@@ -617,6 +637,10 @@ class Manager:
                     f"({other.name!r})"
                 )
         self._check_xconnect(spec.name, spec.xconnect_to)
+        if spec.role is memif.Role.SERVER and _in_socket_dir(spec.socket):
+            problem = socket_dir_problem(self.settings.socket_dir)
+            if problem is not None:
+                raise InvalidArgumentError("socket", problem)
         if dry_run:
             self._preflight(path, spec)
             return _preview(spec, path)
@@ -920,11 +944,29 @@ def _check_packets(packets: Sequence[bytes]) -> None:
             )
 
 
+_SOCKET_DIR_HINT = "set socket_dir (--socket-dir, MEMIFD_SOCKET_DIR) to a writable directory"
+
+
+def socket_dir_problem(directory: os.PathLike[str] | str) -> str | None:
+    """What keeps memifd from making sockets in ``directory``, or None."""
+    if not os.path.isdir(directory):
+        return f"socket_dir {directory} does not exist or is not a directory; {_SOCKET_DIR_HINT}"
+    if not os.access(directory, os.W_OK | os.X_OK):
+        readonly = os.statvfs(directory).f_flag & os.ST_RDONLY
+        why = os.strerror(errno.EROFS if readonly else errno.EACCES)
+        return f"socket_dir {directory} is not writable: {why}; {_SOCKET_DIR_HINT}"
+    return None
+
+
 def _socket_error(exc: memif.LocalProtocolError) -> ManagerError:
     """The library's refusal to open a socket, as the API reports it."""
     if "in use" in str(exc):
         return ConflictError(str(exc))
     return InvalidArgumentError("socket", str(exc))
+
+
+def _in_socket_dir(socket: str) -> bool:
+    return not socket.startswith("@") and not os.path.isabs(socket)
 
 
 def _check_queue(entry: _Entry, index: int | None) -> None:

@@ -63,7 +63,7 @@ class ManagerCollector(Collector):
             value=self.manager.subscription_drops,
         )
         yield GaugeMetricFamily(
-            "memifd_ready", "1 when the worker runs and every socket listens",
+            "memifd_ready", "1 when the worker runs, every socket listens, socket_dir is writable",
             value=1 if self.manager.ready else 0,
         )
 

@@ -294,10 +294,11 @@ async def healthz(manager: ManagerDep, response: Response) -> Health:
 
 @health.get("/readyz", response_model=Health, responses={503: {"model": Health}})
 async def readyz(manager: ManagerDep, response: Response) -> Health:
-    """Readiness: the worker runs and every socket is bound."""
-    if not manager.ready:
+    """Readiness: the worker runs, every socket is bound, the socket directory is writable."""
+    reason = manager.not_ready_reason
+    if reason is not None:
         response.status_code = 503
-        return Health(status="not ready")
+        return Health(status=f"not ready: {reason}")
     return Health(status="ready")
 
 
