@@ -25,6 +25,7 @@ from .models import (
     InterfaceStatus,
     LinkEvent,
     PeerInfo,
+    QueueCounters,
 )
 from .proto.memif.v1 import memif_pb2 as pb
 
@@ -441,6 +442,71 @@ def encode_packet_batch(packets: Sequence[CapturedPacket], dropped: int) -> byte
         return encoded
     append(_field(2, dropped))
     return b"".join(parts)
+
+
+# -- responses -> models (clients such as memifctl print what REST would) --------------
+
+
+def _name_of(table: Mapping[str, int], number: int) -> str:
+    return next((str(value) for value, candidate in table.items() if candidate == number), "")
+
+
+def _counters_from(msg: pb.QueueStats) -> QueueCounters:
+    return QueueCounters(
+        packets=msg.packets, bytes=msg.bytes, drops=msg.drops,
+        bad_descriptors=msg.bad_descriptors, ring_full=msg.ring_full,
+    )
+
+
+def stats_from_proto(msg: pb.InterfaceStats) -> InterfaceStats:
+    """The :class:`InterfaceStats` an ``InterfaceStats`` message carries."""
+    return InterfaceStats(
+        rx=_counters_from(msg.rx), tx=_counters_from(msg.tx),
+        rx_queues=[_counters_from(q) for q in msg.rx_queues],
+        tx_queues=[_counters_from(q) for q in msg.tx_queues],
+        action_drops=msg.action_drops, forwarded=msg.forwarded,
+        forward_drops=msg.forward_drops, exchanged=msg.exchanged, injected=msg.injected,
+        subscriber_drops=msg.subscriber_drops,
+    )
+
+
+def peer_from_proto(msg: pb.PeerInfo) -> PeerInfo:
+    """The :class:`PeerInfo` of a ``PeerInfo`` message (unset ids stay None)."""
+    return PeerInfo(
+        name=msg.name, app_name=msg.app_name,
+        pid=msg.pid if msg.HasField("pid") else None,
+        uid=msg.uid if msg.HasField("uid") else None,
+        gid=msg.gid if msg.HasField("gid") else None,
+    )
+
+
+def status_from_proto(msg: pb.InterfaceStatus) -> InterfaceStatus:
+    """The :class:`InterfaceStatus` an ``InterfaceStatus`` message carries."""
+    return InterfaceStatus.model_validate({
+        "name": msg.name, "socket": msg.socket, "id": msg.id,
+        "role": _name_of(ROLES, msg.role), "mode": _name_of(MODES, msg.mode),
+        "memory": {
+            "num_queue_pairs": msg.memory.num_queue_pairs,
+            "log2_ring_size": msg.memory.log2_ring_size,
+            "packet_buffer_size": msg.memory.packet_buffer_size,
+        },
+        "rx_mode": _name_of(RX_MODES, msg.rx_mode), "action": _name_of(ACTIONS, msg.action),
+        "xconnect_to": msg.xconnect_to or None, "admin_up": msg.admin_up,
+        "accept_unsealed_regions": msg.accept_unsealed_regions, "has_secret": msg.has_secret,
+        "socket_path": msg.socket_path, "state": _name_of(LINK_STATES, msg.state),
+        "peer": peer_from_proto(msg.peer) if msg.HasField("peer") else None,
+        "disconnect_reason": msg.disconnect_reason,
+        "stats": stats_from_proto(msg.stats),
+    })
+
+
+def event_from_proto(msg: pb.LinkEvent) -> LinkEvent:
+    """The :class:`LinkEvent` a ``LinkEvent`` message carries."""
+    return LinkEvent(
+        interface=msg.interface, state=_name_of(LINK_STATES, msg.state),
+        peer=peer_from_proto(msg.peer) if msg.HasField("peer") else None,
+        reason=msg.reason, timestamp=msg.timestamp,
+    )
 
 
 def packets_from_batch(batch: pb.PacketBatch) -> list[CapturedPacket]:

@@ -21,10 +21,9 @@ from typing import Annotated, Any, NoReturn
 import grpc
 import typer
 import yaml
-from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 from memif.config import Mode, RxMode
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from . import convert, pcap
 from .models import Action, Direction, InterfaceSpec
@@ -158,13 +157,11 @@ def _enum_name(enum_type: Any, number: int, prefix: str) -> str:
     return str(enum_type.Name(number)).removeprefix(prefix).lower().replace("_", "-")
 
 
-def _to_json(message: Message) -> str:
-    return json.dumps(
-        MessageToDict(
-            message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
-        ),
-        indent=2,
-    )
+def _to_json(data: BaseModel | list[BaseModel]) -> str:
+    """JSON as the REST API writes it (its models), indented for people."""
+    if isinstance(data, list):
+        return json.dumps([item.model_dump(mode="json") for item in data], indent=2)
+    return json.dumps(data.model_dump(mode="json"), indent=2)
 
 
 def _table(rows: Sequence[Sequence[object]]) -> str:
@@ -196,7 +193,7 @@ def list_(
     with _reporting():
         reply = client.call("ListInterfaces", pb.ListInterfacesRequest())
     if as_json:
-        typer.echo(_to_json(reply))
+        typer.echo(_to_json([convert.status_from_proto(s) for s in reply.interfaces]))
         return
     rows: list[list[object]] = [
         ["NAME", "ROLE", "ID", "SOCKET", "STATE", "PEER", "ACTION", "RX", "TX"]
@@ -218,7 +215,8 @@ def get(
     """Show one interface (JSON)."""
     client = _client(ctx)
     with _reporting():
-        typer.echo(_to_json(client.call("GetInterface", pb.GetInterfaceRequest(name=name))))
+        reply = client.call("GetInterface", pb.GetInterfaceRequest(name=name))
+    typer.echo(_to_json(convert.status_from_proto(reply)))
 
 
 def _load_specs(path: Path) -> list[dict[str, Any]]:
@@ -416,7 +414,7 @@ def stats(
     with _reporting():
         reply = client.call("GetStats", pb.GetStatsRequest(name=name))
     if as_json:
-        typer.echo(_to_json(reply))
+        typer.echo(_to_json(convert.stats_from_proto(reply)))
         return
     rows: list[list[object]] = [["QUEUE", "PACKETS", "BYTES", "DROPS", "BAD_DESC", "RING_FULL"]]
 
@@ -447,7 +445,7 @@ def events(
     seen = 0
     with _reporting(), _cancel_on_exit(stream):
         for event in stream:
-            typer.echo(json.dumps(MessageToDict(event, preserving_proto_field_name=True)))
+            typer.echo(convert.event_from_proto(event).model_dump_json())
             seen += 1
             if count is not None and seen >= count:
                 return

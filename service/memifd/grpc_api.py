@@ -11,7 +11,6 @@ subscription at once.
 from __future__ import annotations
 
 import contextlib
-import operator
 import queue
 import threading
 import time
@@ -83,8 +82,8 @@ class MemifServicer:
         return convert.status_to_proto(status)
 
     def list_interfaces(self, request: pb.ListInterfacesRequest, context: Context) -> Message:
-        """ListInterfaces."""
-        statuses = sorted(self._manager.list_interfaces(), key=operator.attrgetter("name"))
+        """ListInterfaces, in creation order as REST lists them."""
+        statuses = self._manager.list_interfaces()
         return pb.ListInterfacesResponse(
             interfaces=[convert.status_to_proto(status) for status in statuses]
         )

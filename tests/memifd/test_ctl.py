@@ -18,6 +18,7 @@ from typer.testing import CliRunner, Result
 
 from tests import testpmd as testpmd_mod
 from tests.memifd.grpc_support import GrpcEnv, grpc_env, start_env, tls_files, wait_connected
+from tests.memifd.rest_support import Daemon, memif_clients, wait_for
 
 __all__ = ["grpc_env", "tls_files"]
 
@@ -54,7 +55,7 @@ def test_create_list_get_update_stats_delete(grpc_env: GrpcEnv) -> None:
     ]
 
     listed = json.loads(run(grpc_env, "list", "--json").stdout)
-    assert [s["name"] for s in listed["interfaces"]] == ["m0"]
+    assert [s["name"] for s in listed] == ["m0"]
     got = json.loads(run(grpc_env, "get", "m0").stdout)
     assert got["memory"]["num_queue_pairs"] == 2 and "secret" not in got
 
@@ -284,6 +285,48 @@ def test_events_of_an_unknown_interface_fail_at_once(grpc_env: GrpcEnv) -> None:
     result = _memifctl(grpc_env, "events", "ghost", timeout=30)
     assert result.returncode == 1
     assert result.stderr.strip() == "error: NOT_FOUND: interface 'ghost' not found"
+
+
+def test_json_is_the_rest_apis_and_events_are_too(sock_dir: Path) -> None:
+    daemon = Daemon(sock_dir).start()
+    addr = f"127.0.0.1:{daemon.grpc_port}"
+    try:
+        peers = memif_clients(str(sock_dir / "j.sock"), [0], secret="s")
+        with daemon.client() as api, peers as (peer,):
+            for body in ({"name": "zeta", "socket": "j.sock", "action": "echo", "secret": "s"},
+                         {"name": "alpha", "socket": "@json-test", "role": "client", "id": 7,
+                          "memory": {"num_queue_pairs": 2}, "admin_up": False},
+                         {"name": "mid", "socket": "j.sock", "id": 1, "action": "xconnect",
+                          "xconnect_to": "zeta", "rx_mode": "polling"}):
+                assert api.post("/v1/interfaces", json=body).status_code == 201
+            assert peer.wait_connected(5)
+            peer.tx_queue(0).send_burst([b"\x02" * 60] * 5)
+            assert wait_for(lambda: api.get("/v1/interfaces/zeta/stats").json()["forwarded"] == 5)
+            rest = api.get("/v1/interfaces").json()
+            assert json.loads(run(None, "--addr", addr, "list", "--json").stdout) == rest
+            for name in ("zeta", "alpha", "mid"):
+                got = json.loads(run(None, "--addr", addr, "get", name).stdout)
+                assert got == api.get(f"/v1/interfaces/{name}").json()
+                stats = json.loads(run(None, "--addr", addr, "stats", name, "--json").stdout)
+                assert stats == api.get(f"/v1/interfaces/{name}/stats").json()
+            table = run(None, "--addr", addr, "list").stdout.splitlines()
+            assert [line.split()[4] for line in table[1:]] == [s["state"] for s in rest]
+
+            with api.stream("GET", "/v1/events?interface=zeta") as stream:
+                watcher = subprocess.Popen(
+                    [sys.executable, "-m", "memifd.ctl", "--addr", addr, "events", "zeta",
+                     "--count", "1"], stdout=subprocess.PIPE, text=True,
+                )
+                assert wait_for(lambda: 'memifd_subscriptions{kind="events"} 2.0'
+                                in api.get("/metrics").text)
+                peer.socket.close()
+                line = next(line for line in stream.iter_lines() if line.startswith("data: "))
+            printed, _ = watcher.communicate(timeout=20)
+        event = json.loads(line[6:])
+        assert event["state"] == "disconnected" and event["peer"]["pid"] == os.getpid()
+        assert [json.loads(printed)] == [event]
+    finally:
+        daemon.kill()
 
 
 def readme_commands(text: str) -> list[list[str]]:

@@ -159,6 +159,20 @@ def test_event_to_proto() -> None:
     )
 
 
+def test_status_and_event_come_back_as_the_models_rest_serves() -> None:
+    status = _status()
+    back = convert.status_from_proto(convert.status_to_proto(status))
+    assert back.model_dump(mode="json") == status.model_dump(mode="json")
+    bare = status.model_copy(update={"peer": None, "xconnect_to": None})
+    assert convert.status_from_proto(convert.status_to_proto(bare)) == bare
+    for event in (
+        LinkEvent(interface="a", state="deleted", reason="gone", timestamp=12.5),
+        LinkEvent(interface="b", state="connected", peer=PeerInfo(name="p", app_name="x", pid=3),
+                  timestamp=1.25),
+    ):
+        assert convert.event_from_proto(convert.event_to_proto(event)) == event
+
+
 captured = st.builds(
     CapturedPacket,
     interface=st.sampled_from(["", "a", "x" * 32, "ünï"]),
