@@ -300,9 +300,13 @@ class Manager:
         """Change rx_mode, action, xconnect_to or admin_up of a live interface."""
         return self._call(self._do_update, name, patch)
 
-    def delete_interface(self, name: str) -> None:
-        """Disconnect and delete an interface (its socket closes with its last interface)."""
-        self._call(self._do_delete, name, "interface deleted")
+    def delete_interface(self, name: str, keep_references: bool = False) -> None:
+        """Disconnect and delete an interface (its socket closes with its last interface).
+
+        An interface other interfaces cross-connect to is refused unless
+        ``keep_references`` (their packets count as forward drops until it is back).
+        """
+        self._call(self._do_delete, name, "interface deleted", keep_references)
 
     def interface_stats(self, name: str) -> InterfaceStats:
         """Counters of one interface."""
@@ -722,12 +726,12 @@ class Manager:
         log.info("interface updated", extra={"interface": name, "changes": changes})
         return _status(entry)
 
-    def _do_delete(self, name: str, reason: str) -> None:
+    def _do_delete(self, name: str, reason: str, keep_references: bool = False) -> None:
         entry = self._entries.get(name)
         if entry is None:
             raise NotFoundError(f"interface {name!r} not found")
         dependents = [e.name for e in self._entries.values() if e.spec.xconnect_to == name]
-        if dependents:
+        if dependents and not keep_references:
             listed = ", ".join(repr(dependent) for dependent in dependents)
             raise ConflictError(
                 f"interface {name!r} is the xconnect target of {listed}: change their "
