@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from tests.deploy.conftest import CHART, CI_VALUES, ROOT
 from tests.deploy.helm import Helm, HelmError, by_kind, one
+from tests.readme import block_after
 
 KUBERNETES_VERSION = "1.33"
 # Kinds of the Prometheus Operator; their CRD schemas are not bundled, checked by hand below.
@@ -219,6 +220,31 @@ def test_sidecar_app_values_share_the_socket_dir(helm: Helm) -> None:
     assert spec["nodeSelector"] == {"kubernetes.io/os": "linux"}
     assert spec["tolerations"][0]["key"] == "dataplane"
     assert "podAntiAffinity" in spec["affinity"]
+
+
+def test_readme_values_install_memifd_beside_the_app(helm: Helm, tmp_path: Path) -> None:
+    values = block_after("Install memifd with your packet application", "yaml")
+    install = block_after("Install memifd with your packet application", "sh").split()
+    assert install[:3] == ["helm", "install", "net"], install
+    (tmp_path / "my-values.yaml").write_text(values)
+    # no cluster here: what `helm install` would apply, rendered by `helm template`
+    args = [arg for arg in install[3:] if arg != "--create-namespace"]
+    chart, namespace = args[0], args[args.index("--namespace") + 1]
+    manifests = helm.template(
+        ROOT / chart, [tmp_path / args[args.index("-f") + 1]], release="net", namespace=namespace
+    )
+    spec = pod_spec(manifests)
+    app = container(spec, "packet-app")
+    assert app["args"] == ["--memif-socket", "/run/memif/app.sock"]
+    assert app["image"] == "registry.example.org/packet-app:1.4.2"
+    memifd_c = container(spec, "memifd")
+    assert mounts_of(app)["/run/memif"] == mounts_of(memifd_c)["/run/memif"]
+    config = tmp_path / "config.yaml"
+    config.write_text(config_text(manifests, "net-memifd-config"))
+    settings = load_settings(config=config, token="t", socket_dir="/run/memif")
+    [app0] = settings.interfaces
+    assert settings.resolve_socket(app0.socket) == "/run/memif/app.sock"
+    assert {d["metadata"]["name"] for d in by_kind(manifests, "Service")} == {"net-memifd"}
 
 
 def test_native_sidecar_needs_kubernetes_1_29(helm: Helm) -> None:
