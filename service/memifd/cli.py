@@ -42,8 +42,20 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"memifd {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True,
+                     help="Print memifd's version and exit."),
+    ] = False,
+) -> None:
     """memifd: memif (shared-memory packet interface) interfaces as a service."""
 
 

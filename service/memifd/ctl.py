@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import json
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -23,14 +22,17 @@ import typer
 import yaml
 from google.protobuf.message import Message
 from memif.config import Mode, RxMode
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
-from . import convert, pcap
+from . import __version__, convert, pcap
+from . import ctl_output as show
+from .ctl_output import Output
 from .models import Action, Direction, InterfaceSpec
 from .proto.memif.v1 import memif_pb2 as pb
 from .proto.memif.v1 import memif_pb2_grpc as pb_grpc
 
-DEFAULT_ADDR = "127.0.0.1:50051"
+DEFAULT_PORT = 50051
+DEFAULT_ADDR = f"127.0.0.1:{DEFAULT_PORT}"
 PROGRESS_INTERVAL = 0.1  # seconds between live counter updates
 
 app = typer.Typer(
@@ -65,6 +67,7 @@ class Client:
     tls_ca: Path | None
     tls_server_name: str | None
     timeout: float
+    tls: bool = False  # TLS with the system's CAs unless tls_ca is given
 
     def __post_init__(self) -> None:
         self._channel: grpc.Channel | None = None
@@ -75,11 +78,12 @@ class Client:
             options: list[tuple[str, int | str]] = [
                 ("grpc.max_receive_message_length", 64 * 1024 * 1024)
             ]
-            if self.tls_ca is None:
+            if self.tls_ca is None and not self.tls:
                 self._channel = grpc.insecure_channel(self.addr, options=options)
             else:
+                ca = None
                 try:
-                    ca = self.tls_ca.read_bytes()
+                    ca = self.tls_ca.read_bytes() if self.tls_ca is not None else None
                 except OSError as exc:
                     fail(f"--tls-ca: cannot read {self.tls_ca}: {exc.strerror}")
                 if self.tls_server_name:
@@ -125,11 +129,51 @@ def _client(ctx: typer.Context) -> Client:
     return client
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"memifctl {__version__}")
+        raise typer.Exit()
+
+
+def parse_addr(text: str) -> tuple[str, bool]:
+    """``--addr`` as a gRPC target and whether to use TLS.
+
+    Takes ``host``, ``host:port``, ``[v6]:port`` and the same behind ``http://`` or
+    ``https://`` (TLS); the port defaults to :data:`DEFAULT_PORT`.
+    """
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        scheme, rest = "", text
+    if scheme not in ("", "http", "https"):
+        raise ValueError(f"{text!r}: the scheme must be http:// or https://, not {scheme}://")
+    rest = rest.rstrip("/")
+    if "/" in rest:
+        raise ValueError(f"{text!r}: nothing but host[:port] may follow the scheme")
+    if not rest:
+        raise ValueError(f"{text!r} is not host[:port]")
+    if rest.startswith("["):  # [v6] or [v6]:port
+        inside, _, tail = rest[1:].partition("]")
+        host, port = f"[{inside}]", tail.removeprefix(":") if tail.startswith(":") else tail
+    elif rest.count(":") > 1:  # a bare IPv6 address
+        host, port = f"[{rest}]", ""
+    else:
+        host, _, port = rest.partition(":")
+    port = port or str(DEFAULT_PORT)
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{text!r}: port {port!r} is not a number in 1..65535")
+    return f"{host}:{port}", scheme == "https"
+
+
 @app.callback()
 def _options(
     ctx: typer.Context,
     addr: Annotated[
-        str, typer.Option("--addr", envvar="MEMIFD_GRPC_ADDR", help="memifd gRPC address.")
+        str,
+        typer.Option(
+            "--addr", envvar="MEMIFD_GRPC_ADDR",
+            help=f"memifd gRPC address: host[:port] (port {DEFAULT_PORT} if left out), "
+            "also as http:// or https:// (TLS) URL.",
+        ),
     ] = DEFAULT_ADDR,
     token: Annotated[
         str | None,
@@ -146,8 +190,17 @@ def _options(
     timeout: Annotated[
         float, typer.Option("--timeout", min=0.1, help="Seconds to wait for an answer.")
     ] = 10.0,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True,
+                     help="Print memifctl's version and exit."),
+    ] = False,
 ) -> None:
-    ctx.obj = Client(addr, token or None, tls_ca, tls_server_name, timeout)
+    try:
+        target, tls = parse_addr(addr)
+    except ValueError as exc:
+        fail(f"--addr: {exc}")
+    ctx.obj = Client(target, token or None, tls_ca, tls_server_name, timeout, tls)
 
 
 # -- output helpers -------------------------------------------------------------------------
@@ -157,66 +210,59 @@ def _enum_name(enum_type: Any, number: int, prefix: str) -> str:
     return str(enum_type.Name(number)).removeprefix(prefix).lower().replace("_", "-")
 
 
-def _to_json(data: BaseModel | list[BaseModel]) -> str:
-    """JSON as the REST API writes it (its models), indented for people."""
-    if isinstance(data, list):
-        return json.dumps([item.model_dump(mode="json") for item in data], indent=2)
-    return json.dumps(data.model_dump(mode="json"), indent=2)
-
-
-def _table(rows: Sequence[Sequence[object]]) -> str:
-    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    )
-
-
-def _peer(status: pb.InterfaceStatus) -> str:
-    if not status.HasField("peer"):
-        return "-"
-    peer = status.peer
-    pid = f" pid {peer.pid}" if peer.HasField("pid") else ""
-    return f"{peer.app_name or '?'}/{peer.name or '?'}{pid}"
-
-
 # -- commands -------------------------------------------------------------------------------
 
 
+OutputOption = Annotated[
+    Output | None,
+    typer.Option("--output", "-o", help="table, wide, json or yaml (the REST API's JSON)."),
+]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Same as -o json.")]
+
+
+def _output(output: Output | None, as_json: bool, default: Output = Output.TABLE) -> Output:
+    if as_json and output not in (None, Output.JSON):
+        fail(f"--json and -o {output} contradict each other")
+    return Output.JSON if as_json else output or default
+
+
 @app.command("list")
-def list_(
-    ctx: typer.Context,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-) -> None:
-    """List interfaces."""
+def list_(ctx: typer.Context, output: OutputOption = None, as_json: JsonFlag = False) -> None:
+    """List interfaces, in creation order."""
     client = _client(ctx)
     with _reporting():
         reply = client.call("ListInterfaces", pb.ListInterfacesRequest())
-    if as_json:
-        typer.echo(_to_json([convert.status_from_proto(s) for s in reply.interfaces]))
-        return
-    rows: list[list[object]] = [
-        ["NAME", "ROLE", "ID", "SOCKET", "STATE", "PEER", "ACTION", "RX", "TX"]
-    ]
-    for s in reply.interfaces:
-        rows.append([
-            s.name, _enum_name(pb.Role, s.role, "ROLE_"), s.id, s.socket_path,
-            _enum_name(pb.LinkState, s.state, "LINK_STATE_"), _peer(s),
-            _enum_name(pb.Action, s.action, "ACTION_"), s.stats.rx.packets, s.stats.tx.packets,
-        ])
-    typer.echo(_table(rows))
+    statuses = [convert.status_from_proto(s) for s in reply.interfaces]
+    typer.echo(show.interfaces(statuses, _output(output, as_json)))
 
 
 @app.command()
 def get(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Interface name.")],
+    output: OutputOption = None,
 ) -> None:
-    """Show one interface (JSON)."""
+    """Show one interface (JSON unless -o says otherwise)."""
     client = _client(ctx)
     with _reporting():
         reply = client.call("GetInterface", pb.GetInterfaceRequest(name=name))
-    typer.echo(_to_json(convert.status_from_proto(reply)))
+    status = convert.status_from_proto(reply)
+    chosen = output or Output.JSON
+    if chosen in (Output.JSON, Output.YAML):
+        typer.echo(show.serialised(status, chosen))
+    else:
+        typer.echo(show.interfaces([status], chosen))
+
+
+@app.command()
+def describe(
+    ctx: typer.Context, name: Annotated[str, typer.Argument(help="Interface name.")]
+) -> None:
+    """Describe one interface for people: spec, link, peer, memory, counters per queue."""
+    client = _client(ctx)
+    with _reporting():
+        reply = client.call("GetInterface", pb.GetInterfaceRequest(name=name))
+    typer.echo(show.describe(convert.status_from_proto(reply)))
 
 
 def _load_specs(path: Path) -> list[dict[str, Any]]:
@@ -377,6 +423,9 @@ def update(
     ] = None,
 ) -> None:
     """Change a live interface."""
+    if rx_mode is None and action is None and xconnect_to is None and admin_up is None:
+        fail("nothing to change: give --rx-mode, --action, --xconnect-to or "
+             "--admin-up/--admin-down")
     client = _client(ctx)
     patch = pb.InterfacePatch()
     if rx_mode is not None:
@@ -407,28 +456,14 @@ def delete(
 def stats(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Interface name.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    output: OutputOption = None,
+    as_json: JsonFlag = False,
 ) -> None:
     """Show the counters of an interface, in total and per queue."""
     client = _client(ctx)
     with _reporting():
         reply = client.call("GetStats", pb.GetStatsRequest(name=name))
-    if as_json:
-        typer.echo(_to_json(convert.stats_from_proto(reply)))
-        return
-    rows: list[list[object]] = [["QUEUE", "PACKETS", "BYTES", "DROPS", "BAD_DESC", "RING_FULL"]]
-
-    def row(label: str, q: pb.QueueStats) -> list[object]:
-        return [label, q.packets, q.bytes, q.drops, q.bad_descriptors, q.ring_full]
-
-    rows.append(row("rx", reply.rx))
-    rows += [row(f"rx {i}", q) for i, q in enumerate(reply.rx_queues)]
-    rows.append(row("tx", reply.tx))
-    rows += [row(f"tx {i}", q) for i, q in enumerate(reply.tx_queues)]
-    typer.echo(_table(rows))
-    for field in ("action_drops", "forwarded", "forward_drops", "exchanged", "injected",
-                  "subscriber_drops"):
-        typer.echo(f"{field}: {getattr(reply, field)}")
+    typer.echo(show.stats(convert.stats_from_proto(reply), _output(output, as_json)))
 
 
 @app.command()

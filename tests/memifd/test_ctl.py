@@ -12,8 +12,11 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import memifd
 import pytest
-from memifd.ctl import app
+import yaml
+from memifd.ctl import app, parse_addr
+from memifd.proto.memif.v1 import memif_pb2 as pb
 from typer.testing import CliRunner, Result
 
 from tests import testpmd as testpmd_mod
@@ -327,6 +330,99 @@ def test_json_is_the_rest_apis_and_events_are_too(sock_dir: Path) -> None:
         assert [json.loads(printed)] == [event]
     finally:
         daemon.kill()
+
+
+def test_version_of_memifctl_and_memifd() -> None:
+    assert run(None, "--version").stdout == f"memifctl {memifd.__version__}\n"
+    served = subprocess.run([sys.executable, "-m", "memifd", "--version"], capture_output=True,
+                            text=True, timeout=30)
+    assert served.stdout == f"memifd {memifd.__version__}\n"
+
+
+def test_output_formats_and_describe(grpc_env: GrpcEnv) -> None:
+    grpc_env.create("o1", socket="out.sock", secret="s", memory=pb.MemoryConfig(num_queue_pairs=2))
+    with memif_clients(grpc_env.socket_path("out.sock"), [0], secret="s") as (peer,):
+        assert peer.wait_connected(5)
+        wait_connected(grpc_env, "o1")
+        as_json = json.loads(run(grpc_env, "list", "-o", "json").stdout)
+        assert yaml.safe_load(run(grpc_env, "list", "-o", "yaml").stdout) == as_json
+        assert json.loads(run(grpc_env, "list", "--json").stdout) == as_json
+        header, row = run(grpc_env, "list", "-o", "wide").stdout.splitlines()
+        assert header.split()[9:] == ["MODE", "QUEUES", "RX_MODE", "XCONNECT_TO", "ADMIN",
+                                      "SECRET", "REASON"]
+        assert row.split()[-7:] == ["ethernet", "2", "interrupt", "-", "up", "yes", "-"]
+        assert yaml.safe_load(run(grpc_env, "get", "o1", "-o", "yaml").stdout) == as_json[0]
+        stats = json.loads(run(grpc_env, "stats", "o1", "-o", "json").stdout)
+        assert yaml.safe_load(run(grpc_env, "stats", "o1", "-o", "yaml").stdout) == stats
+        described = run(grpc_env, "describe", "o1").stdout.splitlines()
+    assert described[:8] == [
+        "Name:            o1",
+        "Role:            server, id 0, mode ethernet",
+        f"Socket:          {grpc_env.socket_path('out.sock')} (given as out.sock)",
+        "State:           connected",
+        "Reason:          -",
+        "Peer:            interface 'py0' of 'memif-python'",
+        f"Peer process:    pid {os.getpid()}, uid {os.getuid()}, gid {os.getgid()}",
+        "Memory:          2 queue pair(s), 1024 descriptors per ring, 2048-byte buffers",
+    ]
+    assert "rx 1" in "\n".join(described) and "Secret:          set" in described
+    contradiction = run(grpc_env, "list", "--json", "-o", "yaml")
+    assert (contradiction.exit_code, contradiction.stderr.strip()) == (
+        1, "error: --json and -o yaml contradict each other"
+    )
+
+
+def test_update_with_nothing_to_change_is_an_error(grpc_env: GrpcEnv) -> None:
+    grpc_env.create("u1")
+    result = run(grpc_env, "update", "u1")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        "error: nothing to change: give --rx-mode, --action, --xconnect-to or "
+        "--admin-up/--admin-down"
+    )
+
+
+@pytest.mark.parametrize("given, target, tls", [
+    ("127.0.0.1:50051", "127.0.0.1:50051", False),
+    ("memifd.example", "memifd.example:50051", False),
+    ("http://127.0.0.1:9000/", "127.0.0.1:9000", False),
+    ("https://memifd.example", "memifd.example:50051", True),
+    ("[::1]", "[::1]:50051", False),
+    ("::1", "[::1]:50051", False),
+    ("https://[fe80::1]:443", "[fe80::1]:443", True),
+])
+def test_addr_takes_urls_and_defaults_the_port(given: str, target: str, tls: bool) -> None:
+    assert parse_addr(given) == (target, tls)
+
+
+@pytest.mark.parametrize("given, problem", [
+    ("ftp://host", "the scheme must be http:// or https://, not ftp://"),
+    ("http://host/v1", "nothing but host[:port] may follow the scheme"),
+    ("host:http", "port 'http' is not a number in 1..65535"),
+])
+def test_addr_refuses_what_it_cannot_use(given: str, problem: str) -> None:
+    result = run(None, "--addr", given, "list")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == f"error: --addr: {given!r}: {problem}"
+
+
+def test_addr_as_url_reaches_memifd(grpc_env: GrpcEnv) -> None:
+    grpc_env.create("url0")
+    result = run(None, "--addr", f"http://{grpc_env.address}/", "list")
+    assert result.exit_code == 0 and "url0" in result.stdout
+
+
+def test_https_addr_uses_tls(sock_dir: Path, tls_files: tuple[Path, Path]) -> None:
+    env = start_env(sock_dir, tls=tls_files)
+    try:
+        addr = f"https://localhost:{env.handle.port}"
+        result = run(None, "--addr", addr, "--tls-ca", str(tls_files[0]), "create", "s0")
+        assert result.exit_code == 0, result.output
+        # without --tls-ca the system's CAs do not know the test's self-signed certificate
+        refused = run(None, "--addr", addr, "--timeout", "3", "list")
+        assert refused.exit_code == 1 and "CERTIFICATE_VERIFY_FAILED" in refused.stderr
+    finally:
+        env.close()
 
 
 def readme_commands(text: str) -> list[list[str]]:
