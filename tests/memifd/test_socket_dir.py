@@ -73,7 +73,7 @@ def test_an_unwritable_socket_dir_is_not_ready_and_named(
             assert "memifd_ready 0.0" in api.get("/metrics").text
             created = api.post("/v1/interfaces", json={"name": "vnf0", "socket": "vnf0.sock"})
             assert created.status_code == 422
-            assert created.json()["detail"][0]["msg"] == problem
+            assert created.json()["errors"][0]["msg"] == problem
             tried = api.post("/v1/interfaces?dry_run=true", json={"name": "vnf0"})
             assert tried.json() == created.json()
             with grpc.insecure_channel(f"127.0.0.1:{daemon.grpc_port}") as channel:
