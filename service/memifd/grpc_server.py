@@ -19,9 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
-from . import grpc_api
+from . import grpc_api, reflection
 
 if TYPE_CHECKING:
     from .manager import Manager
@@ -34,7 +33,7 @@ EXTRA_WORKERS = 8  # beyond the RPC limit: health watches and brief unary calls 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # a batch of 1024 jumbo packets fits
 HEALTH_INTERVAL = 0.5  # seconds between readiness checks
 HEALTH_SERVICE = "grpc.health.v1.Health"
-SERVED = (grpc_api.SERVICE_NAME, HEALTH_SERVICE, reflection.SERVICE_NAME)
+SERVED = (grpc_api.SERVICE_NAME, HEALTH_SERVICE)  # and both reflection services
 
 
 class _TokenAuth(grpc.ServerInterceptor):  # type: ignore[misc]
@@ -158,7 +157,7 @@ def serve_grpc(
     grpc_api.add_to_server(manager, server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(SERVED, server)
+    reflection.enable(SERVED, server)  # v1 and v1alpha
 
     credentials = _credentials(settings)
     try:

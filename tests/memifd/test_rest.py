@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import memif
+import memifd
 import pytest
 from memifd import pcap
 from memifd.settings import Settings
@@ -369,6 +371,19 @@ def test_probes_and_metrics(rest: RestServer, api: httpx.Client, sock_dir: Path)
     rest.manager.stop()
     assert api.get("/readyz").status_code == 503
     assert api.get("/healthz").status_code == 503
+
+
+def test_metrics_carry_the_build_and_the_process(api: httpx.Client) -> None:
+    text = api.get("/metrics").text
+    python = ".".join(str(part) for part in sys.version_info[:3])
+    assert (
+        f'memifd_build_info{{implementation="CPython",python="{python}",'
+        f'version="{memifd.__version__}"}} 1.0'
+    ) in text
+    samples = {line.split("{")[0].split(" ")[0] for line in text.splitlines()
+               if not line.startswith("#")}
+    assert {"process_resident_memory_bytes", "process_open_fds", "process_cpu_seconds_total",
+            "python_info", "python_gc_objects_collected_total"} <= samples
 
 
 def test_openapi_documents_every_route(api: httpx.Client) -> None:
