@@ -20,7 +20,7 @@ from .errors import (
     RemoteProtocolError,
     WireError,
 )
-from .interface import Interface, PeerCredentials, State
+from .interface import Interface, LinkDetails, PeerCredentials, RegionDetails, RingDetails, State
 from .queue import RxQueue, TxQueue
 from .ring import QueueStats
 from .socket import Socket
@@ -30,6 +30,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Arguments",
     "Interface",
+    "LinkDetails",
     "LocalProtocolError",
     "MemifError",
     "MemoryConfig",
@@ -38,8 +39,10 @@ __all__ = [
     "PeerCredentials",
     "PeerDisconnected",
     "QueueStats",
+    "RegionDetails",
     "RegionError",
     "RemoteProtocolError",
+    "RingDetails",
     "Role",
     "RxMode",
     "RxQueue",

@@ -23,7 +23,10 @@ from .models import (
     InterfaceSpec,
     InterfaceStats,
     InterfaceStatus,
+    LinkDetails,
     LinkEvent,
+    LinkRegion,
+    LinkRing,
     PeerInfo,
     QueueCounters,
 )
@@ -506,6 +509,46 @@ def event_from_proto(msg: pb.LinkEvent) -> LinkEvent:
         interface=msg.interface, state=_name_of(LINK_STATES, msg.state),
         peer=peer_from_proto(msg.peer) if msg.HasField("peer") else None,
         reason=msg.reason, timestamp=msg.timestamp,
+    )
+
+
+def link_to_proto(details: LinkDetails) -> pb.LinkDetails:
+    """The ``LinkDetails`` message."""
+    msg = pb.LinkDetails(
+        name=details.name,
+        state=_to_number(LINK_STATES, details.state),  # type: ignore[arg-type]
+        regions=[pb.LinkRegion(index=r.index, size=r.size, sealed=r.sealed)
+                 for r in details.regions],
+        rings=[
+            pb.LinkRing(
+                direction=DIRECTIONS[r.direction],  # type: ignore[arg-type]
+                queue=r.queue, size=r.size, head=r.head, tail=r.tail, region=r.region,
+                offset=r.offset,
+            )
+            for r in details.rings
+        ],
+    )
+    if details.memory is not None:
+        msg.memory.CopyFrom(memory_to_proto(details.memory))
+    return msg
+
+
+def link_from_proto(msg: pb.LinkDetails) -> LinkDetails:
+    """The :class:`LinkDetails` a ``LinkDetails`` message carries."""
+    memory = msg.memory
+    return LinkDetails(
+        name=msg.name,
+        state=_name_of(LINK_STATES, msg.state),
+        memory=MemoryConfig(
+            num_queue_pairs=memory.num_queue_pairs, log2_ring_size=memory.log2_ring_size,
+            packet_buffer_size=memory.packet_buffer_size,
+        ) if msg.HasField("memory") else None,
+        regions=[LinkRegion(index=r.index, size=r.size, sealed=r.sealed) for r in msg.regions],
+        rings=[
+            LinkRing(direction=_name_of(DIRECTIONS, r.direction), queue=r.queue, size=r.size,
+                     head=r.head, tail=r.tail, region=r.region, offset=r.offset)
+            for r in msg.rings
+        ],
     )
 
 

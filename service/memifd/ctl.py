@@ -258,11 +258,13 @@ def get(
 def describe(
     ctx: typer.Context, name: Annotated[str, typer.Argument(help="Interface name.")]
 ) -> None:
-    """Describe one interface for people: spec, link, peer, memory, counters per queue."""
+    """Describe one interface for people: spec, link state and reason, peer, memory as
+    configured and negotiated, regions, rings with head and tail, counters per queue."""
     client = _client(ctx)
     with _reporting():
         reply = client.call("GetInterface", pb.GetInterfaceRequest(name=name))
-    typer.echo(show.describe(convert.status_from_proto(reply)))
+        link = client.call("GetLinkDetails", pb.GetLinkDetailsRequest(name=name))
+    typer.echo(show.describe(convert.status_from_proto(reply), convert.link_from_proto(link)))
 
 
 def _load_specs(path: Path) -> list[dict[str, Any]]:

@@ -12,9 +12,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import yaml
+from memif.config import MemoryConfig
 from pydantic import BaseModel
 
-from .models import InterfaceStats, InterfaceStatus, PeerInfo, QueueCounters
+from .models import InterfaceStats, InterfaceStatus, LinkDetails, PeerInfo, QueueCounters
 
 
 class Output(enum.StrEnum):
@@ -104,11 +105,11 @@ def stats(counters: InterfaceStats, output: Output) -> str:
     return "\n".join([table(rows), *totals])
 
 
-def describe(s: InterfaceStatus) -> str:
-    """One interface for people: spec, link, peer, memory and counters per queue."""
+def describe(s: InterfaceStatus, link: LinkDetails | None = None) -> str:
+    """One interface for people: spec, link state and reason, peer, memory (configured and,
+    while connected, negotiated), regions, rings with head and tail, counters per queue."""
     peer = s.peer
     memory = s.memory
-    ring = 1 << memory.log2_ring_size
     lines = [
         f"Name:            {s.name}",
         f"Role:            {s.role.value}, id {s.id}, mode {s.mode.value}",
@@ -125,8 +126,8 @@ def describe(s: InterfaceStatus) -> str:
                         if value is not None)
         lines.append(f"Peer process:    {who or 'unknown'}")
     lines += [
-        f"Memory:          {memory.num_queue_pairs} queue pair(s), {ring} descriptors per ring, "
-        f"{memory.packet_buffer_size}-byte buffers",
+        f"Memory:          {_geometry(memory)}",
+        *_link_lines(link),
         f"Receive:         {s.rx_mode.value}, action {s.action.value}"
         + (f" to {s.xconnect_to}" if s.xconnect_to else ""),
         f"Secret:          {'set' if s.has_secret else 'none'}",
@@ -135,3 +136,26 @@ def describe(s: InterfaceStatus) -> str:
         stats(s.stats, Output.TABLE),
     ]
     return "\n".join(lines)
+
+
+def _geometry(memory: MemoryConfig) -> str:
+    return (
+        f"{memory.num_queue_pairs} queue pair(s), {1 << memory.log2_ring_size} descriptors per "
+        f"ring, {memory.packet_buffer_size}-byte buffers"
+    )
+
+
+def _link_lines(link: LinkDetails | None) -> list[str]:
+    if link is None or link.memory is None:
+        return []
+    regions = ", ".join(
+        f"{r.index}: {r.size} bytes{'' if r.sealed else ' (unsealed)'}" for r in link.regions
+    )
+    rows: list[list[object]] = [["RING", "QUEUE", "SIZE", "HEAD", "TAIL", "REGION", "OFFSET"]]
+    rows += [[r.direction.value, r.queue, r.size, r.head, r.tail, r.region, r.offset]
+             for r in link.rings]
+    return [
+        f"Negotiated:      {_geometry(link.memory)}",
+        f"Regions:         {regions}",
+        *("  " + line for line in table(rows).splitlines()),
+    ]

@@ -108,6 +108,10 @@ class MemifServicer:
         """GetStats."""
         return convert.stats_to_proto(self._manager.interface_stats(_name(request.name)))
 
+    def get_link_details(self, request: pb.GetLinkDetailsRequest, context: Context) -> Message:
+        """GetLinkDetails."""
+        return convert.link_to_proto(self._manager.link_details(_name(request.name)))
+
     # -- streams --------------------------------------------------------------------------
 
     def watch_events(self, request: pb.WatchEventsRequest, context: Context) -> Iterator[Message]:
@@ -444,6 +448,7 @@ def add_to_server(manager: Manager, server: grpc.Server) -> MemifServicer:
         "UpdateInterface": wrap.unary(servicer.update_interface, pb.UpdateInterfaceRequest),
         "DeleteInterface": wrap.unary(servicer.delete_interface, pb.DeleteInterfaceRequest),
         "GetStats": wrap.unary(servicer.get_stats, pb.GetStatsRequest),
+        "GetLinkDetails": wrap.unary(servicer.get_link_details, pb.GetLinkDetailsRequest),
         "WatchEvents": wrap.server_stream(servicer.watch_events, pb.WatchEventsRequest),
         "Capture": wrap.server_stream(servicer.capture, pb.CaptureRequest),
         "Inject": wrap.client_stream(servicer.inject, pb.InjectRequest),

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import dataclasses
 import errno
 import logging
 import os
@@ -43,7 +44,10 @@ from .models import (
     InterfaceState,
     InterfaceStats,
     InterfaceStatus,
+    LinkDetails,
     LinkEvent,
+    LinkRegion,
+    LinkRing,
     PeerInfo,
     QueueCounters,
 )
@@ -311,6 +315,10 @@ class Manager:
     def interface_stats(self, name: str) -> InterfaceStats:
         """Counters of one interface."""
         return _stats(self._entry(name))
+
+    def link_details(self, name: str) -> LinkDetails:
+        """The shared memory of an interface's link, its ring counters read right now."""
+        return self._call(self._do_link_details, name)
 
     def link_states(self) -> dict[str, str]:
         """Interface name to link state, for metrics and probes."""
@@ -754,6 +762,20 @@ class Manager:
             self._close_socket(entry.socket_path, reason)
         self._check_bound()
         log.info("interface deleted", extra={"interface": name, "reason": reason})
+
+    def _do_link_details(self, name: str) -> LinkDetails:
+        entry = self._entry(name)
+        details = entry.iface.link_details()
+        if details is None:
+            return LinkDetails(name=name, state=entry.link.state)
+        return LinkDetails(
+            name=name,
+            state=entry.link.state,
+            memory=details.memory,
+            regions=[LinkRegion(index=r.index, size=r.size, sealed=r.sealed)
+                     for r in details.regions],
+            rings=[LinkRing.model_validate(dataclasses.asdict(r)) for r in details.rings],
+        )
 
     # -- commands: streams -------------------------------------------------------------------------
 

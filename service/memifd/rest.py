@@ -41,6 +41,7 @@ from .models import (
     InterfaceSpec,
     InterfaceStats,
     InterfaceStatus,
+    LinkDetails,
     LinkEvent,
 )
 from .settings import Settings
@@ -175,6 +176,13 @@ def delete_interface(name: NamePath, manager: ManagerDep) -> Response:
 async def interface_stats(name: NamePath, manager: ManagerDep) -> InterfaceStats:
     """Counters of one interface."""
     return manager.interface_stats(name)
+
+
+@interfaces.get("/{name}/link", response_model=LinkDetails)
+def interface_link(name: NamePath, manager: ManagerDep) -> LinkDetails:
+    """The shared memory of the interface's link: the geometry negotiated, the regions, and
+    the rings with their head and tail right now (empty unless connected)."""
+    return manager.link_details(name)
 
 
 @interfaces.get(
@@ -447,6 +455,7 @@ def create_app(manager: Manager, settings: Settings) -> FastAPI:
 # operationIds: the handler's name in camelCase, unless it says too little
 _OPERATION_IDS = {
     "interface_stats": "getInterfaceStats",
+    "interface_link": "getInterfaceLink",
     "capture": "captureInterface",
     "inject": "injectPackets",
     "link_events": "watchEvents",

@@ -365,6 +365,16 @@ def test_output_formats_and_describe(grpc_env: GrpcEnv) -> None:
         f"Peer process:    pid {os.getpid()}, uid {os.getuid()}, gid {os.getgid()}",
         "Memory:          2 queue pair(s), 1024 descriptors per ring, 2048-byte buffers",
     ]
+    # the peer asked for one queue pair: that is what was negotiated
+    assert described[8] == (
+        "Negotiated:      1 queue pair(s), 1024 descriptors per ring, 2048-byte buffers"
+    )
+    assert re.fullmatch(r"Regions: +0: \d+ bytes, 1: 4194304 bytes", described[9])
+    assert described[10] == "  RING  QUEUE  SIZE  HEAD  TAIL  REGION  OFFSET"
+    rings = [line.split() for line in described[11:13]]
+    assert [(r[0], r[1], r[2], r[3], r[5]) for r in rings] == [
+        ("rx", "0", "1024", "0", "0"), ("tx", "0", "1024", "1024", "0"),
+    ]
     assert "rx 1" in "\n".join(described) and "Secret:          set" in described
     contradiction = run(grpc_env, "list", "--json", "-o", "yaml")
     assert (contradiction.exit_code, contradiction.stderr.strip()) == (

@@ -314,6 +314,18 @@ def test_watch_events_filters_by_interface(pair: GrpcEnv) -> None:
     stream.cancel()
 
 
+def test_link_details(pair: GrpcEnv) -> None:
+    details = pair.stub.GetLinkDetails(pb.GetLinkDetailsRequest(name="a"), timeout=10)
+    assert details.name == "a" and details.state == pb.LINK_STATE_CONNECTED
+    assert details.HasField("memory") and len(details.regions) == 2
+    assert {(r.direction, r.queue) for r in details.rings} == {
+        (pb.DIRECTION_RX, 0), (pb.DIRECTION_TX, 0)
+    }
+    with pytest.raises(grpc.RpcError) as excinfo:
+        pair.stub.GetLinkDetails(pb.GetLinkDetailsRequest(name="nope"), timeout=10)
+    assert _code(excinfo) == grpc.StatusCode.NOT_FOUND
+
+
 def test_delete_of_an_xconnect_target_fails_precondition(grpc_env: GrpcEnv) -> None:
     grpc_env.create("target")
     grpc_env.create("user", id=1, action=pb.ACTION_XCONNECT, xconnect_to="target")

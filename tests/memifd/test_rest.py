@@ -373,6 +373,30 @@ def test_probes_and_metrics(rest: RestServer, api: httpx.Client, sock_dir: Path)
     assert api.get("/healthz").status_code == 503
 
 
+def test_link_details_show_negotiated_memory_regions_and_rings(
+    api: httpx.Client, sock_dir: Path
+) -> None:
+    create(api, "a", memory={"num_queue_pairs": 2, "log2_ring_size": 8})
+    down = api.get("/v1/interfaces/a/link").json()
+    assert down == {"name": "a", "state": "disconnected", "memory": None, "regions": [],
+                    "rings": []}
+    small = memif.MemoryConfig(num_queue_pairs=1, log2_ring_size=6)
+    with memif_clients(str(sock_dir / "r.sock"), [0], memory=small) as (client,):
+        assert client.wait_connected(5)
+        client.tx_queue(0).send_burst([frame(i) for i in range(5)])
+        assert wait_for(lambda: api.get("/v1/interfaces/a/stats").json()["rx"]["packets"] == 5)
+        up = api.get("/v1/interfaces/a/link").json()
+    assert up["state"] == "connected"
+    assert up["memory"] == {"num_queue_pairs": 1, "log2_ring_size": 6, "packet_buffer_size": 2048}
+    assert [(r["index"], r["sealed"]) for r in up["regions"]] == [(0, True), (1, True)]
+    rx, tx = up["rings"]
+    assert (rx["direction"], rx["queue"], rx["size"], rx["head"], rx["tail"]) == (
+        "rx", 0, 64, 5, 5
+    )
+    assert (tx["direction"], tx["head"], tx["region"]) == ("tx", 64, 0)
+    assert api.get("/v1/interfaces/ghost/link").status_code == 404
+
+
 def test_metrics_carry_the_build_and_the_process(api: httpx.Client) -> None:
     text = api.get("/metrics").text
     python = ".".join(str(part) for part in sys.version_info[:3])
