@@ -2,15 +2,18 @@
 
 SIGTERM or SIGINT stops accepting requests, disconnects every peer with a
 reason, ends open streams, removes the socket files and exits with status 0.
+SIGHUP reloads the interfaces the config file declares.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import signal
 import socket
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, NoReturn
@@ -24,6 +27,7 @@ from .grpc_server import GrpcServerHandle, serve_grpc
 from .http_server import uvicorn_config
 from .limits import raise_fd_limit
 from .manager import Manager, ManagerError
+from .reload import Reloader
 from .rest import create_app
 from .settings import Settings, load_settings, split_address
 
@@ -40,8 +44,20 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"memifd {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True,
+                     help="Print memifd's version and exit."),
+    ] = False,
+) -> None:
     """memifd: memif (shared-memory packet interface) interfaces as a service."""
 
 
@@ -84,7 +100,13 @@ def serve(
     except (ValueError, TypeError) as exc:
         _fail(f"invalid settings: {_one_line(str(exc))}")
     logs.configure(settings.log_format, settings.log_level)
-    run(settings)
+    flags = {
+        "config": config, "socket_dir": socket_dir, "http_addr": http_addr,
+        "grpc_addr": grpc_addr, "token_file": token_file, "insecure": insecure,
+        "tls_cert": tls_cert, "tls_key": tls_key, "root_path": root_path,
+        "log_format": log_format, "log_level": log_level, "access_log": access_log,
+    }
+    run(settings, reload=functools.partial(load_settings, **flags))
 
 
 MAX_ERRORS_SHOWN = 5
@@ -95,8 +117,9 @@ def describe_errors(exc: ValidationError) -> str:
     parts = []
     errors = exc.errors()
     for error in errors[:MAX_ERRORS_SHOWN]:
-        where = ".".join(str(part) for part in error["loc"]) or "settings"
-        parts.append(f"{where}: {_one_line(error['msg'].removeprefix('Value error, '))}")
+        where = ".".join(str(part) for part in error["loc"])
+        message = _one_line(error["msg"].removeprefix("Value error, "))
+        parts.append(f"{where}: {message}" if where else message)
     if len(errors) > MAX_ERRORS_SHOWN:
         parts.append(f"and {len(errors) - MAX_ERRORS_SHOWN} more")
     return "; ".join(parts)
@@ -157,13 +180,16 @@ def _url(sock: socket.socket, tls: bool) -> str:
     return f"{'https' if tls else 'http'}://{shown}:{port}"
 
 
-def run(settings: Settings) -> None:
-    """Serve until a signal arrives; everything is cleaned up on the way out."""
+def run(settings: Settings, reload: Callable[[], Settings] | None = None) -> None:
+    """Serve until SIGTERM or SIGINT; everything is cleaned up on the way out. SIGHUP
+    reloads the config file's interfaces with ``reload`` (see :mod:`memifd.reload`)."""
     log.info("open file limit: %d", raise_fd_limit())
     manager = Manager(settings)
     server = _make_server(manager, settings)
     for sig in (signal.SIGTERM, signal.SIGINT):  # from here on a signal means a clean stop
         signal.signal(sig, server.handle_exit)
+    reloader = Reloader(manager, reload or (lambda: load_settings(config=settings.config)))
+    signal.signal(signal.SIGHUP, lambda _sig, _frame: _on_hangup(manager, reloader))
     grpc: GrpcServerHandle | None = None
     http: socket.socket | None = None
     try:
@@ -184,6 +210,15 @@ def run(settings: Settings) -> None:
         if http is not None:
             http.close()
     log.info("memifd stopped")
+
+
+def _on_hangup(manager: Manager, reloader: Reloader) -> None:
+    if manager.settings.config is None:
+        log.warning("SIGHUP ignored: there is no config file (--config, MEMIFD_CONFIG) to reload")
+    elif not manager.running:
+        log.warning("SIGHUP ignored: memifd is not running yet, or stopping")
+    else:
+        reloader.request()
 
 
 def _make_server(manager: Manager, settings: Settings) -> _Server:

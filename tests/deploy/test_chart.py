@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from tests.deploy.conftest import CHART, CI_VALUES, ROOT
 from tests.deploy.helm import Helm, HelmError, by_kind, one
+from tests.readme import block_after
 
 KUBERNETES_VERSION = "1.33"
 # Kinds of the Prometheus Operator; their CRD schemas are not bundled, checked by hand below.
@@ -227,6 +228,31 @@ def test_sidecar_app_values_share_the_socket_dir(helm: Helm) -> None:
     assert "podAntiAffinity" in spec["affinity"]
 
 
+def test_readme_values_install_memifd_beside_the_app(helm: Helm, tmp_path: Path) -> None:
+    values = block_after("Install memifd with your packet application", "yaml")
+    install = block_after("Install memifd with your packet application", "sh").split()
+    assert install[:3] == ["helm", "install", "net"], install
+    (tmp_path / "my-values.yaml").write_text(values)
+    # no cluster here: what `helm install` would apply, rendered by `helm template`
+    args = [arg for arg in install[3:] if arg != "--create-namespace"]
+    chart, namespace = args[0], args[args.index("--namespace") + 1]
+    manifests = helm.template(
+        ROOT / chart, [tmp_path / args[args.index("-f") + 1]], release="net", namespace=namespace
+    )
+    spec = pod_spec(manifests)
+    app = container(spec, "packet-app")
+    assert app["args"] == ["--memif-socket", "/run/memif/app.sock"]
+    assert app["image"] == "registry.example.org/packet-app:1.4.2"
+    memifd_c = container(spec, "memifd")
+    assert mounts_of(app)["/run/memif"] == mounts_of(memifd_c)["/run/memif"]
+    config = tmp_path / "config.yaml"
+    config.write_text(config_text(manifests, "net-memifd-config"))
+    settings = load_settings(config=config, token="t", socket_dir="/run/memif")
+    [app0] = settings.interfaces
+    assert settings.resolve_socket(app0.socket) == "/run/memif/app.sock"
+    assert {d["metadata"]["name"] for d in by_kind(manifests, "Service")} == {"net-memifd"}
+
+
 def test_native_sidecar_needs_kubernetes_1_29(helm: Helm) -> None:
     values = [CHART / "ci" / "sidecar-app-values.yaml"]
     assert helm.template(CHART, values, kube_version="1.29.0")
@@ -326,6 +352,18 @@ def test_socket_dirs_and_peer_ids_reach_memifd(helm: Helm, tmp_path: Path) -> No
     assert settings.resolve_socket(settings.interfaces[0].socket) == "/run/vpp/memif.sock"
     assert settings.interfaces[1].allowed_uids == [1001]
     assert settings.interfaces[1].allowed_gids == [7]
+def test_interfaces_apart_by_socket_role_or_id_render_and_memifd_takes_them(
+    helm: Helm, tmp_path: Path
+) -> None:
+    values = {"interfaces": [
+        {"name": "a"}, {"name": "b", "role": "slave"}, {"name": "c", "id": 1},
+        {"name": "d", "socket": "d.sock"}, {"name": "e", "socket": "@memif.sock"},
+    ]}
+    manifests = helm.template_values(CHART, values, tmp_path)
+    config = tmp_path / "config.yaml"
+    config.write_text(config_text(manifests, "rel-memifd-config"))
+    settings = load_settings(config=config, token="t", socket_dir="/run/memif")
+    assert [spec.name for spec in settings.interfaces] == ["a", "b", "c", "d", "e"]
 
 
 def test_client_interfaces_with_secrets_keep_them_out_of_configmaps(
@@ -391,6 +429,20 @@ BAD_VALUES: dict[str, tuple[dict[str, Any], str]] = {
     "duplicate-names": (
         {"interfaces": [{"name": "a"}, {"name": "a", "id": 1}]},
         'name "a" is used by more than one interface',
+    ),
+    "defaults-share-socket-role-and-id": (
+        {"interfaces": [{"name": "a"}, {"name": "b", "action": "echo"}]},
+        "interfaces[0] (a) and interfaces[1] (b) both use socket /run/memif/memif.sock, "
+        "role server and id 0; give one of them another socket or id",
+    ),
+    "one-socket-spelt-two-ways": (
+        {"interfaces": [
+            {"name": "a", "socket": "x.sock", "role": "client", "id": 4},
+            {"name": "b", "socket": "c.sock", "role": "client", "id": 4},
+            {"name": "c", "socket": "/run/memif/./x.sock", "role": "slave", "id": 4},
+        ]},
+        "interfaces[0] (a) and interfaces[2] (c) both use socket /run/memif/x.sock, "
+        "role client and id 4",
     ),
     "xconnect-to-itself": (
         {"interfaces": [{"name": "a", "action": "xconnect", "xconnect_to": "a"}]},

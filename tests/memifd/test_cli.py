@@ -99,6 +99,18 @@ def test_bad_settings_exit_2_naming_the_field(tmp_path: Path) -> None:
     assert "0123456789012345678901234567" not in bad.stderr
 
 
+def test_interfaces_on_one_socket_role_and_id_are_refused_naming_both(tmp_path: Path) -> None:
+    config = tmp_path / "clash.yaml"
+    config.write_text("interfaces:\n  - name: vnf0\n  - name: vnf1\n    role: master\n")
+    result = run_serve("--config", str(config), "--socket-dir", str(tmp_path))
+    assert result.returncode == 2
+    assert result.stderr == (
+        "memifd: invalid settings: "
+        f"interfaces[0] (vnf0) and interfaces[1] (vnf1) both use socket {tmp_path}/memif.sock, "
+        "role server and id 0; give one of them another socket or id\n"
+    )
+
+
 def test_port_in_use_is_reported(sock_dir: Path, daemon: Daemon) -> None:
     second = run_serve(
         "--socket-dir", str(sock_dir / "other"), "--http-addr", f"127.0.0.1:{daemon.http_port}",

@@ -198,7 +198,7 @@ def test_control_characters_in_names_and_sockets_are_refused(daemon: Daemon) -> 
                                  "xconnect_to")):
                 response = api.post("/v1/interfaces", json=body)
                 assert response.status_code == 422, (body, response.text)
-                assert response.json()["detail"][0]["loc"][:2] == ["body", field]
+                assert response.json()["errors"][0]["loc"][:2] == ["body", field]
                 with pytest.raises(grpc.RpcError) as excinfo:
                     stub.CreateInterface(pb.CreateInterfaceRequest(spec=pb.InterfaceSpec(
                         **{k: v for k, v in body.items() if k != "action"})), timeout=10)

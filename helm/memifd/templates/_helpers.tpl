@@ -98,12 +98,26 @@ make the same checks, so a value rejected here would also stop memifd from start
 {{- $declared := dict }}
 {{- range .values.interfaces }}{{ $_ := set $declared .name true }}{{ end }}
 {{- $names := dict }}
+{{- $places := dict }}
+{{- $socketDir := .values.socketDir.path }}
 {{- range $i, $iface := .values.interfaces }}
 {{- $where := printf "interfaces[%d] (%s)" $i $iface.name }}
 {{- if hasKey $names $iface.name }}
 {{- fail (printf "%s: name %q is used by more than one interface" $where $iface.name) }}
 {{- end }}
 {{- $_ := set $names $iface.name true }}
+{{- /* memifd tells interfaces apart by socket, role and id; defaults as in InterfaceSpec */}}
+{{- $socket := $iface.socket | default "memif.sock" }}
+{{- if not (hasPrefix "@" $socket) }}
+{{- $socket = clean (ternary $socket (printf "%s/%s" $socketDir $socket) (hasPrefix "/" $socket)) }}
+{{- end }}
+{{- $role := lower ($iface.role | default "server") }}
+{{- $role = get (dict "master" "server" "slave" "client") $role | default $role }}
+{{- $place := printf "socket %s, role %s and id %d" $socket $role (int64 ($iface.id | default 0)) }}
+{{- if hasKey $places $place }}
+{{- fail (printf "%s and %s both use %s; give one of them another socket or id" (get $places $place) $where $place) }}
+{{- end }}
+{{- $_ := set $places $place $where }}
 {{- if and $iface.xconnect_to (eq $iface.xconnect_to $iface.name) }}
 {{- fail (printf "%s: xconnect_to: an interface cannot be cross-connected to itself" $where) }}
 {{- end }}

@@ -50,12 +50,18 @@
     return `/v1/interfaces/${encodeURIComponent(name)}`;
   }
 
-  async function detailOf(response) {
+  // Errors come as RFC 9457 problem details: detail is a sentence, errors the fields at fault.
+  async function problemOf(response) {
     try {
-      return (await response.json()).detail;
+      const problem = await response.json();
+      return { detail: String(problem.detail), errors: problem.errors || [] };
     } catch {
-      return `${response.status} ${response.statusText}`;
+      return { detail: `${response.status} ${response.statusText}`, errors: [] };
     }
+  }
+
+  async function detailOf(response) {
+    return (await problemOf(response)).detail;
   }
 
   // -- token -----------------------------------------------------------------------------------
@@ -375,7 +381,7 @@
     error.textContent = "";
     try {
       const response = await api(interfacePath(name), { method: "DELETE" });
-      if (!response.ok) throw new Error(describe(await detailOf(response)));
+      if (!response.ok) throw new Error(await detailOf(response));
       removeRow(name);
       notify(`deleted ${name}`);
       poll();
@@ -383,11 +389,6 @@
       if (!(failure instanceof AuthRequired)) error.textContent = failure.message;
     }
   });
-
-  function describe(detail) {
-    if (!Array.isArray(detail)) return String(detail);
-    return detail.map((item) => `${(item.loc || []).join(".")}: ${item.msg}`).join("; ");
-  }
 
   const createForm = document.getElementById("create-form");
 
@@ -410,7 +411,7 @@
     for (const input of form.querySelectorAll("[aria-invalid]")) input.removeAttribute("aria-invalid");
   }
 
-  // A 422 detail entry names its field in loc (["body", "memory", "log2_ring_size"]); checks
+  // A field error names its field in loc (["body", "memory", "log2_ring_size"]); checks
   // across fields put it at the start of the message ("xconnect_to: required when ...").
   function placeError(form, item) {
     let loc = (item.loc || []).map(String);
@@ -449,9 +450,9 @@
         poll();
         return;
       }
-      const detail = await detailOf(response);
-      if (Array.isArray(detail)) for (const item of detail) placeError(createForm, item);
-      else placeError(createForm, { loc: [], msg: detail });
+      const problem = await problemOf(response);
+      if (problem.errors.length) for (const item of problem.errors) placeError(createForm, item);
+      else placeError(createForm, { loc: [], msg: problem.detail });
     } catch (error) {
       if (!(error instanceof AuthRequired)) placeError(createForm, { loc: [], msg: error.message });
     } finally {
