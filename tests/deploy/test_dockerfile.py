@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sysconfig
@@ -47,8 +48,10 @@ def test_hadolint_reports_a_bad_dockerfile(tmp_path: Path) -> None:
     assert "DL3006" in result.stdout  # untagged base image
 
 
-def test_both_stages_use_the_official_slim_python() -> None:
-    assert [stage.base for stage in DOCKERFILE_INFO.stages] == ["python:3.11-slim"] * 2
+def test_both_stages_use_the_official_slim_python_pinned_by_digest() -> None:
+    bases = {stage.base for stage in DOCKERFILE_INFO.stages}
+    assert len(DOCKERFILE_INFO.stages) == 2 and len(bases) == 1
+    assert re.fullmatch(r"python:3\.11-slim@sha256:[0-9a-f]{64}", bases.pop())
 
 
 def test_build_stage_makes_a_wheel_without_dependencies() -> None:
