@@ -128,3 +128,16 @@ def test_dockerignore_sends_only_the_build_inputs() -> None:
     ):
         assert ignore.ignored(path), path
     assert not ignore.ignored("service/memifd/proto/memif_pb2.py")
+
+
+def test_readme_docker_run_example_fits_the_image() -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Run in a container", 1)[1].split("\n## ", 1)[0]
+    command = section[section.index("docker run") :].split("\n# ", 1)[0].replace("\\\n", " ")
+    words = command.split()
+    mounts = [words[i + 1] for i, word in enumerate(words) if word == "-v"]
+    targets = {mount.split(":")[1] for mount in mounts}
+    assert ENV["MEMIFD_SOCKET_DIR"] in targets and ENV["MEMIFD_TOKEN_FILE"] in targets
+    published = {words[i + 1].rsplit(":", 1)[1] for i, word in enumerate(words) if word == "-p"}
+    assert published == set(FINAL.last("EXPOSE").args.split())
+    assert words[-1] == "memifd:0.1.0" and f"docker build -t {words[-1]} ." in section
