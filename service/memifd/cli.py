@@ -114,10 +114,17 @@ def _one_line(text: str, limit: int = 500) -> str:
 
 
 def _fail(message: str, code: int = 2, log_format: str | None = None) -> NoReturn:
-    """Log ``message`` as an error (in the log format, JSON too) and exit with ``code``."""
-    if not logging.getLogger().handlers:  # settings failed: the flag or environment decides
-        fmt = log_format or os.environ.get(f"{ENV_PREFIX}LOG_FORMAT", "auto")
-        logs.configure(fmt.lower() if fmt.lower() in ("json", "text") else "auto")
+    """Report ``message`` as an error in the log format and exit with ``code``.
+
+    Settings that fail come before logging is set up: then the flag or the
+    environment picks the format, and text is one ``memifd: ...`` line.
+    """
+    if not logging.getLogger().handlers:
+        wanted = (log_format or os.environ.get(f"{ENV_PREFIX}LOG_FORMAT") or "auto").lower()
+        if logs.choose_format(wanted, sys.stderr) != "json":
+            typer.echo(f"memifd: {message}", err=True)
+            raise typer.Exit(code)
+        logs.configure("json")
     log.error(message)
     raise typer.Exit(code)
 

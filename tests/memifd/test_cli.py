@@ -214,6 +214,12 @@ def test_settings_errors_are_json_lines_too(tmp_path: Path) -> None:
     (line,) = bad.stderr.splitlines()
     record = json.loads(line)
     assert record["level"] == "error" and "http_addr" in record["message"]
+    config = tmp_path / "bad.yaml"
+    config.write_text("interfaces: [1, 2\n")
+    broken = run_serve("--config", str(config))  # stderr is no terminal: JSON by default
+    assert broken.returncode == 2
+    (line,) = broken.stderr.splitlines()
+    assert json.loads(line)["message"].startswith(f"invalid settings: config: {config}")
 
 
 def test_access_log_has_method_path_status_duration_and_request_id(sock_dir: Path) -> None:
