@@ -775,3 +775,15 @@ def test_chart_icon_is_memifds_logo_inline(helm: Helm) -> None:
     logo = ROOT / "service" / "memifd" / "static" / "favicon.svg"
     assert base64.b64decode(icon.removeprefix(prefix)) == logo.read_bytes()
     assert "icon" not in helm.lint(CHART)  # no "icon is recommended", no "invalid icon URL"
+
+
+@pytest.mark.parametrize("readme", [ROOT / "README.md", CHART / "README.md"], ids=["main", "chart"])
+def test_readme_data_plane_values_render(helm: Helm, tmp_path: Path, readme: Path) -> None:
+    blocks = re.findall(r"```yaml\n(dataPlaneSocketDir:.*?)```", readme.read_text(), re.S)
+    assert len(blocks) == 1
+    values = yaml.safe_load(blocks[0])
+    manifests = helm.template_values(CHART, values, tmp_path)
+    check_kubernetes_schemas(manifests)
+    spec = pod_spec(manifests)
+    assert volume(spec, "data-plane-sockets")["hostPath"]["path"] == "/run/vpp"
+    assert spec["securityContext"]["supplementalGroups"] == [998]
