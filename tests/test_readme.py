@@ -96,6 +96,37 @@ RUN_BY: dict[str, list[str]] = {
         "tests/test_readme.py::test_reach_the_api_from_your_machine",
         "needs a cluster: the kubectl lines",
     ],
+    "$ memifd serve --log-format json --access-log --log-level debug": [
+        "tests/memifd/test_cli.py::test_access_log_has_method_path_status_duration_and_request_id",
+        "tests/memifd/test_cli.py::test_grpc_calls_are_logged_at_debug",
+    ],
+    "$ memifd serve --log-format text --http-addr 0.0.0.0:8080 --grpc-addr 0.0.0.0:50051 "
+    "--token-file token": [
+        "tests/memifd/test_cli.py::test_bound_to_every_address_the_banner_shows_a_reachable_url",
+    ],
+    "python -c \"import importlib.resources as r; print(r.files('memifd.proto') / "
+    "'memif/v1/memif.proto')\"": [
+        "tests/deploy/test_image.py::test_the_wheel_and_the_image_ship_the_proto_file",
+    ],
+    "docker build -t memifd:0.1.0 .": [
+        "tests/deploy/test_dockerfile.py::test_readme_docker_run_example_fits_the_image",
+        "needs a container engine: the image is followed step by step instead",
+    ],
+    "curl -fsSL -o get_helm.sh "
+    "https://raw.githubusercontent.com/helm/helm/main/scripts/get-helm-3": [
+        "needs the internet: the tests take helm from a PyPI package instead",
+    ],
+    "$ MEMIFD_TOKEN=s3cret python -m memifd.check": [
+        "tests/deploy/test_chart.py::test_helm_test_pod_checks_rest_and_grpc_through_the_service",
+    ],
+    "kubectl -n net create secret generic memifd-token --from-literal=token=\"$(openssl rand -hex "
+    "20)\"": [
+        "tests/deploy/test_chart.py::test_generated_tokens_differ_and_a_given_token_is_kept",
+        "needs a cluster: the kubectl line",
+    ],
+    "dataPlaneSocketDir:": [
+        "tests/deploy/test_chart.py::test_readme_data_plane_values_render",
+    ],
     "make test          # ruff, mypy --strict (library), pytest: unit, hostile peers, "
     "interop with testpmd": [
         "tests/test_readme.py::test_development_commands_exist",

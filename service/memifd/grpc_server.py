@@ -22,6 +22,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from . import grpc_api, reflection
+from .grpc_log import CallLog
 from .limits import GRPC_MAX_CONNECTIONS
 
 if TYPE_CHECKING:
@@ -145,7 +146,7 @@ def serve_grpc(
 ) -> GrpcServerHandle:
     """Start the gRPC server on ``settings.grpc_addr``; raises RuntimeError if it cannot bind."""
     token = settings.token_value
-    interceptors = [_TokenAuth(token)] if token else []
+    interceptors = [CallLog(), *([_TokenAuth(token)] if token else [])]  # logs denials too
     server = grpc.server(
         futures.ThreadPoolExecutor(
             max_workers=max_concurrent_rpcs + EXTRA_WORKERS, thread_name_prefix="memifd-grpc"
