@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from . import heap
 from .constants import (
     COOKIE,
     DESC_FLAG_NEXT,
@@ -239,8 +240,11 @@ class _Reader(_Endpoint):
         ):
             data = regions.maps[region]
             packets = [data[o : o + n] for o, n in zip(offsets, lengths, strict=True)]
+            nbytes = sum(lengths)
             stats.packets += count
-            stats.bytes += sum(lengths)
+            stats.bytes += nbytes
+            if nbytes > heap.covered:
+                heap.reserve(nbytes)
             return packets, count
         return self._read_slow(cur, avail, want, stats)
 
@@ -252,6 +256,7 @@ class _Reader(_Endpoint):
         regions = self.regions
         nregions = len(regions.sizes)
         packets: list[bytes] = []
+        received = stats.bytes
         slot = 0
         while slot < avail and len(packets) < want:
             parts: list[bytes] = []
@@ -287,6 +292,8 @@ class _Reader(_Endpoint):
             packets.append(packet)
             stats.packets += 1
             stats.bytes += total
+        if stats.bytes - received > heap.covered:
+            heap.reserve(stats.bytes - received)
         return packets, slot
 
 
