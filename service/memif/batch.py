@@ -115,6 +115,8 @@ def recv_batch(queue: RxQueue, max_packets: int) -> Batch:
     """Receive up to ``max_packets`` packets as one :class:`Batch`."""
     npy = _numpy()
     with queue._lock:
+        if queue._views_ring is not None:
+            queue._end_views()
         ring = queue._ring
         if ring is None:
             return Batch.empty()

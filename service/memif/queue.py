@@ -12,8 +12,9 @@ import contextlib
 import os
 import select
 import threading
+from collections import deque
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from .config import RxMode
 from .errors import LocalProtocolError
@@ -33,6 +34,7 @@ DEFAULT_BURST = 256
 MAX_BURST = 1 << 14
 
 FaultHandler = Callable[[str], None]
+_P = TypeVar("_P", bytes, memoryview)
 
 
 def _check_burst(count: int) -> None:
@@ -64,6 +66,8 @@ class RxQueue(_Queue):
         self._mode = RxMode(mode)
         self._epoll = select.epoll()
         self._registered = -1
+        self._views: list[memoryview] = []  # handed out by recv_views, valid until the next call
+        self._views_ring: ServerRxRing | ClientRxRing | None = None
 
     @property
     def connected(self) -> bool:
@@ -95,21 +99,75 @@ class RxQueue(_Queue):
         """Return up to ``max_packets`` received packets (possibly none); never blocks."""
         _check_burst(max_packets)
         with self._lock:
+            if self._views_ring is not None:
+                self._end_views()
             ring = self._ring
             if ring is None:
                 return []
             packets = ring.recv_burst(max_packets, self.stats)
             if packets:
                 return packets
-            if ring.fault is not None:
-                self._detach_broken(ring)
+            return self._nothing_read(ring, ring.recv_burst, max_packets)
+
+    def recv_views(self, max_packets: int = DEFAULT_BURST) -> list[memoryview]:
+        """Zero-copy receive: up to ``max_packets`` read-only views into the shared buffers.
+
+        The views are valid until the next receive call on this queue (or a
+        disconnect): then their slots go back to the peer and the views are
+        released, so touching one raises ``ValueError``. Slices or other
+        objects made from a view outlive that but may then show the peer's
+        next packets. The bounds of every view were validated once and stay
+        fixed, but the bytes are the peer's shared memory: a misbehaving peer
+        can change them while you read, so copy (``bytes(view)``) whatever
+        you check before you act on it. Chained packets arrive as views of a
+        private copy.
+        """
+        _check_burst(max_packets)
+        with self._lock:
+            if self._views_ring is not None:
+                self._end_views()
+            ring = self._ring
+            if ring is None:
                 return []
-            if self._mode is RxMode.INTERRUPT:
-                # Drain the eventfd first, then look again: a kick that lands after
-                # the drain leaves the fd readable, so no wake-up is ever lost.
-                _drain(ring.eventfd)
-                return ring.recv_burst(max_packets, self.stats)
+            views = ring.recv_views(max_packets, self.stats)
+            if not views:
+                views = self._nothing_read(ring, ring.recv_views, max_packets)
+            if views:
+                self._views = views
+                self._views_ring = ring
+            elif ring.held and ring is self._ring:  # only bad descriptors: hand them back now
+                ring.hand_back()
+            return views
+
+    def _nothing_read(
+        self,
+        ring: ServerRxRing | ClientRxRing,
+        read: Callable[[int, QueueStats], list[_P]],
+        max_packets: int,
+    ) -> list[_P]:
+        """After an empty read: report a broken ring, or re-arm interrupts and look again."""
+        if ring.fault is not None:
+            self._detach_broken(ring)
             return []
+        if self._mode is RxMode.INTERRUPT:
+            # Drain the eventfd first, then look again: a kick that lands after
+            # the drain leaves the fd readable, so no wake-up is ever lost.
+            _drain(ring.eventfd)
+            return read(max_packets, self.stats)
+        return []
+
+    def _end_views(self) -> None:
+        """Release the views of the last :meth:`recv_views` and hand their slots back."""
+        try:
+            deque(map(memoryview.release, self._views), 0)
+        except BufferError:  # one was exported further: release the others one by one
+            for view in self._views:
+                with contextlib.suppress(BufferError):  # that one stays readable
+                    view.release()
+        self._views = []
+        ring, self._views_ring = self._views_ring, None
+        if ring is not None and ring is self._ring:
+            ring.hand_back()
 
     def recv(self) -> bytes | None:
         """Return one packet, or None when nothing is waiting."""
@@ -156,11 +214,12 @@ class RxQueue(_Queue):
             self._detach_locked()
 
     def _detach_locked(self) -> None:
+        self._ring = None  # views are released, their slots die with the ring
+        self._end_views()
         if self._registered >= 0:
             with contextlib.suppress(OSError):
                 self._epoll.unregister(self._registered)
             self._registered = -1
-        self._ring = None
 
     def _detach_broken(self, ring: ServerRxRing | ClientRxRing) -> None:
         reason = ring.fault or "ring fault"

@@ -27,7 +27,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import repeat
-from typing import Final
+from typing import Any, Final
 
 from . import heap
 from .constants import (
@@ -207,13 +207,29 @@ class RingView:
 
 
 class _Regions:
-    """The peer-visible regions as seen by one ring: maps and sizes."""
+    """The peer-visible regions as seen by one ring: maps, sizes, read-only views."""
 
-    __slots__ = ("maps", "sizes")
+    __slots__ = ("maps", "sizes", "views")
 
     def __init__(self, maps: Sequence[mmap.mmap]) -> None:
         self.maps = list(maps)
         self.sizes = [len(m) for m in maps]
+        self.views: list[memoryview] = []
+
+    def readonly(self) -> list[memoryview]:
+        """Read-only views of the regions (made on first use): slices of them are too."""
+        if not self.views:
+            for mapping in self.maps:
+                writable = memoryview(mapping)
+                self.views.append(writable.toreadonly())
+                writable.release()
+        return self.views
+
+    def release(self) -> None:
+        """Drop the read-only views (slices handed out keep the mapping alive)."""
+        for view in self.views:
+            view.release()
+        self.views = []
 
 
 class _Endpoint:
@@ -259,6 +275,7 @@ class _Endpoint:
 
     def release(self) -> None:
         """Drop views onto shared memory."""
+        self.regions.release()
         self.regions = _Regions([])
         self.view.release()
 
@@ -277,23 +294,51 @@ class _Reader(_Endpoint):
         self.max_desc_len = max_desc_len
         self.known = KnownOffsets(view.size)
         self.learns = True  # remember validated offsets (the server; a client knows its own)
+        self.held = 0  # slots read as views and not handed back yet (they end at ``cur``)
 
-    def _read(self, cur: int, avail: int, want: int, stats: QueueStats) -> tuple[list[bytes], int]:
-        """Copy up to ``want`` packets out; returns them and the slots consumed."""
+    def _read(
+        self, cur: int, avail: int, want: int, stats: QueueStats, views: bool = False
+    ) -> tuple[list[Any], int]:
+        """Copy up to ``want`` packets out; returns them and the slots consumed.
+
+        With ``views`` the packets are read-only memoryviews into the region
+        instead of bytes (a chained packet is joined into a private copy).
+        """
         count = avail if avail < want else want
-        done = self._read_known(cur & self.view.mask, count)
+        source: Sequence[Any] = self.regions.readonly() if views else self.regions.maps
+        done = self._read_known(cur & self.view.mask, count, source)
         if done is None:
-            done = self._read_columns(cur, count)
+            done = self._read_columns(cur, count, source)
             if done is None:
-                return self._read_slow(cur, avail, want, stats)
+                return self._read_slow(cur, avail, want, stats, source, views)
         packets, nbytes = done
         stats.packets += count
         stats.bytes += nbytes
-        if nbytes > heap.covered:
+        if nbytes > heap.covered and not views:
             heap.reserve(nbytes)
         return packets, count
 
-    def _read_known(self, slot: int, count: int) -> tuple[list[bytes], int] | None:
+    def recv_views(self, want: int, stats: QueueStats) -> list[memoryview]:
+        """Read up to ``want`` packets as views; their slots stay held until :meth:`hand_back`."""
+        avail = self.available()
+        if not avail:
+            return []
+        packets, used = self._read(self.cur, avail, want, stats, views=True)
+        self.cur = (self.cur + used) & 0xFFFF
+        self.held += used
+        return packets
+
+    def available(self) -> int:
+        """Descriptors ready to read (each ring kind knows its own counters)."""
+        raise NotImplementedError
+
+    def hand_back(self) -> None:
+        """Give the peer the slots held since the last :meth:`recv_views`."""
+        raise NotImplementedError
+
+    def _read_known(
+        self, slot: int, count: int, source: Sequence[Any]
+    ) -> tuple[list[Any], int] | None:
         """Fast path: one flags/region word, offsets as validated before, lengths in bounds."""
         known = self.known
         view = self.view
@@ -308,7 +353,7 @@ class _Reader(_Endpoint):
         ):
             return None
         limit = self.regions.sizes[region] - known.limit
-        data = self.regions.maps[region]
+        data = source[region]
         offsets = known.take(slot, count)
         if view.column_uniform(1, slot, count):
             length = desc[slot * 4 + 1]
@@ -321,7 +366,9 @@ class _Reader(_Endpoint):
             return None
         return [data[o : o + n] for o, n in zip(offsets, lengths, strict=True)], sum(lengths)
 
-    def _read_columns(self, cur: int, count: int) -> tuple[list[bytes], int] | None:
+    def _read_columns(
+        self, cur: int, count: int, source: Sequence[Any]
+    ) -> tuple[list[Any], int] | None:
         """Whole-column validation of a burst of unchained descriptors in one region."""
         flags_regions, lengths, offsets = self.view.columns(cur, count)
         first = flags_regions[0]
@@ -340,21 +387,27 @@ class _Reader(_Endpoint):
             return None
         if self.learns:
             self.known.learn(region, cur & self.view.mask, offsets, largest)
-        data = regions.maps[region]
+        data = source[region]
         return [data[o : o + n] for o, n in zip(offsets, lengths, strict=True)], sum(lengths)
 
     def _read_slow(
-        self, cur: int, avail: int, want: int, stats: QueueStats
-    ) -> tuple[list[bytes], int]:
+        self,
+        cur: int,
+        avail: int,
+        want: int,
+        stats: QueueStats,
+        source: Sequence[Any],
+        views: bool,
+    ) -> tuple[list[Any], int]:
         """Per-descriptor path: chains, several regions, and bad descriptors."""
         flags_regions, lengths, offsets = self.view.columns(cur, avail)
         regions = self.regions
         nregions = len(regions.sizes)
-        packets: list[bytes] = []
+        packets: list[Any] = []
         received = stats.bytes
         slot = 0
         while slot < avail and len(packets) < want:
-            parts: list[bytes] = []
+            parts: list[Any] = []
             total = 0
             bad = 0
             while True:
@@ -373,7 +426,7 @@ class _Reader(_Endpoint):
                     if total > MAX_PACKET_SIZE:
                         bad += 1
                     elif not bad:
-                        parts.append(regions.maps[region][offset : offset + length])
+                        parts.append(source[region][offset : offset + length])
                 if not word & DESC_FLAG_NEXT:
                     break
                 if slot >= avail:
@@ -384,10 +437,10 @@ class _Reader(_Endpoint):
                 stats.drops += 1
                 continue
             packet = parts[0] if len(parts) == 1 else b"".join(parts)
-            packets.append(packet)
+            packets.append(memoryview(packet) if views and len(parts) > 1 else packet)
             stats.packets += 1
             stats.bytes += total
-        if stats.bytes - received > heap.covered:
+        if stats.bytes - received > heap.covered and not views:
             heap.reserve(stats.bytes - received)
         return packets, slot
 
@@ -412,6 +465,12 @@ class ServerRxRing(_Reader):
     def consume(self, used: int) -> None:
         """Hand ``used`` slots back to the client."""
         self._advance_tail(used)
+        self.held = 0
+
+    def hand_back(self) -> None:
+        """Give the client the slots held since the last :meth:`recv_views`."""
+        self.header[_TAIL] = self.cur
+        self.held = 0
 
     def recv_burst(self, want: int, stats: QueueStats) -> list[bytes]:
         """Read up to ``want`` packets and hand their slots back."""
@@ -469,11 +528,21 @@ class ClientRxRing(_Reader):
         return avail
 
     def consume(self, used: int) -> None:
-        """Repost the ``used`` buffers just read and publish the new head."""
-        _copy_template(self.view.desc_bytes, self.template, self.cur & self.view.mask, used)
+        """Repost the ``used`` buffers just read (and any held) and publish the new head."""
         self.cur = (self.cur + used) & 0xFFFF
-        self.head = (self.head + used) & 0xFFFF
-        self.header[_HEAD] = self.head
+        self.held += used
+        self.hand_back()
+
+    def hand_back(self) -> None:
+        """Repost the buffers held since the last :meth:`recv_views`."""
+        held = self.held
+        if held:
+            _copy_template(
+                self.view.desc_bytes, self.template, (self.cur - held) & self.view.mask, held
+            )
+            self.head = (self.head + held) & 0xFFFF
+            self.header[_HEAD] = self.head
+            self.held = 0
 
     def recv_burst(self, want: int, stats: QueueStats) -> list[bytes]:
         """Read up to ``want`` packets, then repost the buffers they used."""

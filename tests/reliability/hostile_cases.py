@@ -43,9 +43,15 @@ from tests.reliability.hostile_memory import (
 
 
 def receive(scene: ServerScene | ClientScene, rxq: memif.RxQueue) -> list[bytes]:
-    """Everything waiting, through ``recv_burst`` or (a third of the time) ``recv_batch``."""
-    if scene.rng.random() < 2 / 3:
+    """Everything waiting, through ``recv_burst``, ``recv_views`` or ``recv_batch``."""
+    draw = scene.rng.random()
+    if draw < 1 / 2:
         return rxq.recv_burst(MAX_BURST)
+    if draw < 2 / 3:  # views hold their slots until the next call, which hands them back
+        views = rxq.recv_views(MAX_BURST)
+        got = [bytes(view) for view in views]
+        assert rxq.recv_views(MAX_BURST) == []
+        return got
     got: list[bytes] = []
     while batch := rxq.recv_batch(MAX_BURST):  # one contiguous run of slots per call
         got += batch.packets()
