@@ -65,28 +65,50 @@ class Bench:
         self.rows.append(row)
         if key:
             self.figures[key] = round(row.value, 3)
-        print(f"  {row.case:<10} {row.size!s:>6} {row.figure:<14} {row.value:>14,.2f}"
-              + (f"  ratio {row.ratio:.2f}" if row.ratio is not None else "")
-              + (f"  {row.note}" if row.note else ""), flush=True)
+        print(
+            f"  {row.case:<10} {row.size!s:>6} {row.figure:<14} {row.value:>14,.2f}"
+            + (f"  ratio {row.ratio:.2f}" if row.ratio is not None else "")
+            + (f"  {row.note}" if row.note else ""),
+            flush=True,
+        )
 
 
 def _pmd(socket: str, role: str, mode: str, core: int, **kw: object) -> TestPmd:
     """A testpmd forwarding on ``core`` (its main lcore sits on the other core)."""
     other = 1 - core
-    return TestPmd(socket=socket, role=role, forward_mode=mode, cores="0,1",
-                   main_lcore=other, **kw)  # type: ignore[arg-type]
+    return TestPmd(socket=socket, role=role, forward_mode=mode, cores="0,1", main_lcore=other, **kw)  # type: ignore[arg-type]
 
 
-def _worker(case: str, socket: str, role: str, seconds: float, core: int,
-            serve: bool = False, **options: object) -> subprocess.Popen[str]:
-    cmd = [sys.executable, "-m", "bench.worker", case, "--socket", socket, "--role", role,
-           "--seconds", str(seconds), "--core", str(core)]
+def _worker(
+    case: str,
+    socket: str,
+    role: str,
+    seconds: float,
+    core: int,
+    serve: bool = False,
+    **options: object,
+) -> subprocess.Popen[str]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench.worker",
+        case,
+        "--socket",
+        socket,
+        "--role",
+        role,
+        "--seconds",
+        str(seconds),
+        "--core",
+        str(core),
+    ]
     for key, value in options.items():
         cmd += [f"--{key.replace('_', '-')}", str(value)]
     if serve:
         cmd.append("--serve")
-    return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True,
-                            stdin=subprocess.PIPE if serve else None)
+    return subprocess.Popen(
+        cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True, stdin=subprocess.PIPE if serve else None
+    )
 
 
 def _result(proc: subprocess.Popen[str], timeout: float) -> dict[str, float]:
@@ -140,8 +162,9 @@ def _anchor(b: Bench, size: int) -> Anchor:
     if b.anchor is not None:
         b.anchor.close()
         b.anchor = None
-    b.anchor = Anchor(b.workdir, size, rx_core=PY_CORE, tx_core=PMD_CORE,
-                      pmd_kw=_pmd_kw(size)).__enter__()
+    b.anchor = Anchor(
+        b.workdir, size, rx_core=PY_CORE, tx_core=PMD_CORE, pmd_kw=_pmd_kw(size)
+    ).__enter__()
     return b.anchor
 
 
@@ -149,12 +172,20 @@ def _series_rx(b: Bench, size: int, api: str, series: Series) -> None:
     """testpmd ``txonly`` client → Python server receiving."""
     anchor = _anchor(b, size)
     sock = b.socket(f"rx{size}{api}")
-    worker = _worker("rx", sock, "server", 0, PY_CORE, serve=True, api=api, size=size,
-                     buffer_size=2048)
+    worker = _worker(
+        "rx", sock, "server", 0, PY_CORE, serve=True, api=api, size=size, buffer_size=2048
+    )
     try:
         _wait_file(sock)
-        with Pmd(socket=sock, role="client", forward_mode="txonly", cores="0,1",
-                 main_lcore=PY_CORE, txpkts=str(size), **_pmd_kw(size)) as pmd:  # type: ignore[arg-type]
+        with Pmd(
+            socket=sock,
+            role="client",
+            forward_mode="txonly",
+            cores="0,1",
+            main_lcore=PY_CORE,
+            txpkts=str(size),
+            **_pmd_kw(size),
+        ) as pmd:  # type: ignore[arg-type]
             case = Case(worker, pmd, "rx")
             case.read()
             pmd.pause()
@@ -168,8 +199,14 @@ def _series_tx(b: Bench, size: int, api: str, series: Series) -> None:
     """Python client sending → testpmd ``rxonly`` server."""
     anchor = _anchor(b, size)
     sock = b.socket(f"tx{size}{api}")
-    with Pmd(socket=sock, role="server", forward_mode="rxonly", cores="0,1",
-             main_lcore=PY_CORE, **_pmd_kw(size)) as pmd:  # type: ignore[arg-type]
+    with Pmd(
+        socket=sock,
+        role="server",
+        forward_mode="rxonly",
+        cores="0,1",
+        main_lcore=PY_CORE,
+        **_pmd_kw(size),
+    ) as pmd:  # type: ignore[arg-type]
         pmd.wait_listening()
         worker = _worker("tx", sock, "client", 0, PY_CORE, serve=True, api=api, size=size)
         try:
@@ -192,9 +229,13 @@ def _stop(worker: subprocess.Popen[str]) -> None:
 
 FAULTS_LIMIT = 0.01  # minor page faults per packet a case may take
 
-KINDS = {"rx": ("py_rx", "list", _series_rx), "tx": ("py_tx", "list", _series_tx),
-         "rx-batch": ("batch_rx", "batch", _series_rx),
-         "tx-batch": ("batch_tx", "batch", _series_tx)}
+KINDS = {
+    "rx": ("py_rx", "list", _series_rx),
+    "tx": ("py_tx", "list", _series_tx),
+    "rx-batch": ("batch_rx", "batch", _series_rx),
+    "tx-batch": ("batch_tx", "batch", _series_tx),
+    "rx-views": ("views_rx", "views", _series_rx),
+}
 
 
 def interleaved(b: Bench, kind: str, size: int) -> Series:
@@ -212,13 +253,24 @@ def interleaved(b: Bench, kind: str, size: int) -> Series:
     if peers:
         b.figures[f"pmd_rx_of_{api}_tx_{size}_pps"] = statistics.median(peers)
     flagged = series.flagged()
-    b.add(Row(kind, size, "Mpps", series.median_pps / 1e6, series.median_ratio,
-              note=f"best {series.best_pps / 1e6:.2f} (best/best {series.best_ratio:.2f}); "
-                   f"{series.faults_per_packet:.3f} faults/packet"
-                   + (" (too many: the heap is faulted in again)"
-                      if series.faults_per_packet > FAULTS_LIMIT else "")
-                   + f"; lost {series.lost}"
-                   + (f"; moved in round {flagged}" if flagged else "")))
+    b.add(
+        Row(
+            kind,
+            size,
+            "Mpps",
+            series.median_pps / 1e6,
+            series.median_ratio,
+            note=f"best {series.best_pps / 1e6:.2f} (best/best {series.best_ratio:.2f}); "
+            f"{series.faults_per_packet:.3f} faults/packet"
+            + (
+                " (too many: the heap is faulted in again)"
+                if series.faults_per_packet > FAULTS_LIMIT
+                else ""
+            )
+            + f"; lost {series.lost}"
+            + (f"; moved in round {flagged}" if flagged else ""),
+        )
+    )
     return series
 
 
@@ -234,6 +286,11 @@ def case_batch(b: Bench, sizes: list[int]) -> None:
         interleaved(b, "tx-batch", size)
 
 
+def case_views(b: Bench, sizes: list[int]) -> None:
+    for size in sizes:
+        interleaved(b, "rx-views", size)
+
+
 def anchor_figures(b: Bench) -> None:
     """DPDK ⇄ DPDK per size: the median of every anchor window, first and last window."""
     sizes = sorted({s.size for s in b.series})
@@ -242,9 +299,19 @@ def anchor_figures(b: Bench) -> None:
         median = float(statistics.median(windows))
         b.figures[f"dpdk_dpdk_{size}_pps"] = median
         b.figures[f"dpdk_dpdk_{size}_gbps"] = round(median * size * 8 / 1e9, 3)
-        b.rows.insert(index, Row("anchor", size, "Mpps", median / 1e6, note=(
-            f"testpmd txonly → testpmd rxonly, {len(windows)} windows "
-            f"{min(windows) / 1e6:.2f}–{max(windows) / 1e6:.2f}")))
+        b.rows.insert(
+            index,
+            Row(
+                "anchor",
+                size,
+                "Mpps",
+                median / 1e6,
+                note=(
+                    f"testpmd txonly → testpmd rxonly, {len(windows)} windows "
+                    f"{min(windows) / 1e6:.2f}–{max(windows) / 1e6:.2f}"
+                ),
+            ),
+        )
         if size == 64:
             b.figures["anchor_64_pps"] = round(windows[0] / 1e6, 3)
             b.figures["anchor_end_64_pps"] = round(windows[-1] / 1e6, 3)
@@ -257,8 +324,16 @@ def case_echo(b: Bench) -> None:
     with _pmd(sock, "client", "flowgen", PMD_CORE) as pmd:
         returned = _median_rate(pmd, b.seconds - 0.5)
         result = _result(worker, b.seconds + 60)
-    b.add(Row("echo", 64, "Mpps", result["pps"] / 1e6,
-              note=f"testpmd flowgen saw {returned / 1e6:.2f} Mpps back"), "echo_64_pps")
+    b.add(
+        Row(
+            "echo",
+            64,
+            "Mpps",
+            result["pps"] / 1e6,
+            note=f"testpmd flowgen saw {returned / 1e6:.2f} Mpps back",
+        ),
+        "echo_64_pps",
+    )
     b.figures["echo_64_pps"] = result["pps"]
     b.figures["echo_64_returned_pps"] = returned
 
@@ -270,8 +345,10 @@ def case_pypy(b: Bench) -> None:
     client = _worker("tx", sock, "client", b.seconds + 1.0, PMD_CORE)
     rx = _result(server, b.seconds + 60)
     _result(client, b.seconds + 60)
-    b.add(Row("py-py", 64, "Mpps", rx["pps"] / 1e6, note="Python client → Python server"),
-          "py_py_64_pps")
+    b.add(
+        Row("py-py", 64, "Mpps", rx["pps"] / 1e6, note="Python client → Python server"),
+        "py_py_64_pps",
+    )
     b.figures["py_py_64_pps"] = rx["pps"]
 
 
@@ -283,10 +360,8 @@ def case_latency(b: Bench) -> None:
             worker = _worker("pingpong", sock, "client", b.seconds, PY_CORE, rx_mode=mode)
             result = _result(worker, b.seconds + 60)
         short = "poll" if mode == "polling" else "intr"
-        b.add(Row("latency", 64, f"{short} p50 µs", result["p50_us"]),
-              f"latency_{short}_p50_us")
-        b.add(Row("latency", 64, f"{short} p99 µs", result["p99_us"]),
-              f"latency_{short}_p99_us")
+        b.add(Row("latency", 64, f"{short} p50 µs", result["p50_us"]), f"latency_{short}_p50_us")
+        b.add(Row("latency", 64, f"{short} p99 µs", result["p99_us"]), f"latency_{short}_p99_us")
 
 
 def case_capture(b: Bench) -> None:
@@ -296,8 +371,16 @@ def case_capture(b: Bench) -> None:
         sock = str(daemon.socket_dir / "cap0.sock")
         with _pmd(sock, "client", "txonly", PMD_CORE):
             pps, packets, dropped = grpc_capture(daemon.grpc, "cap0", b.seconds)
-    b.add(Row("capture", 64, "Mpps", pps / 1e6,
-              note=f"{packets:,} packets, {dropped:,} dropped by the stream"), "capture_64_pps")
+    b.add(
+        Row(
+            "capture",
+            64,
+            "Mpps",
+            pps / 1e6,
+            note=f"{packets:,} packets, {dropped:,} dropped by the stream",
+        ),
+        "capture_64_pps",
+    )
     b.figures["capture_64_pps"] = pps
     b.figures["capture_64_dropped"] = dropped
 
@@ -312,32 +395,58 @@ def case_inject(b: Bench) -> None:
             time.sleep(1.0)  # connected and settled
             pps, ring_full = grpc_inject(daemon.grpc, "inj0", b.seconds)
             seen = pmd.rx_stats()[0]
-    b.add(Row("inject", 64, "Mpps", pps / 1e6,
-              note=f"ring_full {ring_full:,}; testpmd counted {seen:,}"), "inject_64_pps")
+    b.add(
+        Row(
+            "inject",
+            64,
+            "Mpps",
+            pps / 1e6,
+            note=f"ring_full {ring_full:,}; testpmd counted {seen:,}",
+        ),
+        "inject_64_pps",
+    )
     b.figures["inject_64_pps"] = pps
 
 
 def case_rest(b: Bench) -> None:
     """wrk on GET /v1/interfaces with 64 interfaces, and a bare FastAPI app beside it."""
-    specs = [{"name": f"if{i}", "socket": f"s{i % 4}.sock", "id": i, "role": "server"}
-             for i in range(64)]
+    specs = [
+        {"name": f"if{i}", "socket": f"s{i % 4}.sock", "id": i, "role": "server"} for i in range(64)
+    ]
     with Memifd(b.workdir / "rest", specs, PY_CORE) as daemon:
         payload = daemon.get("/v1/interfaces")
         rps, p99 = wrk(f"http://{daemon.http}/v1/interfaces", b.seconds)
     with bare_fastapi(payload, PY_CORE) as url:
         bare_rps, bare_p99 = wrk(url, b.seconds)
     ratio = rps / bare_rps if bare_rps else 0.0
-    b.add(Row("rest", "64 if", "req/s", rps, ratio,
-              note=f"p99 {p99:.1f} ms; bare FastAPI {bare_rps:,.0f} req/s, p99 {bare_p99:.1f} ms"),
-          "rest_rps")
-    b.figures.update(rest_rps=rps, rest_p99_ms=p99, rest_bare_rps=bare_rps,
-                     rest_ratio=round(ratio, 3))
+    b.add(
+        Row(
+            "rest",
+            "64 if",
+            "req/s",
+            rps,
+            ratio,
+            note=f"p99 {p99:.1f} ms; bare FastAPI {bare_rps:,.0f} req/s, p99 {bare_p99:.1f} ms",
+        ),
+        "rest_rps",
+    )
+    b.figures.update(
+        rest_rps=rps, rest_p99_ms=p99, rest_bare_rps=bare_rps, rest_ratio=round(ratio, 3)
+    )
 
 
 def case_idle(b: Bench) -> None:
     """64 connected, idle interfaces in interrupt mode: CPU memifd uses."""
-    specs = [{"name": f"idle{i}", "socket": f"idle{i % 4}.sock", "id": i, "role": "server",
-              "rx_mode": "interrupt"} for i in range(64)]
+    specs = [
+        {
+            "name": f"idle{i}",
+            "socket": f"idle{i % 4}.sock",
+            "id": i,
+            "role": "server",
+            "rx_mode": "interrupt",
+        }
+        for i in range(64)
+    ]
     with Memifd(b.workdir / "idle", specs, PY_CORE) as daemon:
         clients = idle_clients(daemon.socket_dir, 64, b.seconds + 6)
         assert clients.stdout is not None
@@ -356,6 +465,7 @@ def case_idle(b: Bench) -> None:
 CASES: dict[str, Callable[[Bench, argparse.Namespace], None]] = {
     "rxtx": lambda b, a: case_rx_tx(b, [64, 1500] if a.quick else [64, 512, 1500, 9000]),
     "batch": lambda b, a: case_batch(b, [64] if a.quick else [64, 1500]),
+    "views": lambda b, a: case_views(b, [1500] if a.quick else [64, 1500]),
     "echo": lambda b, a: case_echo(b),
     "pypy": lambda b, a: case_pypy(b),
     "latency": lambda b, a: case_latency(b),
@@ -376,12 +486,20 @@ def plot(rows: list[Row], path: str) -> None:
     rates = [r for r in rows if r.figure == "Mpps"]
     labels = [f"{r.case}\n{r.size} B" for r in rates]
     fig, ax = plt.subplots(figsize=(max(8, len(rates) * 0.9), 4.5))
-    bars = ax.bar(labels, [r.value for r in rates],
-                  color=["#555" if r.case.startswith("anchor") else "#2a7ab0" for r in rates])
+    bars = ax.bar(
+        labels,
+        [r.value for r in rates],
+        color=["#555" if r.case.startswith("anchor") else "#2a7ab0" for r in rates],
+    )
     for bar, row in zip(bars, rates, strict=True):
         text = f"{row.value:.1f}" + (f"\n×{row.ratio:.2f}" if row.ratio is not None else "")
-        ax.annotate(text, (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                    ha="center", va="bottom", fontsize=8)
+        ax.annotate(
+            text,
+            (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+            ha="center",
+            va="bottom",
+            fontsize=8,
+        )
     ax.set_ylim(0, max((r.value for r in rates), default=1.0) * 1.18)
     ax.set_ylabel("million packets per second")
     ax.set_title("memif in pure Python vs DPDK testpmd (one core per side)")
@@ -391,10 +509,12 @@ def plot(rows: list[Row], path: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--quick", action="store_true",
-                        help="3 rounds of 0.5 s, 2 s per other case, fewer sizes")
-    parser.add_argument("--seconds", type=float, default=5.0,
-                        help="seconds per case that is not interleaved")
+    parser.add_argument(
+        "--quick", action="store_true", help="3 rounds of 0.5 s, 2 s per other case, fewer sizes"
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=5.0, help="seconds per case that is not interleaved"
+    )
     parser.add_argument("--rounds", type=int, help="interleaved rounds per case (default 5)")
     parser.add_argument("--window", type=float, help="seconds per window (default 1)")
     parser.add_argument("--only", help=f"comma-separated cases of {','.join(CASES)}")
@@ -413,9 +533,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("needs at least 2 cores")
     with tempfile.TemporaryDirectory(prefix="memif-bench-", dir="/tmp") as tmp, exclusive():
         bench = Bench(seconds=seconds, workdir=Path(tmp), rounds=rounds, window=window)
-        print(f"memif benchmark: {rounds} interleaved rounds of {window:g} s, {seconds:g} s "
-              f"per other case; testpmd on core {PMD_CORE}, Python on core {PY_CORE}",
-              flush=True)
+        print(
+            f"memif benchmark: {rounds} interleaved rounds of {window:g} s, {seconds:g} s "
+            f"per other case; testpmd on core {PMD_CORE}, Python on core {PY_CORE}",
+            flush=True,
+        )
         try:
             for name in selected:
                 CASES[name](bench, args)
@@ -428,8 +550,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {'case':<10} {'size':>6} {'figure':<14} {'value':>14}  ratio  note")
         for row in bench.rows:
             ratio = f"{row.ratio:.2f}" if row.ratio is not None else ""
-            print(f"  {row.case:<10} {row.size!s:>6} {row.figure:<14} {row.value:>14,.2f}"
-                  f"  {ratio:>5}  {row.note}")
+            print(
+                f"  {row.case:<10} {row.size!s:>6} {row.figure:<14} {row.value:>14,.2f}"
+                f"  {ratio:>5}  {row.note}"
+            )
         if args.plot:
             plot(bench.rows, args.plot)
         print(json.dumps(bench.figures, sort_keys=True))

@@ -106,8 +106,7 @@ def case_rx(args: argparse.Namespace) -> dict[str, float]:
     sock, iface = _connect(args)
     rxq = iface.rx_queue(0)
     burst = args.burst
-    batch = args.api == "batch"
-    recv = rxq.recv_batch if batch else rxq.recv_burst
+    recv = {"batch": rxq.recv_batch, "views": rxq.recv_views}.get(args.api, rxq.recv_burst)
 
     def receive() -> int:
         return len(recv(burst))
@@ -120,8 +119,11 @@ def case_rx(args: argparse.Namespace) -> dict[str, float]:
                 if receive():
                     quiet = time.monotonic() + 0.3
             stats = iface.stats()["rx"]
-            return {"total": stats["packets"], "drops": stats["drops"],
-                    "bad_descriptors": stats["bad_descriptors"]}
+            return {
+                "total": stats["packets"],
+                "drops": stats["drops"],
+                "bad_descriptors": stats["bad_descriptors"],
+            }
 
         _serve(receive, drain)
         sock.close()
@@ -227,7 +229,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--burst", type=int, default=256)
-    parser.add_argument("--api", choices=["list", "batch"], default="list")
+    parser.add_argument("--api", choices=["list", "batch", "views"], default="list")
     parser.add_argument("--rx-mode", default="polling")
     parser.add_argument("--log2-ring", type=int, default=10)
     parser.add_argument("--buffer-size", type=int, default=2048)

@@ -22,7 +22,7 @@ UNKNOWN: Final = 0xFFFFFFFF  # a slot not validated yet; also the limit until al
 class KnownOffsets:
     """Validated offsets of one ring's slots, all in one region."""
 
-    __slots__ = ("limit", "region", "size", "values", "view", "words")
+    __slots__ = ("_stride", "limit", "region", "size", "values", "version", "view", "words")
 
     def __init__(self, size: int) -> None:
         self.size = size
@@ -31,12 +31,15 @@ class KnownOffsets:
         self.view = memoryview(self.words)
         self.region = -1
         self.limit = UNKNOWN  # at least every known offset; UNKNOWN fails every bound check
+        self.version = 0  # changes whenever the offsets do
+        self._stride: int | None = None
 
     def _forget(self, region: int) -> None:
         self.values[:] = [UNKNOWN] * self.size
         self.view[:] = array("I", [UNKNOWN]) * self.size
         self.region = region
         self.limit = UNKNOWN
+        self.version += 1
 
     @classmethod
     def fixed(cls, region: int, offsets: Sequence[int]) -> KnownOffsets:
@@ -64,6 +67,19 @@ class KnownOffsets:
             self.limit = max(self.limit, largest)
         else:  # stays UNKNOWN while any slot is
             self.limit = max(self.values)
+        self.version += 1
+        self._stride = None
+
+    def stride(self) -> int:
+        """The step when slot ``i`` holds ``values[0] + i * step`` for every slot, else 0."""
+        if self._stride is None:
+            values = self.values
+            step = values[1] - values[0] if self.size > 1 else 1
+            regular = self.limit != UNKNOWN and step > 0
+            if regular:
+                regular = values == list(range(values[0], values[0] + step * self.size, step))
+            self._stride = step if regular else 0
+        return self._stride
 
     def take(self, slot: int, count: int) -> list[int]:
         """The known offsets of ``count`` slots from ``slot`` on (wrapping)."""

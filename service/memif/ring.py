@@ -627,6 +627,7 @@ class ClientTxRing(_Endpoint):
         self.buffer_offset = buffer_offset
         self.buffer_size = buffer_size
         self.slot_offsets = [buffer_offset + i * buffer_size for i in range(view.size)]
+        self.known = KnownOffsets.fixed(buffer_region, self.slot_offsets)  # for the batch API
         self.template = template
         self.region_word = buffer_region << 16
         self.head = int(self.header[_HEAD])

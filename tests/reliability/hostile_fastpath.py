@@ -173,6 +173,28 @@ def server_tx_fixed_case(scene: ServerScene, tally: Tally, variant: str) -> None
     server_tx_case(scene, tally, 0.0, posted=posted, packets=packets)
 
 
+def server_tx_wide_case(scene: ServerScene, tally: Tally) -> None:
+    """Posted buffers larger than their spacing: one packet wider than the spacing.
+
+    The buffers overlap (the attacker's business); the victim must still
+    write the packet at its slot's offset and nowhere else.
+    """
+    rng = scene.rng
+    wide = 2 * scene.buffer_size
+
+    def posted(count: int) -> list[Desc]:
+        _, _, _, first = scene.mem.header(scene.tx_ring)
+        return [
+            Desc(0, 0, wide, scene.mem.buffer(scene.rx_ring, first + n))  # type: ignore[attr-defined]
+            for n in range(count)
+        ]
+
+    lesson = [b"\x5a" * 60] * scene.size
+    server_tx_case(scene, tally, 0.0, posted=posted(scene.size), packets=lesson)
+    packet = rng.randbytes(rng.randint(scene.buffer_size + 1, wide))
+    server_tx_case(scene, tally, 0.0, posted=posted(1), packets=[packet])
+
+
 def server_fastpath_cases(scene: ServerScene, count: int) -> Tally:
     """``count`` fixed-slot cases against our server, receive and transmit."""
     tally = Tally()
@@ -181,6 +203,9 @@ def server_fastpath_cases(scene: ServerScene, count: int) -> Tally:
         if draw < 0.05:
             tally.count("rx_relearn")
             rx_relearn_case(scene, tally)
+        elif draw < 0.1:
+            tally.count("tx_wide")
+            server_tx_wide_case(scene, tally)
         elif draw < 0.6:
             variant = scene.rng.choice(RX_VARIANTS)
             tally.count(f"rx_{variant}")
