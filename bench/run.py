@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench import growth  # noqa: E402
 from bench.pmd import Pmd  # noqa: E402
 from bench.rounds import Anchor, Case, Series, run_rounds  # noqa: E402
 from bench.service import Memifd, bare_fastapi, grpc_capture, grpc_inject, idle_clients, wrk  # noqa: E402
@@ -462,6 +463,32 @@ def case_idle(b: Bench) -> None:
     b.figures["idle_cpu_pct"] = round(used * 100, 3)
 
 
+def case_growth(b: Bench, counts: list[int], pairs: list[int]) -> None:
+    """memifd's memory, idle CPU and create latency as interfaces and queue pairs grow."""
+    idle = min(b.seconds, 3.0)
+    by_count = growth.by_interfaces(b.workdir / "growth", PY_CORE, PMD_CORE, counts, idle)
+    by_pairs = growth.by_queue_pairs(b.workdir / "pairs", PY_CORE, PMD_CORE, pairs, idle)
+    for line in growth.table("interfaces (one queue pair each)", "ifaces", by_count) + growth.table(
+        "one more interface with this many queue pairs", "pairs", by_pairs
+    ):
+        print(line, flush=True)
+    for name, points in (("interfaces", by_count), ("queue_pairs", by_pairs)):
+        b.figures[f"growth_{name}"] = [p.count for p in points]
+        b.figures[f"growth_{name}_kib_each"] = [round(p.per()[0], 1) for p in points]
+        b.figures[f"growth_{name}_cpu_pct_each"] = [round(p.per()[1], 4) for p in points]
+        b.figures[f"growth_{name}_create_ms"] = [round(p.create_ms, 2) for p in points]
+    last = by_count[-1]
+    b.add(
+        Row(
+            "growth",
+            f"{last.count} if",
+            "KiB each",
+            last.per()[0],
+            note=f"idle {last.cpu_pct:.2f} % of a core, create {last.create_ms:.1f} ms",
+        )
+    )
+
+
 CASES: dict[str, Callable[[Bench, argparse.Namespace], None]] = {
     "rxtx": lambda b, a: case_rx_tx(b, [64, 1500] if a.quick else [64, 512, 1500, 9000]),
     "batch": lambda b, a: case_batch(b, [64] if a.quick else [64, 1500]),
@@ -473,6 +500,9 @@ CASES: dict[str, Callable[[Bench, argparse.Namespace], None]] = {
     "inject": lambda b, a: case_inject(b),
     "rest": lambda b, a: case_rest(b),
     "idle": lambda b, a: case_idle(b),
+    "growth": lambda b, a: case_growth(
+        b, [1, 16] if a.quick else [1, 16, 64, 256], [1, 4] if a.quick else [1, 2, 4, 8, 16]
+    ),
 }
 
 
