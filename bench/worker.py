@@ -106,7 +106,7 @@ def case_rx(args: argparse.Namespace) -> dict[str, float]:
     sock, iface = _connect(args)
     rxq = iface.rx_queue(0)
     burst = args.burst
-    recv = {"batch": rxq.recv_batch, "views": rxq.recv_views}.get(args.api, rxq.recv_burst)
+    recv = rxq.recv_burst if args.api == "list" else getattr(rxq, f"recv_{args.api}")
 
     def receive() -> int:
         return len(recv(burst))
