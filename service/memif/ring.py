@@ -692,30 +692,45 @@ class ClientTxRing(_Endpoint):
     def _send_chained(
         self, head: int, free: int, packets: Sequence[Packet], lengths: list[int]
     ) -> tuple[int, int]:
+        """Packets larger than a buffer take several slots, all but the last flagged NEXT.
+
+        Data goes slot by slot; the descriptors of the whole burst are written
+        afterwards in three column stores.
+        """
         size = self.buffer_size
         mask = self.view.mask
-        desc = self.view.desc
         data = self.buffers
+        offsets = self.slot_offsets
+        last_word = self.region_word
+        next_word = last_word | DESC_FLAG_NEXT
+        words: list[int] = []
+        parts: list[int] = []
         used = 0
         count = 0
         for packet, length in zip(packets, lengths, strict=True):
             need = -(-length // size)
             if need > free - used:
                 break
-            view = memoryview(packet).cast("B")
-            for part in range(need):
-                slot = (head + used) & mask
-                chunk = view[part * size : (part + 1) * size]
-                offset = self.slot_offsets[slot]
-                data[offset : offset + len(chunk)] = chunk
-                base = slot * 4
-                last = part == need - 1
-                desc[base] = self.region_word | (0 if last else DESC_FLAG_NEXT)
-                desc[base + 1] = len(chunk)
-                desc[base + 2] = offset
-                desc[base + 3] = 0
-                used += 1
+            if need == 1:
+                offset = offsets[(head + used) & mask]
+                data[offset : offset + length] = packet
+            else:
+                view = memoryview(packet).cast("B")
+                for part in range(need):
+                    offset = offsets[(head + used + part) & mask]
+                    start = part * size
+                    chunk = view[start : start + size]
+                    data[offset : offset + len(chunk)] = chunk
+                words += [next_word] * (need - 1)
+                parts += [size] * (need - 1)
+            words.append(last_word)
+            parts.append(length - (need - 1) * size)
+            used += need
             count += 1
+        if used:
+            _copy_template(self.view.desc_bytes, self.template, head & mask, used)
+            self.view.write_column(0, head, words)
+            self.view.write_column(1, head, parts)
         return count, used
 
 
