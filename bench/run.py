@@ -465,7 +465,7 @@ def case_idle(b: Bench) -> None:
 
 def case_growth(b: Bench, counts: list[int], pairs: list[int]) -> None:
     """memifd's memory, idle CPU and create latency as interfaces and queue pairs grow."""
-    idle = min(b.seconds, 3.0)
+    idle = min(b.seconds / 2, 3.0)
     by_count = growth.by_interfaces(b.workdir / "growth", PY_CORE, PMD_CORE, counts, idle)
     by_pairs = growth.by_queue_pairs(b.workdir / "pairs", PY_CORE, PMD_CORE, pairs, idle)
     for line in growth.table("interfaces (one queue pair each)", "ifaces", by_count) + growth.table(
