@@ -282,7 +282,7 @@ def test_reach_the_api_from_your_machine(sock_dir: Path, tmp_path: Path) -> None
                 env={**os.environ, "MEMIFD_TOKEN": "from-your-machine"},
             )
             assert done.returncode == 0, done.stderr
-            empty = ("[]", "NAME  ROLE  ID  SOCKET  STATE  PEER  ACTION  RX  TX")
+            empty = ("[]", "NAME  ROLE  ID  STATE  ADMIN  MODE  QUEUES  RX  TX  REASON")
             assert done.stdout.strip() in empty
     finally:
         daemon.kill()

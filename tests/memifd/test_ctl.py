@@ -51,10 +51,11 @@ def test_create_list_get_update_stats_delete(grpc_env: GrpcEnv) -> None:
     result = run(grpc_env, "list")
     assert result.exit_code == 0
     header, row = result.stdout.splitlines()
-    assert header.split() == ["NAME", "ROLE", "ID", "SOCKET", "STATE", "PEER", "ACTION", "RX", "TX"]
+    assert header.split() == [
+        "NAME", "ROLE", "ID", "STATE", "ADMIN", "MODE", "QUEUES", "RX", "TX", "REASON"
+    ]
     assert row.split() == [
-        "m0", "server", "4", grpc_env.socket_path("ctl.sock"), "disconnected", "-", "echo", "0",
-        "0",
+        "m0", "server", "4", "disconnected", "up", "ethernet", "2", "0", "0", "-"
     ]
 
     listed = json.loads(run(grpc_env, "list", "--json").stdout)
@@ -328,7 +329,10 @@ def test_json_is_the_rest_apis_and_events_are_too(sock_dir: Path) -> None:
                 stats = json.loads(run(None, "--addr", addr, "stats", name, "--json").stdout)
                 assert stats == api.get(f"/v1/interfaces/{name}/stats").json()
             table = run(None, "--addr", addr, "list").stdout.splitlines()
-            assert [line.split()[4] for line in table[1:]] == [s["state"] for s in rest]
+            assert [line.split()[3] for line in table[1:]] == [s["state"] for s in rest]
+            assert [line.split()[4:7] for line in table[1:]] == [
+                ["up", "ethernet", "1"], ["down", "ethernet", "2"], ["up", "ethernet", "1"]
+            ]
 
             with api.stream("GET", "/v1/events?interface=zeta") as stream:
                 watcher = subprocess.Popen(
@@ -363,13 +367,24 @@ def test_output_formats_and_describe(grpc_env: GrpcEnv) -> None:
         assert yaml.safe_load(run(grpc_env, "list", "-o", "yaml").stdout) == as_json
         assert json.loads(run(grpc_env, "list", "--json").stdout) == as_json
         header, row = run(grpc_env, "list", "-o", "wide").stdout.splitlines()
-        assert header.split()[9:] == ["MODE", "QUEUES", "RX_MODE", "XCONNECT_TO", "ADMIN",
-                                      "SECRET", "REASON"]
-        assert row.split()[-7:] == ["ethernet", "2", "interrupt", "-", "up", "yes", "-"]
+        assert header.split() == [
+            "NAME", "ROLE", "ID", "STATE", "ADMIN", "MODE", "QUEUES", "RX", "TX", "SOCKET",
+            "PEER", "RX_MODE", "ACTION", "XCONNECT_TO", "SECRET", "REASON",
+        ]
+        assert row.split() == [
+            "o1", "server", "0", "connected", "up", "ethernet", "2", "0", "0",
+            grpc_env.socket_path("out.sock"), "memif-python/py0", "pid", str(os.getpid()),
+            "interrupt", "drop", "-", "yes", "-",
+        ]
         assert yaml.safe_load(run(grpc_env, "get", "o1", "-o", "yaml").stdout) == as_json[0]
         stats = json.loads(run(grpc_env, "stats", "o1", "-o", "json").stdout)
         assert yaml.safe_load(run(grpc_env, "stats", "o1", "-o", "yaml").stdout) == stats
         described = run(grpc_env, "describe", "o1").stdout.splitlines()
+    assert wait_for(lambda: grpc_env.manager.get_interface("o1").disconnect_reason != "")
+    reason = grpc_env.manager.get_interface("o1").disconnect_reason
+    header, row = run(grpc_env, "list").stdout.splitlines()
+    assert row.split()[:4] == ["o1", "server", "0", "disconnected"]
+    assert row[header.index("REASON"):] == reason  # the last column, spaces and all
     assert described[:8] == [
         "Name:            o1",
         "Role:            server, id 0, mode ethernet",
