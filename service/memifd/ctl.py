@@ -23,6 +23,7 @@ import yaml
 from google.protobuf.message import Message
 from memif.config import Mode, RxMode
 from pydantic import ValidationError
+from typer.core import TyperGroup
 
 from . import __version__, convert, pcap
 from . import ctl_output as show
@@ -35,11 +36,36 @@ DEFAULT_PORT = 50051
 DEFAULT_ADDR = f"127.0.0.1:{DEFAULT_PORT}"
 PROGRESS_INTERVAL = 0.1  # seconds between live counter updates
 
+COMPLETION_TIMEOUT = 1.0  # seconds shell completion waits for memifd's interface names
+
+
+class _Group(TyperGroup):
+    """memifctl's commands, their flags shown without a value placeholder in help."""
+
+    def get_params(self, ctx: Any) -> Any:
+        return _plain_flags(super().get_params(ctx))
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            _plain_flags(command.get_params(ctx))
+        return command
+
+
+def _plain_flags(params: list[Any]) -> list[Any]:
+    """Show on/off flags (``--dry-run``, ``--help``) without the ``<bool>`` typer gives them."""
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
 app = typer.Typer(
     name="memifctl",
+    cls=_Group,
     help="Manage memifd's memif interfaces and capture their packets over gRPC.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
 )
 
@@ -170,25 +196,30 @@ def _options(
     addr: Annotated[
         str,
         typer.Option(
-            "--addr", envvar="MEMIFD_GRPC_ADDR",
+            "--addr", envvar="MEMIFD_GRPC_ADDR", metavar="ADDR",
             help=f"memifd gRPC address: host[:port] (port {DEFAULT_PORT} if left out), "
             "also as http:// or https:// (TLS) URL.",
         ),
     ] = DEFAULT_ADDR,
     token: Annotated[
         str | None,
-        typer.Option("--token", envvar="MEMIFD_TOKEN", help="API token.", show_default=False),
+        typer.Option("--token", envvar="MEMIFD_TOKEN", metavar="TOKEN", help="API token.",
+                     show_default=False),
     ] = None,
     tls_ca: Annotated[
         Path | None,
-        typer.Option("--tls-ca", envvar="MEMIFD_TLS_CA", help="CA certificate (PEM): use TLS."),
+        typer.Option("--tls-ca", envvar="MEMIFD_TLS_CA", metavar="FILE",
+                     help="CA certificate (PEM): use TLS.", show_default=False),
     ] = None,
     tls_server_name: Annotated[
         str | None,
-        typer.Option("--tls-server-name", help="Name to expect in the server certificate."),
+        typer.Option("--tls-server-name", metavar="HOST", show_default=False,
+                     help="Name to expect in the server certificate."),
     ] = None,
     timeout: Annotated[
-        float, typer.Option("--timeout", min=0.1, help="Seconds to wait for an answer.")
+        float,
+        typer.Option("--timeout", min=0.1, metavar="SECONDS",
+                     help="Seconds to wait for an answer."),
     ] = 10.0,
     version: Annotated[
         bool,
@@ -213,11 +244,48 @@ def _enum_name(enum_type: Any, number: int, prefix: str) -> str:
 # -- commands -------------------------------------------------------------------------------
 
 
+def _complete_names(ctx: typer.Context, incomplete: str) -> list[str]:
+    """memifd's interface names for shell completion; none when memifd does not answer
+    within :data:`COMPLETION_TIMEOUT`."""
+    given = ctx.find_root().params
+    tls_ca = given.get("tls_ca")
+    try:
+        target, tls = parse_addr(given.get("addr") or DEFAULT_ADDR)
+        if tls_ca is not None and not Path(tls_ca).is_file():
+            return []
+        client = Client(target, given.get("token") or None, tls_ca,
+                        given.get("tls_server_name"), COMPLETION_TIMEOUT, tls)
+        try:
+            reply = client.call("ListInterfaces", pb.ListInterfacesRequest())
+        finally:
+            client.close()
+    except (ValueError, OSError, grpc.RpcError):
+        return []
+    return [s.name for s in reply.interfaces if s.name.startswith(incomplete)]
+
+
+NameArgument = Annotated[
+    str,
+    typer.Argument(metavar="NAME", help="Interface name.", show_default=False,
+                   autocompletion=_complete_names),
+]
+XconnectOption = Annotated[
+    str | None,
+    typer.Option(metavar="NAME", help="Target of action xconnect: an interface name.",
+                 show_default=False, autocompletion=_complete_names),
+]
 OutputOption = Annotated[
     Output | None,
-    typer.Option("--output", "-o", help="table, wide, json or yaml (the REST API's JSON)."),
+    typer.Option("--output", "-o", show_default=False,
+                 help="A table, a wide table, or the REST API's JSON or YAML."),
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Same as -o json.")]
+RxModeOption = Annotated[
+    RxMode | None, typer.Option(show_default=False, help="How received packets are noticed.")
+]
+ActionOption = Annotated[
+    Action | None, typer.Option(show_default=False, help="What to do with received packets.")
+]
 
 
 def _output(output: Output | None, as_json: bool, default: Output = Output.TABLE) -> Output:
@@ -239,7 +307,7 @@ def list_(ctx: typer.Context, output: OutputOption = None, as_json: JsonFlag = F
 @app.command()
 def get(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Interface name.")],
+    name: NameArgument,
     output: OutputOption = None,
 ) -> None:
     """Show one interface (JSON unless -o says otherwise)."""
@@ -256,7 +324,7 @@ def get(
 
 @app.command()
 def describe(
-    ctx: typer.Context, name: Annotated[str, typer.Argument(help="Interface name.")]
+    ctx: typer.Context, name: NameArgument
 ) -> None:
     """Describe one interface for people: spec, link state and reason, peer, memory as
     configured and negotiated, regions, rings with head and tail, counters per queue."""
@@ -285,25 +353,50 @@ def _load_specs(path: Path) -> list[dict[str, Any]]:
 @app.command()
 def create(
     ctx: typer.Context,
-    name: Annotated[str | None, typer.Argument(help="Interface name.", show_default=False)] = None,
+    name: Annotated[
+        str | None, typer.Argument(metavar="NAME", help="Interface name.", show_default=False)
+    ] = None,
     file: Annotated[
         Path | None,
-        typer.Option("--file", "-f", help="YAML spec (one mapping or a list); flags override it."),
+        typer.Option("--file", "-f", metavar="FILE", show_default=False,
+                     help="YAML spec (one mapping or a list); flags override it."),
     ] = None,
-    socket: Annotated[str | None, typer.Option(help="Control socket (default memif.sock).")] = None,
-    id_: Annotated[int | None, typer.Option("--id", help="Interface id.")] = None,
+    socket: Annotated[
+        str | None,
+        typer.Option(metavar="PATH", show_default=False,
+                     help="Control socket, in the socket directory unless absolute; @name for "
+                     "an abstract one (default memif.sock)."),
+    ] = None,
+    id_: Annotated[
+        int | None, typer.Option("--id", metavar="ID", show_default=False,
+                                 help="Interface id (default 0).")
+    ] = None,
     role: Annotated[
         RoleName | None,
-        typer.Option(case_sensitive=False, help="server or client (master and slave too)."),
+        typer.Option(case_sensitive=False, show_default=False,
+                     help="server or client (master and slave too; default server)."),
     ] = None,
-    secret: Annotated[str | None, typer.Option(help="Shared secret.")] = None,
-    mode: Annotated[Mode | None, typer.Option(help="Interface mode.")] = None,
-    queues: Annotated[int | None, typer.Option(help="Queue pairs.")] = None,
-    log2_ring_size: Annotated[int | None, typer.Option(help="log2 of ring size.")] = None,
-    buffer_size: Annotated[int | None, typer.Option(help="Packet buffer size.")] = None,
-    rx_mode: Annotated[RxMode | None, typer.Option(help="interrupt or polling.")] = None,
-    action: Annotated[Action | None, typer.Option(help="What to do with received packets.")] = None,
-    xconnect_to: Annotated[str | None, typer.Option(help="Target of action xconnect.")] = None,
+    secret: Annotated[
+        str | None, typer.Option(metavar="SECRET", show_default=False, help="Shared secret.")
+    ] = None,
+    mode: Annotated[
+        Mode | None, typer.Option(show_default=False, help="Interface mode (default ethernet).")
+    ] = None,
+    queues: Annotated[
+        int | None, typer.Option(metavar="N", show_default=False,
+                                 help="Queue pairs (default 1).")
+    ] = None,
+    log2_ring_size: Annotated[
+        int | None, typer.Option(metavar="N", show_default=False,
+                                 help="Descriptors per ring as a power of 2 (default 10).")
+    ] = None,
+    buffer_size: Annotated[
+        int | None, typer.Option(metavar="BYTES", show_default=False,
+                                 help="Packet buffer size (default 2048).")
+    ] = None,
+    rx_mode: RxModeOption = None,
+    action: ActionOption = None,
+    xconnect_to: XconnectOption = None,
     admin_up: Annotated[
         bool | None, typer.Option("--admin-up/--admin-down", help="Start up or down.")
     ] = None,
@@ -312,13 +405,17 @@ def create(
     ] = None,
     allow_uid: Annotated[
         list[int] | None,
-        typer.Option("--allow-uid", help="Peer uid allowed (repeatable).", show_default=False),
+        typer.Option("--allow-uid", metavar="UID", show_default=False,
+                     help="A peer user id allowed to connect (repeatable)."),
     ] = None,
     allow_gid: Annotated[
         list[int] | None,
-        typer.Option("--allow-gid", help="Peer group allowed (repeatable).", show_default=False),
+        typer.Option("--allow-gid", metavar="GID", show_default=False,
+                     help="A peer group id allowed to connect (repeatable)."),
     ] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only validate.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only validate (memifd checks it); create nothing.")
+    ] = False,
 ) -> None:
     """Create interfaces from flags or a YAML spec."""
     client = _client(ctx)
@@ -425,10 +522,10 @@ def _create_one(client: Client, label: str, spec: InterfaceSpec, dry_run: bool) 
 @app.command()
 def update(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Interface name.")],
-    rx_mode: Annotated[RxMode | None, typer.Option(help="interrupt or polling.")] = None,
-    action: Annotated[Action | None, typer.Option(help="What to do with received packets.")] = None,
-    xconnect_to: Annotated[str | None, typer.Option(help="Target of action xconnect.")] = None,
+    name: NameArgument,
+    rx_mode: RxModeOption = None,
+    action: ActionOption = None,
+    xconnect_to: XconnectOption = None,
     admin_up: Annotated[
         bool | None, typer.Option("--admin-up/--admin-down", help="Bring up or down.")
     ] = None,
@@ -454,7 +551,7 @@ def update(
 
 @app.command()
 def delete(
-    ctx: typer.Context, name: Annotated[str, typer.Argument(help="Interface name.")]
+    ctx: typer.Context, name: NameArgument
 ) -> None:
     """Delete an interface."""
     client = _client(ctx)
@@ -466,7 +563,7 @@ def delete(
 @app.command()
 def stats(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Interface name.")],
+    name: NameArgument,
     output: OutputOption = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -480,9 +577,18 @@ def stats(
 @app.command()
 def events(
     ctx: typer.Context,
-    name: Annotated[str | None, typer.Argument(help="Only this interface.")] = None,
-    current: Annotated[bool, typer.Option("--current", help="Start with current states.")] = False,
-    count: Annotated[int | None, typer.Option(min=1, help="Stop after this many events.")] = None,
+    name: Annotated[
+        str | None,
+        typer.Argument(metavar="NAME", help="Only this interface's events.", show_default=False,
+                       autocompletion=_complete_names),
+    ] = None,
+    current: Annotated[
+        bool, typer.Option("--current", help="Start with one event per interface: its state now.")
+    ] = False,
+    count: Annotated[
+        int | None, typer.Option(min=1, metavar="N", show_default=False,
+                                 help="Stop after this many events.")
+    ] = None,
 ) -> None:
     """Print link events as they happen (one JSON object per line)."""
     client = _client(ctx)
@@ -544,13 +650,29 @@ class _Progress:
 @app.command()
 def capture(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Interface name.")],
-    write: Annotated[Path, typer.Option("--write", "-w", help="pcap file to write ('-': stdout).")],
-    count: Annotated[int | None, typer.Option(help="Stop after this many packets.")] = None,
-    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
-    snaplen: Annotated[int, typer.Option(help="Bytes kept of each packet.")] = 65535,
-    direction: Annotated[Direction, typer.Option(help="rx, tx or both.")] = Direction.BOTH,
-    queue: Annotated[int | None, typer.Option(help="Only this queue.")] = None,
+    name: NameArgument,
+    write: Annotated[
+        Path,
+        typer.Option("--write", "-w", metavar="FILE", help="pcap file to write ('-': stdout)."),
+    ],
+    count: Annotated[
+        int | None, typer.Option(metavar="N", show_default=False,
+                                 help="Stop after this many packets.")
+    ] = None,
+    duration: Annotated[
+        float | None, typer.Option(metavar="SECONDS", show_default=False,
+                                   help="Stop after this many seconds.")
+    ] = None,
+    snaplen: Annotated[
+        int, typer.Option(metavar="BYTES", help="Bytes kept of each packet.")
+    ] = 65535,
+    direction: Annotated[
+        Direction, typer.Option(help="Packets received (rx), sent (tx) or both.")
+    ] = Direction.BOTH,
+    queue: Annotated[
+        int | None, typer.Option(metavar="QUEUE", show_default=False,
+                                 help="Only this queue (a number from 0).")
+    ] = None,
 ) -> None:
     """Capture an interface's packets into a pcap file (Ctrl-C stops)."""
     client = _client(ctx)

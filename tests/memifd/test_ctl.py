@@ -14,6 +14,7 @@ from pathlib import Path
 
 import memifd
 import pytest
+import typer
 import yaml
 from memifd.ctl import app, parse_addr
 from memifd.proto.memif.v1 import memif_pb2 as pb
@@ -499,3 +500,71 @@ def check_readme_examples(env: GrpcEnv, text: str, cwd: Path) -> int:
 
 def test_readme_examples_run(grpc_env: GrpcEnv, tmp_path: Path) -> None:
     assert check_readme_examples(grpc_env, README.read_text(), tmp_path) >= 5
+
+
+def _completions(env: GrpcEnv, tmp_path: Path, line: str, **environment: str) -> list[str]:
+    """What bash offers after ``line`` (the words typed so far, the last maybe partial),
+    through the script ``memifctl --show-completion`` prints."""
+    wrapper = tmp_path / "bin" / "memifctl"
+    wrapper.parent.mkdir(exist_ok=True)
+    wrapper.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m memifd.ctl "$@"\n')
+    wrapper.chmod(0o755)
+    words = shlex.split(line) + ([""] if line.endswith(" ") else [])
+    script = (
+        'source <(memifctl --show-completion) || exit 9\n'
+        f"COMP_WORDS=({shlex.join(words)}); COMP_CWORD={len(words) - 1}\n"
+        '_memifctl_completion memifctl; printf "%s\\n" "${COMPREPLY[@]}"\n'
+    )
+    done = subprocess.run(
+        ["bash", "--norc", "-c", script], capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PATH": f"{wrapper.parent}:{os.environ['PATH']}",
+             "MEMIFD_GRPC_ADDR": env.address, **environment},
+    )
+    assert (done.returncode, done.stderr) == (0, ""), done.stderr
+    return [word for word in done.stdout.splitlines() if word]
+
+
+def test_shell_completion_of_commands_and_interface_names(
+    grpc_env: GrpcEnv, tmp_path: Path
+) -> None:
+    for name in ("alpha", "beta", "alps"):
+        grpc_env.create(name, socket=f"{name}.sock")
+    assert _completions(grpc_env, tmp_path, "memifctl de") == ["describe", "delete"]
+    assert _completions(grpc_env, tmp_path, "memifctl get ") == ["alpha", "beta", "alps"]
+    assert _completions(grpc_env, tmp_path, "memifctl describe al") == ["alpha", "alps"]
+    assert _completions(grpc_env, tmp_path, "memifctl update beta --xconnect-to a") == [
+        "alpha", "alps"
+    ]
+    assert _completions(grpc_env, tmp_path, "memifctl create ") == []  # a new name
+    # --addr on the line wins over the environment; no memifd there: nothing, silently
+    assert _completions(grpc_env, tmp_path, "memifctl --addr 127.0.0.1:1 get ") == []
+    assert _completions(
+        grpc_env, tmp_path, f"memifctl --addr {grpc_env.address} stats b", MEMIFD_GRPC_ADDR="x:1"
+    ) == ["beta"]
+
+
+def test_shell_completion_with_a_token(secured: GrpcEnv, tmp_path: Path) -> None:
+    secured.create("t0")
+    assert _completions(secured, tmp_path, "memifctl delete ") == []  # refused: nothing
+    assert _completions(secured, tmp_path, "memifctl delete ", MEMIFD_TOKEN=TOKEN) == ["t0"]
+    assert _completions(secured, tmp_path, f"memifctl --token {TOKEN} delete ") == ["t0"]
+
+
+def test_help_shows_names_not_types() -> None:
+    commands = sorted(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
+    assert {"list", "get", "describe", "create", "update", "delete", "events"} <= set(commands)
+    for args in ([], *([command] for command in commands)):
+        result = run(None, *args, "--help", COLUMNS="200")
+        assert result.exit_code == 0, (args, result.output)
+        text = result.stdout
+        for odd in ("<bool>", "<int>", "<float", "<path>", "<list", "default: None"):
+            assert odd not in text, (args, odd)
+        lines = text.splitlines()
+        assert all("NAME" in line for line in lines if "<str>" in line), args
+    create = run(None, "create", "--help", COLUMNS="200").stdout
+    for option, metavar in (("--file", "FILE"), ("--socket", "PATH"), ("--queues", "N"),
+                            ("--buffer-size", "BYTES"), ("--allow-uid", "UID"),
+                            ("--xconnect-to", "NAME")):
+        assert re.search(rf"{option}\b.*\s{metavar}\s", create), option
+    assert re.search(r"--timeout\s+SECONDS\b", run(None, "--help", COLUMNS="200").stdout)
+    assert "Usage: memifctl describe [OPTIONS] {NAME}" in run(None, "describe", "--help").stdout
