@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import queue
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -28,7 +30,7 @@ from typer.core import TyperGroup
 from . import __version__, convert, pcap
 from . import ctl_output as show
 from .ctl_output import Output
-from .models import Action, Direction, InterfaceSpec
+from .models import Action, Direction, InterfaceSpec, InterfaceStatus
 from .proto.memif.v1 import memif_pb2 as pb
 from .proto.memif.v1 import memif_pb2_grpc as pb_grpc
 
@@ -294,10 +296,22 @@ def _output(output: Output | None, as_json: bool, default: Output = Output.TABLE
     return Output.JSON if as_json else output or default
 
 
+WatchFlag = Annotated[
+    bool,
+    typer.Option("--watch", "-w", help="Then print a row for each change, until Ctrl-C."),
+]
+
+
 @app.command("list")
-def list_(ctx: typer.Context, output: OutputOption = None, as_json: JsonFlag = False) -> None:
+def list_(
+    ctx: typer.Context, output: OutputOption = None, as_json: JsonFlag = False,
+    watch: WatchFlag = False,
+) -> None:
     """List interfaces, in creation order."""
     client = _client(ctx)
+    if watch:
+        _watch(client, _output(output, as_json), None)
+        return
     with _reporting():
         reply = client.call("ListInterfaces", pb.ListInterfacesRequest())
     statuses = [convert.status_from_proto(s) for s in reply.interfaces]
@@ -309,9 +323,18 @@ def get(
     ctx: typer.Context,
     name: NameArgument,
     output: OutputOption = None,
+    watch: Annotated[
+        bool,
+        typer.Option("--watch", "-w",
+                     help="Print a table row now and one for each change, until Ctrl-C or "
+                     "the interface is deleted."),
+    ] = False,
 ) -> None:
-    """Show one interface (JSON unless -o says otherwise)."""
+    """Show one interface (JSON unless -o or --watch says otherwise)."""
     client = _client(ctx)
+    if watch:
+        _watch(client, output or Output.TABLE, name)
+        return
     with _reporting():
         reply = client.call("GetInterface", pb.GetInterfaceRequest(name=name))
     status = convert.status_from_proto(reply)
@@ -320,6 +343,104 @@ def get(
         typer.echo(show.serialised(status, chosen))
     else:
         typer.echo(show.interfaces([status], chosen))
+
+
+# -- watching -------------------------------------------------------------------------------
+
+
+WATCH_REFRESH = 2.0  # seconds between re-reads while watching, for changes without a link event
+_STREAM_ENDED = object()
+
+
+def _watch(client: Client, output: Output, name: str | None) -> None:
+    """Print the interface table, then a row for each interface whose state or settings
+    change (a link event, or seen by a re-read every :data:`WATCH_REFRESH` seconds), and a
+    ``deleted`` row for each one deleted; until Ctrl-C or, for one interface, its deletion."""
+    if output not in (Output.TABLE, Output.WIDE):
+        fail(f"--watch prints a table (-o table or wide), not {output}; "
+             "'memifctl events' prints link events as JSON")
+
+    def read() -> list[InterfaceStatus]:
+        with _reporting():
+            if name is None:
+                reply = client.call("ListInterfaces", pb.ListInterfacesRequest())
+                return [convert.status_from_proto(s) for s in reply.interfaces]
+            try:
+                one = client.call("GetInterface", pb.GetInterfaceRequest(name=name))
+            except grpc.RpcError as exc:
+                if isinstance(exc, grpc.Call) and exc.code() is grpc.StatusCode.NOT_FOUND and shown:
+                    return []  # deleted since it was shown
+                raise
+            return [convert.status_from_proto(one)]
+
+    shown: dict[str, InterfaceStatus] = {}
+    stream = None
+    try:
+        statuses = read()
+        rows: list[Sequence[object]] = [
+            show.header(output), *(show.interface_row(s, output) for s in statuses)
+        ]
+        widths = show.widths(rows)
+        typer.echo(show.table(rows))
+        shown = {s.name: s for s in statuses}
+        stream = client.stub.WatchEvents(
+            pb.WatchEventsRequest(interface=name or ""), metadata=client.metadata
+        )
+        events: queue.Queue[object] = queue.Queue(maxsize=1024)
+        threading.Thread(target=_pump, args=(stream, events), daemon=True).start()
+        while True:
+            _next_change(events)
+            current = {s.name: s for s in read()}
+            for status in current.values():
+                if _changed(shown.get(status.name), status):
+                    typer.echo(show.aligned(show.interface_row(status, output), widths))
+            for gone in shown.keys() - current.keys():
+                cells = show.interface_row(shown[gone], output)
+                cells[show.header(output).index("STATE")] = "deleted"
+                typer.echo(show.aligned(cells, widths))
+            shown = current
+            if name is not None and not shown:
+                return
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if stream is not None:
+            stream.cancel()
+
+
+def _pump(stream: Any, events: queue.Queue[object]) -> None:
+    """Move a WatchEvents stream's events into ``events`` (run in a thread)."""
+    try:
+        for event in stream:
+            events.put(event)
+    except grpc.RpcError as exc:
+        events.put(exc)
+    else:
+        events.put(_STREAM_ENDED)
+
+
+def _next_change(events: queue.Queue[object]) -> None:
+    """Wait for link events (taking all that came) or :data:`WATCH_REFRESH` seconds; fail
+    if the stream failed or ended."""
+    taken = []
+    with contextlib.suppress(queue.Empty):
+        taken.append(events.get(timeout=WATCH_REFRESH))
+        while True:
+            taken.append(events.get_nowait())
+    for item in taken:
+        if item is _STREAM_ENDED:
+            fail("memifd ended the event stream")
+        if isinstance(item, grpc.RpcError):
+            with _reporting():
+                raise item
+
+
+def _changed(before: InterfaceStatus | None, after: InterfaceStatus) -> bool:
+    """Whether an interface changed in more than its counters."""
+    if before is None:
+        return True
+    ignore = {"stats"}
+    return before.model_dump(exclude=ignore) != after.model_dump(exclude=ignore)
 
 
 @app.command()

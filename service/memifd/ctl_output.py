@@ -42,13 +42,22 @@ def serialised(items: BaseModel | Sequence[BaseModel], output: Output) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False)
 
 
+def widths(rows: Sequence[Sequence[object]]) -> list[int]:
+    """The width of each column of ``rows``."""
+    return [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+
+
+def aligned(row: Sequence[object], column_widths: Sequence[int]) -> str:
+    """One row, its cells left-aligned in columns two spaces apart (a longer cell pushes the
+    rest of its row right)."""
+    cells = zip(row, column_widths, strict=True)
+    return "  ".join(str(cell).ljust(width) for cell, width in cells).rstrip()
+
+
 def table(rows: Sequence[Sequence[object]]) -> str:
     """Left-aligned columns two spaces apart, the first row being the header."""
-    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    )
+    column_widths = widths(rows)
+    return "\n".join(aligned(row, column_widths) for row in rows)
 
 
 def peer_text(peer: PeerInfo | None) -> str:

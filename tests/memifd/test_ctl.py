@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -23,6 +26,7 @@ from typer.testing import CliRunner, Result
 from tests import testpmd as testpmd_mod
 from tests.memifd.grpc_support import GrpcEnv, grpc_env, start_env, tls_files, wait_connected
 from tests.memifd.rest_support import Daemon, memif_clients, wait_for
+from tests.readme import block_after
 
 __all__ = ["grpc_env", "tls_files"]
 
@@ -568,3 +572,129 @@ def test_help_shows_names_not_types() -> None:
         assert re.search(rf"{option}\b.*\s{metavar}\s", create), option
     assert re.search(r"--timeout\s+SECONDS\b", run(None, "--help", COLUMNS="200").stdout)
     assert "Usage: memifctl describe [OPTIONS] {NAME}" in run(None, "describe", "--help").stdout
+
+
+class _Watcher:
+    """``memifctl ARGS`` running in a subprocess, its output read line by line."""
+
+    def __init__(self, env: GrpcEnv, *args: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "memifd.ctl", *args], stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "MEMIFD_GRPC_ADDR": env.address},
+        )
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._last: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._lines.put(line.rstrip("\n"))
+        self._lines.put(None)
+
+    def line(self, timeout: float = 15.0) -> list[str]:
+        """The next line printed, split into its cells."""
+        line = self._lines.get(timeout=timeout)
+        assert line is not None, "memifctl ended"
+        return line.split()
+
+    def row(self, timeout: float = 15.0) -> list[str]:
+        """The next row that tells something new: the handshake (``connecting``) may or may
+        not be seen, and a row may repeat when a reason arrives after its state (NAME to ADMIN
+        the same)."""
+        while True:
+            cells = self.line(timeout)
+            if cells[3] != "connecting" and cells[:5] != self._last[:5]:
+                self._last = cells
+                return cells
+
+    def stop(self) -> tuple[int, str]:
+        """Ctrl-C; the exit status and stderr."""
+        self.process.send_signal(signal.SIGINT)
+        _, stderr = self.process.communicate(timeout=30)
+        return self.process.returncode, stderr
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.communicate()
+
+
+def test_list_watch_prints_a_row_per_change_until_ctrl_c(grpc_env: GrpcEnv) -> None:
+    grpc_env.create("w0", socket="watch.sock")
+    watcher = _Watcher(grpc_env, "list", "--watch")
+    try:
+        assert watcher.line()[:5] == ["NAME", "ROLE", "ID", "STATE", "ADMIN"]
+        assert watcher.row()[:4] == ["w0", "server", "0", "disconnected"]
+        grpc_env.create("w1", socket="watch.sock", id=1)  # no link event: seen by a re-read
+        assert watcher.row()[:4] == ["w1", "server", "1", "disconnected"]
+        with memif_clients(grpc_env.socket_path("watch.sock"), [0]) as (peer,):
+            assert peer.wait_connected(5)
+            assert watcher.row()[:4] == ["w0", "server", "0", "connected"]
+        assert watcher.row()[:4] == ["w0", "server", "0", "disconnected"]
+        grpc_env.stub.DeleteInterface(pb.DeleteInterfaceRequest(name="w1"))
+        assert watcher.row()[:4] == ["w1", "server", "1", "deleted"]
+        code, stderr = watcher.stop()
+    finally:
+        watcher.kill()
+    assert code in (0, 130) and "Traceback" not in stderr, stderr
+    assert stderr == ""
+
+
+def test_get_watch_follows_one_interface_until_it_is_deleted(grpc_env: GrpcEnv) -> None:
+    grpc_env.create("g0", socket="gw.sock")
+    grpc_env.create("other", socket="gw.sock", id=1)
+    watcher = _Watcher(grpc_env, "get", "g0", "--watch", "-o", "wide")
+    try:
+        assert "SOCKET" in watcher.line()
+        assert watcher.row()[:4] == ["g0", "server", "0", "disconnected"]
+        grpc_env.stub.UpdateInterface(pb.UpdateInterfaceRequest(
+            name="other", patch=pb.InterfacePatch(admin_up=False)))
+        grpc_env.stub.UpdateInterface(pb.UpdateInterfaceRequest(
+            name="g0", patch=pb.InterfacePatch(admin_up=False)))
+        assert watcher.row()[:5] == ["g0", "server", "0", "disconnected", "down"]  # not other
+        grpc_env.stub.DeleteInterface(pb.DeleteInterfaceRequest(name="g0"))
+        assert watcher.row()[:4] == ["g0", "server", "0", "deleted"]
+        assert watcher.process.wait(timeout=15) == 0
+    finally:
+        watcher.kill()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["get", "ghost", "--watch"], "error: NOT_FOUND: interface 'ghost' not found"),
+    (["list", "--watch", "-o", "json"],
+     "error: --watch prints a table (-o table or wide), not json; 'memifctl events' prints "
+     "link events as JSON"),
+])
+def test_watch_refusals(grpc_env: GrpcEnv, args: list[str], message: str) -> None:
+    result = run(grpc_env, *args)
+    assert (result.exit_code, result.stderr.strip(), result.stdout) == (1, message, "")
+
+
+def test_readme_table_and_watch_output_is_memifctls(grpc_env: GrpcEnv) -> None:
+    """The README's sample output, from the same steps (its socket path and pid aside)."""
+    tables = block_after("`memifctl list -o wide` print", "text")
+    watched = block_after("`memifctl list --watch`, left running", "text")
+    grpc_env.create("memif0", socket="memif.sock", action=pb.ACTION_ECHO)
+    watcher = _Watcher(grpc_env, "list", "--watch")
+    try:
+        printed = [watcher.line(), watcher.line()]
+        with memif_clients(grpc_env.socket_path("memif.sock"), [0]) as (peer,):
+            assert peer.wait_connected(5)
+            printed.append(watcher.row())
+            listed = "\n".join(run(grpc_env, "list", *wide).stdout for wide in ([], ["-o", "wide"]))
+        printed.append(watcher.row())
+        grpc_env.stub.DeleteInterface(pb.DeleteInterfaceRequest(name="memif0"))
+        printed.append(watcher.row())
+        assert watcher.stop()[0] == 0
+    finally:
+        watcher.kill()
+
+    def cells(text: str) -> list[list[str]]:
+        text = text.replace("/run/memif/memif.sock", grpc_env.socket_path("memif.sock"))
+        return [line.split() for line in text.replace("pid 28334", f"pid {os.getpid()}")
+                .splitlines()]
+
+    assert cells(listed) == cells(tables)
+    assert printed == cells(watched)
