@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -25,7 +26,9 @@ from google.protobuf.message import Message
 from memif.config import Mode, Role, RxMode
 from pydantic import ValidationError
 
-from . import convert, pcap
+from . import capture_client, convert
+from .capture import CaptureFormat
+from .capture_client import CaptureFile
 from .models import Action, Direction, InterfaceSpec
 from .proto.memif.v1 import memif_pb2 as pb
 from .proto.memif.v1 import memif_pb2_grpc as pb_grpc
@@ -405,14 +408,18 @@ class _Progress:
 def capture(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Interface name.")],
-    write: Annotated[Path, typer.Option("--write", "-w", help="pcap file to write ('-': stdout).")],
+    write: Annotated[Path, typer.Option(
+        "--write", "-w", help="Capture file to write ('-': stdout).")],
     count: Annotated[int | None, typer.Option(help="Stop after this many packets.")] = None,
     duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
     snaplen: Annotated[int, typer.Option(help="Bytes kept of each packet.")] = 65535,
     direction: Annotated[Direction, typer.Option(help="rx, tx or both.")] = Direction.BOTH,
     queue: Annotated[int | None, typer.Option(help="Only this queue.")] = None,
+    format_: Annotated[CaptureFormat | None, typer.Option(
+        "--format", help="pcap or pcapng [default: pcap for a *.pcap file, else pcapng]",
+        show_default=False)] = None,
 ) -> None:
-    """Capture an interface's packets into a pcap file (Ctrl-C stops)."""
+    """Capture an interface's packets into a pcapng or pcap file (Ctrl-C stops)."""
     client = _client(ctx)
     if count is not None and count < 1:
         fail("--count must be at least 1")
@@ -420,7 +427,6 @@ def capture(
         fail("--duration must be more than 0")
     with _reporting():
         status = client.call("GetInterface", pb.GetInterfaceRequest(name=name))
-    linktype = pcap.LINKTYPE_RAW if status.mode == pb.MODE_IP else pcap.LINKTYPE_ETHERNET
     request = pb.CaptureRequest(
         interface=name, direction=_DIRECTIONS[direction], count=count or 0,
         duration=duration or 0.0, snaplen=snaplen,
@@ -436,24 +442,44 @@ def capture(
     except OSError as exc:
         stream.cancel()
         fail(f"--write: cannot open {write}: {exc.strerror}")
+    sink = CaptureFile(out, capture_client.format_for(str(write), format_), status, snaplen,
+                       comment=f"memifctl capture of {name} from {client.addr}")
+    reason = "stopped by the user"
     try:
-        out.write(pcap.global_header(linktype, snaplen))
+        sink.start()
         with _reporting(), _cancel_on_exit(stream):
             for batch in stream:
-                out.write(pcap.records(
-                    (p.timestamp_ns, p.orig_len, p.data) for p in batch.packets
-                ))
-                packets += len(batch.packets)
-                dropped = batch.dropped
+                sink.write(batch)
+                packets, dropped = sink.packets, sink.dropped
                 progress.show(packets, dropped)
+            reason = "count or duration reached"
     finally:
-        out.flush()
+        sink.finish(reason)
         if not to_stdout:
             out.close()
         progress.show(packets, dropped, force=True)
         progress.end()
     where = "stdout" if to_stdout else str(write)
     typer.echo(f"{packets} packets captured, {dropped} dropped, written to {where}", err=True)
+
+
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def extcap(ctx: typer.Context) -> None:
+    """Wireshark's extcap protocol (what memifd-extcap does; --help lists its flags)."""
+    from . import extcap as wireshark
+
+    client: Client = ctx.obj
+    defaults = ["--addr", client.addr]
+    if client.tls_ca is not None:
+        defaults += ["--tls-ca", str(client.tls_ca)]
+    if client.tls_server_name:
+        defaults += ["--tls-server-name", client.tls_server_name]
+    if client.token:
+        os.environ["MEMIFD_TOKEN"] = client.token
+    raise typer.Exit(wireshark.main([*defaults, *ctx.args]))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -141,7 +141,7 @@ class MemifServicer:
                 batch = packets.get_batch(max_batch, timeout=POLL_INTERVAL)
                 if batch:
                     delivered += len(batch)
-                    reported = packets.dropped
+                    reported = packets.dropped_total()  # as of this batch: drops precede it
                     yield convert.encode_packet_batch(batch, reported)
                 elif packets.closed:
                     if packets.dropped != reported:

@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 import memif
 from memif.constants import MAX_PACKET_SIZE
 
+from .capture import CaptureSubscription
 from .models import (
     Action,
     CapturedPacket,
@@ -124,6 +125,7 @@ class _Capture:
 
     sub: Subscription[CapturedPacket]
     flt: CaptureFilter
+    names: frozenset[str] | None  # None: every interface, present and future
     remaining: int | None
     deadline: float | None
     rx: bool
@@ -315,12 +317,13 @@ class Manager:
         self._call(self._event_subs.append, sub)
         return sub
 
-    def capture(self, flt: CaptureFilter, maxsize: int = 65536) -> Subscription[CapturedPacket]:
+    def capture(self, flt: CaptureFilter, maxsize: int = 65536) -> CaptureSubscription:
         """Copies of packets matching ``flt``; ends after ``count`` or ``duration``."""
-        sub: Subscription[CapturedPacket] = Subscription(maxsize)
+        sub = CaptureSubscription(maxsize)
         cap = _Capture(
             sub=sub,
             flt=flt,
+            names=flt.names(),
             remaining=flt.count,
             deadline=None if flt.duration is None else time.monotonic() + flt.duration,
             rx=flt.direction is not Direction.TX,
@@ -527,8 +530,11 @@ class Manager:
         return True
 
     def _deliver(self, entry: _Entry, index: int, direction: str, packets: list[bytes]) -> None:
-        """Hand a burst to the captures of ``entry`` that want it."""
-        stamp = time.time_ns()
+        """Hand a burst to the captures of ``entry`` that want it.
+
+        Each packet is stamped when it is copied for the captures, one clock reading
+        per packet (see :func:`_captured_copies`); every capture sees the same stamps.
+        """
         built: dict[int, list[CapturedPacket]] = {}
         ended: list[_Capture] = []
         for cap in entry.captures:
@@ -539,7 +545,8 @@ class Manager:
             snaplen = cap.flt.snaplen
             items = built.get(snaplen)
             if items is None:
-                items = _to_captured(entry.name, index, direction, packets, snaplen, stamp)
+                first = next(iter(built.values()), None)
+                items = _captured_copies(entry.name, index, direction, packets, snaplen, first)
                 built[snaplen] = items
             if cap.remaining is not None:
                 if len(items) >= cap.remaining:
@@ -633,7 +640,7 @@ class Manager:
                 raise ConflictError(str(exc)) from None
             raise InvalidArgumentError("socket", str(exc)) from None
         entry = _Entry(spec, path, iface, iface.rx_queues, iface.tx_queues)
-        entry.captures = [c for c in self._captures if c.flt.interface is None]
+        entry.captures = [c for c in self._captures if c.names is None]
         self._entries = {**self._entries, spec.name: entry}
         if not spec.admin_up:
             iface.set_admin_up(False)
@@ -698,7 +705,9 @@ class Manager:
         entry.iface.delete()
         self._set_link(entry, _LinkView(InterfaceState.DISCONNECTED, None, reason), "deleted")
         for cap in list(self._captures):
-            if cap.flt.interface == name:
+            if cap.names is not None and name in cap.names and not any(
+                other in self._entries for other in cap.names
+            ):
                 self._end_capture(cap, reason)
         if entry.exchange is not None:
             entry.exchange.rx.end(reason)
@@ -712,12 +721,13 @@ class Manager:
     # -- commands: streams -------------------------------------------------------------------------
 
     def _add_capture(self, cap: _Capture) -> None:
-        name = cap.flt.interface
-        if name is not None and name not in self._entries:
-            raise NotFoundError(f"interface {name!r} not found")
+        names = cap.names
+        missing = sorted(names - self._entries.keys()) if names is not None else []
+        if missing:
+            raise NotFoundError(f"interface {missing[0]!r} not found")
         self._captures.append(cap)
         for entry in self._entries.values():
-            if name is None or entry.name == name:
+            if names is None or entry.name in names:
                 entry.captures = [*entry.captures, cap]
 
     def _drop_capture(self, cap: _Capture) -> None:
@@ -902,11 +912,41 @@ def _check_packets(packets: Sequence[bytes]) -> None:
             )
 
 
+def _captured_copies(
+    name: str, index: int, direction: str, packets: list[bytes], snaplen: int,
+    stamped: list[CapturedPacket] | None,
+) -> list[CapturedPacket]:
+    """Capture copies of a burst, each stamped as it is made (ns since the epoch).
+
+    The ring gives no per-packet time: a burst is taken off it at once. So each
+    copy gets its own reading of the system clock, taken as memifd hands it to
+    the captures: the stamps follow the packets' order and tell bursts apart to
+    the nanosecond, and within a burst their gaps (tens of ns) measure memifd's
+    copying, not the wire. ``stamped`` (the same burst cut to another snaplen)
+    lends its stamps instead, so every capture agrees.
+    """
+    if stamped is not None:
+        return [
+            CapturedPacket(
+                name, index, direction, c.timestamp_ns, len(p),
+                p if len(p) <= snaplen else p[:snaplen],
+            )
+            for c, p in zip(stamped, packets, strict=True)
+        ]
+    now = time.time_ns
+    return [
+        CapturedPacket(
+            name, index, direction, now(), len(p), p if len(p) <= snaplen else p[:snaplen]
+        )
+        for p in packets
+    ]
+
+
 def _to_captured(
     name: str, index: int, direction: str, packets: list[bytes], snaplen: int,
-    stamp: int | None = None,
 ) -> list[CapturedPacket]:
-    stamp = time.time_ns() if stamp is None else stamp
+    """Exchange copies of a burst, all with the time it was read."""
+    stamp = time.time_ns()
     return [
         CapturedPacket(
             name, index, direction, stamp, len(p), p if len(p) <= snaplen else p[:snaplen]
