@@ -58,6 +58,7 @@ _U32 = struct.Struct("<I")
 _OPT_HEAD = struct.Struct("<HH")
 _PAD = (b"", b"\0\0\0", b"\0\0", b"\0")
 _END_OF_OPTIONS = _OPT_HEAD.pack(OPT_END, 0)
+_MAX_TAILS = 4096  # cached EPB endings (one per direction, queue and length seen)
 
 
 # -- encoding -------------------------------------------------------------------------------------
@@ -188,7 +189,7 @@ class StreamWriter:
         self._linktype_of = linktype_of
         self._started_ns = started_ns
         self._interfaces: dict[str, _Interface] = {}
-        self._options: dict[tuple[bool, int], bytes] = {}
+        self._tails: dict[tuple[str, int, int], tuple[int, bytes]] = {}
 
     def header(self, interfaces: Iterable[tuple[str, int, str]], comment: str = "") -> bytes:
         """The SHB (with ``comment``) and an IDB per ``(name, linktype, description)``."""
@@ -227,32 +228,58 @@ class StreamWriter:
     def packets(self, batch: Iterable[tuple[str, int, str, int, int, bytes]]) -> bytes:
         """EPBs for ``(interface, queue, direction, timestamp_ns, orig_len, data)``
         tuples; ``direction`` is ``"rx"`` (inbound) or ``"tx"`` (outbound)."""
+        # The hot loop of a capture stream: what follows the packet data (padding,
+        # options, trailing length) depends only on direction, queue and length, so
+        # it is built once per such triple and reused.
         parts: list[bytes] = []
-        interfaces = self._interfaces
-        option_cache = self._options
+        add = parts.append
+        head = _EPB_HEAD.pack
+        tails = self._tails
+        state: _Interface | None = None
+        current = ""
         for name, queue, direction, stamp, orig_len, data in batch:
-            state = interfaces.get(name)
-            if state is None:
-                parts.append(self._describe(name, self._linktype_of(name)))
-                state = interfaces[name]
-            outbound = direction == "tx"
+            if state is None or name != current:
+                state = self._interface(name, parts)
+                current = name
+            caplen = len(data)
             if state.pending:
-                count = state.pending
-                state.pending = 0
-                options = packet_options(
-                    outbound,
-                    queue,
-                    count,
-                    f"{count} packets of {name} dropped before this one: "
-                    "the capture reader was too slow",
-                )
+                total, tail = self._tail_after_drops(state, name, direction, queue, caplen)
             else:
-                options = option_cache.get((outbound, queue)) or option_cache.setdefault(
-                    (outbound, queue), packet_options(outbound, queue)
-                )
+                cached = tails.get((direction, queue, caplen))
+                total, tail = cached or self._tail(direction, queue, caplen)
             state.delivered += 1
-            parts.append(enhanced_packet(state.id, stamp, orig_len, data, options))
+            add(head(BLOCK_EPB, total, state.id, stamp >> 32, stamp & 0xFFFFFFFF, caplen, orig_len))
+            add(data)
+            add(tail)
         return b"".join(parts)
+
+    def _interface(self, name: str, parts: list[bytes]) -> _Interface:
+        state = self._interfaces.get(name)
+        if state is None:
+            parts.append(self._describe(name, self._linktype_of(name)))
+            state = self._interfaces[name]
+        return state
+
+    def _tail(self, direction: str, queue: int, caplen: int) -> tuple[int, bytes]:
+        options = packet_options(direction == "tx", queue)
+        total = 32 + caplen + (-caplen & 3) + len(options)
+        tail = _PAD[caplen & 3] + options + _U32.pack(total)
+        if len(self._tails) >= _MAX_TAILS:  # many lengths: keep the cache bounded
+            self._tails.clear()
+        self._tails[(direction, queue, caplen)] = (total, tail)
+        return total, tail
+
+    def _tail_after_drops(
+        self, state: _Interface, name: str, direction: str, queue: int, caplen: int
+    ) -> tuple[int, bytes]:
+        count = state.pending
+        state.pending = 0
+        comment = (
+            f"{count} packets of {name} dropped before this one: the capture reader was too slow"
+        )
+        options = packet_options(direction == "tx", queue, count, comment)
+        total = 32 + caplen + (-caplen & 3) + len(options)
+        return total, _PAD[caplen & 3] + options + _U32.pack(total)
 
     def statistics(self, now_ns: int, comment: str = "") -> bytes:
         """A closing ISB per interface: start and end time, dropped and delivered."""
