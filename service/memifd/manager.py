@@ -52,6 +52,7 @@ from .subscription import Subscription
 log = logging.getLogger("memifd.manager")
 
 BURST = 256  # packets read per queue per turn
+CLOCK_STEP_NS = 1_000_000_000  # a step back of the wall clock larger than this is followed
 POLL_IDLE_INTERVAL = 0.002  # seconds between looks at idle polling-mode queues
 COMMAND_TIMEOUT = 10.0  # seconds a caller waits for the worker
 MAX_SOCKET_PATH = 107  # sun_path holds 108 bytes including the terminating NUL
@@ -211,6 +212,7 @@ class Manager:
         self.turns = 0
         #: Items all subscriptions (captures, events, exchanges) lost to slow readers.
         self.subscription_drops = 0
+        self._last_stamp = 0  # the latest packet stamp given out (see _burst_time)
         #: Failed handshakes on every socket so far, by memif.FailureKind (fixed keys).
         self.handshake_failures = {kind.value: 0 for kind in memif.FailureKind}
 
@@ -505,7 +507,8 @@ class Manager:
         counters = entry.counters
         session = entry.exchange
         if session is not None:
-            items = _to_captured(entry.name, index, "rx", packets, 65535)
+            first = self._burst_time(count)
+            items = _to_captured(entry.name, index, "rx", packets, 65535, first)
             lost = session.rx.put_many(items)
             counters.exchanged += count
             if lost:
@@ -530,12 +533,10 @@ class Manager:
         return True
 
     def _deliver(self, entry: _Entry, index: int, direction: str, packets: list[bytes]) -> None:
-        """Hand a burst to the captures of ``entry`` that want it.
-
-        Each packet is stamped when it is copied for the captures, one clock reading
-        per packet (see :func:`_captured_copies`); every capture sees the same stamps.
-        """
+        """Hand a burst to the captures of ``entry`` that want it (all with the same
+        stamps, see :meth:`_burst_time`)."""
         built: dict[int, list[CapturedPacket]] = {}
+        first = 0
         ended: list[_Capture] = []
         for cap in entry.captures:
             if not (cap.rx if direction == "rx" else cap.tx):
@@ -545,8 +546,8 @@ class Manager:
             snaplen = cap.flt.snaplen
             items = built.get(snaplen)
             if items is None:
-                first = next(iter(built.values()), None)
-                items = _captured_copies(entry.name, index, direction, packets, snaplen, first)
+                first = first or self._burst_time(len(packets))
+                items = _to_captured(entry.name, index, direction, packets, snaplen, first)
                 built[snaplen] = items
             if cap.remaining is not None:
                 if len(items) >= cap.remaining:
@@ -558,6 +559,24 @@ class Manager:
                 self._count_lost(lost)
         for cap in ended:
             self._end_capture(cap, "count reached")
+
+    def _burst_time(self, count: int) -> int:
+        """The stamp of the first of ``count`` packets taken off (or put on) a ring now.
+
+        A ring gives no time per packet: the worker takes a whole burst at once. So
+        every packet carries the wall-clock time its burst was read (rx) or written
+        (tx), in ns, plus its place in the burst: packets ``i`` ns apart shared a
+        burst, and stamps never repeat or go back, so they keep the ring's order
+        across bursts, queues and interfaces. One clock reading per burst: reading
+        the clock per packet would cost the data path ~100 ns a packet and say no
+        more about when the peer queued each one.
+        """
+        now = time.time_ns()
+        last = self._last_stamp
+        if last - CLOCK_STEP_NS < now <= last:  # same tick, or a small step back
+            now = last + 1
+        self._last_stamp = now + count - 1
+        return now
 
     def _count_lost(self, lost: list[CapturedPacket]) -> None:
         self.subscription_drops += len(lost)
@@ -912,46 +931,15 @@ def _check_packets(packets: Sequence[bytes]) -> None:
             )
 
 
-def _captured_copies(
-    name: str, index: int, direction: str, packets: list[bytes], snaplen: int,
-    stamped: list[CapturedPacket] | None,
-) -> list[CapturedPacket]:
-    """Capture copies of a burst, each stamped as it is made (ns since the epoch).
-
-    The ring gives no per-packet time: a burst is taken off it at once. So each
-    copy gets its own reading of the system clock, taken as memifd hands it to
-    the captures: the stamps follow the packets' order and tell bursts apart to
-    the nanosecond, and within a burst their gaps (tens of ns) measure memifd's
-    copying, not the wire. ``stamped`` (the same burst cut to another snaplen)
-    lends its stamps instead, so every capture agrees.
-    """
-    if stamped is not None:
-        return [
-            CapturedPacket(
-                name, index, direction, c.timestamp_ns, len(p),
-                p if len(p) <= snaplen else p[:snaplen],
-            )
-            for c, p in zip(stamped, packets, strict=True)
-        ]
-    now = time.time_ns
-    return [
-        CapturedPacket(
-            name, index, direction, now(), len(p), p if len(p) <= snaplen else p[:snaplen]
-        )
-        for p in packets
-    ]
-
-
 def _to_captured(
-    name: str, index: int, direction: str, packets: list[bytes], snaplen: int,
+    name: str, index: int, direction: str, packets: list[bytes], snaplen: int, first: int,
 ) -> list[CapturedPacket]:
-    """Exchange copies of a burst, all with the time it was read."""
-    stamp = time.time_ns()
+    """Copies of a burst for subscribers, stamped ``first``, ``first + 1`` ... (ns)."""
     return [
         CapturedPacket(
             name, index, direction, stamp, len(p), p if len(p) <= snaplen else p[:snaplen]
         )
-        for p in packets
+        for stamp, p in zip(range(first, first + len(packets)), packets, strict=False)
     ]
 
 
