@@ -169,10 +169,9 @@ async def pcapng_stream(
     writer = pcapng.StreamWriter(snaplen, application, linktype_of, time.time_ns())
     yield writer.header(interfaces, comment)
     async for batch in batches:
-        news = writer.drops(sub.dropped_at_take, time.time_ns())
-        yield news + writer.packets(batch)
+        yield writer.drops(sub.dropped_at_take) + writer.packets(batch)
     now = time.time_ns()
     reason = sub.close_reason or "stream ended"
-    yield writer.drops(sub.dropped_at_take, now) + writer.statistics(
+    yield writer.drops(sub.dropped_at_take) + writer.statistics(
         now, comment=f"capture ended: {reason}"
     )

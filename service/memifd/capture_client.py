@@ -81,7 +81,7 @@ class CaptureFile:
             )
         else:
             self._out.write(
-                self._writer.drops({self._name: batch.dropped}, time.time_ns())
+                self._writer.drops({self._name: batch.dropped})
                 + self._writer.packets(_tuples(batch.packets))
             )
         self.dropped = max(self.dropped, batch.dropped)
@@ -92,7 +92,7 @@ class CaptureFile:
         if self.format is CaptureFormat.PCAPNG:
             now = time.time_ns()
             self._out.write(
-                self._writer.drops({self._name: self.dropped}, now)
+                self._writer.drops({self._name: self.dropped})
                 + self._writer.statistics(now, comment=f"capture ended: {reason}")
             )
         self._out.flush()

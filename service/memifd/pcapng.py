@@ -177,8 +177,9 @@ class StreamWriter:
     first seen later, just before their first packet (``linktype_of`` names
     their link type). Drops come in as running totals per interface; new
     drops go on the next packet of that interface (``epb_dropcount`` and a
-    comment) and into an ISB at once, so they are in the file even if that
-    interface never sends another packet.
+    comment), and :meth:`statistics` writes the totals when the capture ends,
+    one ISB per interface: Wireshark reads "dropped packets" from an
+    interface's ISB only when there is exactly one.
     """
 
     def __init__(
@@ -202,9 +203,9 @@ class StreamWriter:
         self._interfaces[name] = _Interface(len(self._interfaces))
         return interface_description(linktype, self.snaplen, name, description)
 
-    def drops(self, totals: Mapping[str, int], now_ns: int) -> bytes:
-        """ISBs for the interfaces whose running drop total grew; remembers the news
-        for their next packets."""
+    def drops(self, totals: Mapping[str, int]) -> bytes:
+        """Take the running drop totals per interface: what is new goes on the next
+        packet of that interface. Returns the IDB of an interface not seen before."""
         blocks = []
         for name, total in totals.items():
             state = self._interfaces.get(name)
@@ -214,15 +215,6 @@ class StreamWriter:
             if total > state.dropped:
                 state.pending += total - state.dropped
                 state.dropped = total
-                blocks.append(
-                    interface_statistics(
-                        state.id,
-                        now_ns,
-                        dropped=total,
-                        delivered=state.delivered,
-                        comment=f"{total} packets dropped so far: the capture reader was too slow",
-                    )
-                )
         return b"".join(blocks)
 
     def packets(self, batch: Iterable[tuple[str, int, str, int, int, bytes]]) -> bytes:
