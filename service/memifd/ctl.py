@@ -448,11 +448,15 @@ def capture(
     try:
         sink.start()
         with _reporting(), _cancel_on_exit(stream):
-            for batch in stream:
-                sink.write(batch)
-                packets, dropped = sink.packets, sink.dropped
-                progress.show(packets, dropped)
-            reason = "count or duration reached"
+            try:
+                for batch in stream:
+                    sink.write(batch)
+                    packets, dropped = sink.packets, sink.dropped
+                    progress.show(packets, dropped)
+                reason = "count or duration reached"
+            except grpc.RpcError as exc:
+                reason = exc.details() if isinstance(exc, grpc.Call) else str(exc)
+                raise
     finally:
         sink.finish(reason)
         if not to_stdout:

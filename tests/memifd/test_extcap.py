@@ -295,3 +295,23 @@ def test_memifctl_capture_writes_pcapng_unless_told_pcap(env: GrpcEnv, tmp_path:
             assert {row[0] for row in rows} == {"vnf0"}
             assert {row[1] for row in rows} == {"0x00000001", "0x00000002"}
             assert b"capture ended: count or duration reached" in path.read_bytes()
+
+
+def test_capture_ends_with_the_reason_when_the_interface_goes(env: GrpcEnv, tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("MEMIFD_")}
+    proc = subprocess.Popen(
+        [*command(), "--capture", "--extcap-interface", "memif-vnf0", "--fifo", str(fifo),
+         "--addr", env.address],
+        stderr=subprocess.PIPE, text=True, env=environ,
+    )  # fmt: skip
+    with open(fifo, "rb") as reader:
+        data = reader.read1(65536)  # the header: the capture runs
+        env.stub.DeleteInterface(pb.DeleteInterfaceRequest(name="vnf0"))
+        data += reader.read()
+    assert proc.wait(timeout=20) == 1
+    assert proc.stderr is not None
+    assert "memifd-extcap: ABORTED: interface deleted" in proc.stderr.read()
+    (closing,) = [body for kind, body in blocks(data) if kind == pcapng.BLOCK_ISB]
+    assert b"capture ended: ABORTED: interface deleted" in closing
