@@ -58,6 +58,7 @@ _U32 = struct.Struct("<I")
 _OPT_HEAD = struct.Struct("<HH")
 _PAD = (b"", b"\0\0\0", b"\0\0", b"\0")
 _END_OF_OPTIONS = _OPT_HEAD.pack(OPT_END, 0)
+SPARE_BLOCKS = 4096  # blocks other than packets a file to inject may hold
 _MAX_TAILS = 4096  # cached EPB endings (one per direction, queue and length seen)
 
 
@@ -301,8 +302,9 @@ def read(data: bytes, max_packets: int | None = None, allow_truncated: bool = Fa
 
     Every packet must come from an interface of one link type (they are sent
     out of one memif interface). Blocks other than SHB, IDB, EPB, SPB and PB
-    are skipped.
+    are skipped, up to :data:`SPARE_BLOCKS` more blocks than ``max_packets``.
     """
+    max_blocks = None if max_packets is None else max_packets + SPARE_BLOCKS
     order = "<"
     linktypes: list[tuple[int, int]] = []  # (linktype, snaplen) per IDB of the section
     used: set[int] = set()
@@ -311,6 +313,8 @@ def read(data: bytes, max_packets: int | None = None, allow_truncated: bool = Fa
     end = len(data)
     number = 0
     while offset < end:
+        if max_blocks is not None and number >= max_blocks:
+            raise PcapError(f"more than {max_blocks} blocks in one request", 422)
         where = f"block {number} at byte {offset}"
         if end - offset < 12:
             raise PcapError(f"{where}: truncated ({end - offset} bytes, a block has 12 or more)")

@@ -171,6 +171,10 @@ def test_reader_round_trip_and_tshark_written_files(tmp_path: Path) -> None:
     assert parsed.packets == [frame(i, 60 + i) for i in range(5)]
     with pytest.raises(pcap.PcapError, match="more than 3 packets"):
         pcapng.read(converted, max_packets=3)
+    # blocks that are not packets cannot make the parser spin: they are counted too
+    filler = pcapng.interface_statistics(0, T0, dropped=0, delivered=0) * pcapng.SPARE_BLOCKS
+    with pytest.raises(pcap.PcapError, match=f"more than {pcapng.SPARE_BLOCKS + 5} blocks"):
+        pcapng.read(converted + filler, max_packets=5)
 
 
 def test_reader_big_endian_and_simple_packets() -> None:
