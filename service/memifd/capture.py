@@ -48,9 +48,9 @@ class CaptureSubscription(Subscription[CapturedPacket]):
             self.dropped_at_take = dict(self._dropped_by)
         if batch or (timeout is not None and timeout <= 0):
             return batch
-        # The queue was empty: wait without the lock (the producer must never wait
-        # for a reader). Drops between the wake-up and the count would need the whole
-        # queue to fill in that instant.
+        # The queue was empty: wait without the lock (the producer may wait for a
+        # reader's take, never for a reader's wait). Drops between the wake-up and the
+        # count would need the whole queue to fill in that instant.
         batch = super().get_batch(max_items, timeout)
         with self._gap_lock:
             self.dropped_at_take = dict(self._dropped_by)
@@ -119,11 +119,6 @@ def _quality(params: str) -> float:
             except ValueError:
                 return 0.0
     return 1.0
-
-
-def file_name(stem: str, fmt: CaptureFormat) -> str:
-    """The download name of a capture."""
-    return f"{stem}.{fmt.value}"
 
 
 # -- the pcapng stream ---------------------------------------------------------------------------
