@@ -3,7 +3,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-SYSTEM_PACKAGES := dpdk dpdk-dev librte-net-memif23 tshark wrk chromium chromium-driver fonts-liberation
+SYSTEM_PACKAGES := dpdk dpdk-dev librte-net-memif23 tshark wireshark-common wrk chromium chromium-driver fonts-liberation
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test lint typecheck unit system-deps venv bench clean

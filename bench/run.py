@@ -27,7 +27,15 @@ if str(ROOT) not in sys.path:
 from bench import growth  # noqa: E402
 from bench.pmd import Pmd  # noqa: E402
 from bench.rounds import Anchor, Case, Series, run_rounds  # noqa: E402
-from bench.service import Memifd, bare_fastapi, grpc_capture, grpc_inject, idle_clients, wrk  # noqa: E402
+from bench.service import (  # noqa: E402
+    Memifd,
+    bare_fastapi,
+    grpc_capture,
+    grpc_inject,
+    idle_clients,
+    rest_capture,
+    wrk,
+)
 from tests.testpmd import TestPmd, exclusive  # noqa: E402
 
 PY_CORE = 1
@@ -386,6 +394,22 @@ def case_capture(b: Bench) -> None:
     b.figures["capture_64_dropped"] = dropped
 
 
+def case_capture_rest(b: Bench) -> None:
+    """testpmd txonly → memifd server interface → REST capture stream, pcap and pcapng."""
+    spec = {"name": "cap0", "socket": "cap0.sock", "role": "server", "action": "drop"}
+    for fmt in ("pcap", "pcapng"):
+        with Memifd(b.workdir / f"capture-{fmt}", [spec], PY_CORE) as daemon:
+            sock = str(daemon.socket_dir / "cap0.sock")
+            with _pmd(sock, "client", "txonly", PMD_CORE):
+                time.sleep(1.0)  # connected and settled
+                pps, packets = rest_capture(daemon.http, "cap0", b.seconds, fmt)
+                stats = json.loads(daemon.get("/v1/interfaces/cap0/stats"))
+        b.add(Row("rest-cap", fmt, "Mpps", pps / 1e6,
+                  note=f"{packets:,} packets; {stats['subscriber_drops']:,} dropped by the "
+                  "stream"), f"capture_rest_{fmt}_pps")
+        b.figures[f"capture_rest_{fmt}_dropped"] = stats["subscriber_drops"]
+
+
 def case_inject(b: Bench) -> None:
     """gRPC Inject client → memifd client interface → testpmd rxonly server."""
     sock = b.socket("inject")
@@ -497,6 +521,7 @@ CASES: dict[str, Callable[[Bench, argparse.Namespace], None]] = {
     "pypy": lambda b, a: case_pypy(b),
     "latency": lambda b, a: case_latency(b),
     "capture": lambda b, a: case_capture(b),
+    "capture-rest": lambda b, a: case_capture_rest(b),
     "inject": lambda b, a: case_inject(b),
     "rest": lambda b, a: case_rest(b),
     "idle": lambda b, a: case_idle(b),

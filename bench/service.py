@@ -134,6 +134,48 @@ def grpc_capture(addr: str, interface: str, seconds: float) -> tuple[float, int,
     return packets / elapsed if elapsed else 0.0, packets, dropped
 
 
+def rest_capture(address: str, interface: str, seconds: float, fmt: str) -> tuple[float, int]:
+    """Stream a REST capture in ``fmt`` (pcap or pcapng) for ``seconds`` after its
+    first bytes; returns (packets per second, packets)."""
+    import http.client
+    import struct
+
+    host, port = address.rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    conn.request("GET", f"/v1/interfaces/{interface}/capture?format={fmt}")
+    response = conn.getresponse()
+    buffer = bytearray(response.read1(65536))
+    offset = 24 if fmt == "pcap" else 0  # past the pcap file header
+    packets = 0
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        chunk = response.read1(1 << 20)
+        if not chunk:
+            break
+        buffer += chunk
+        end = len(buffer)
+        while True:  # walk whole records (pcap) or blocks (pcapng)
+            if fmt == "pcap":
+                if end - offset < 16:
+                    break
+                size = 16 + struct.unpack_from("<I", buffer, offset + 8)[0]
+                counted = 1
+            else:
+                if end - offset < 8:
+                    break
+                kind, size = struct.unpack_from("<II", buffer, offset)
+                counted = kind == 6
+            if end - offset < size:
+                break
+            offset += size
+            packets += counted
+        del buffer[:offset]
+        offset = 0
+    elapsed = time.perf_counter() - start
+    conn.close()
+    return packets / elapsed if elapsed else 0.0, packets
+
+
 def grpc_inject(addr: str, interface: str, seconds: float, size: int = 64) -> tuple[float, int]:
     """Stream 256-packet batches for ``seconds``; returns (accepted pps, ring_full)."""
     import grpc

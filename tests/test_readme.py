@@ -134,6 +134,36 @@ RUN_BY: dict[str, list[str]] = {
     "dataPlaneSocketDir:": [
         "tests/deploy/test_chart.py::test_readme_data_plane_values_render",
     ],
+    "curl -s -o capture.pcapng 'http://127.0.0.1:8080/v1/capture?interface="
+    "vnf0&interface=vnf1&duration=10'": [
+        'tests/memifd/test_readme_captures.py::test_curl_and_tshark_examples',
+    ],
+    'vnf0\t0x00000001\t1796407469.376376372': [
+        'tests/memifd/test_readme_captures.py::test_curl_and_tshark_examples',
+    ],
+    "$ capinfos -I capture.pcapng | grep -E 'Name|Description|Encapsulation"
+    "|precision'": [
+        'tests/memifd/test_readme_captures.py::test_curl_and_tshark_examples',
+    ],
+    "curl -s -o vnf0.pcapng 'http://127.0.0.1:8080/v1/interfaces/vnf0/captu"
+    "re?count=200000&format=pcapng'": [
+        'tests/memifd/test_readme_captures.py::test_curl_and_tshark_examples',
+    ],
+    '36097\t98368\t98368 packets of vnf0 dropped before this one: the capture'
+    ' reader was too slow': [
+        'tests/memifd/test_readme_captures.py::test_curl_and_tshark_examples',
+        'tests/memifd/test_rest_capture.py::test_slow_reader_learns_where_packets_were_dropped',
+    ],
+    'mkdir -p ~/.local/lib/wireshark/extcap   # Wireshark 4.1 and later': [
+        'tests/memifd/test_readme_captures.py::test_wireshark_set_up',
+    ],
+    '$ tshark -D | grep memif': [
+        'tests/memifd/test_readme_captures.py::test_wireshark_set_up',
+        'tests/memifd/test_extcap.py::test_tshark_lists_memifd_interfaces',
+    ],
+    '#!/bin/sh': [
+        'tests/memifd/test_readme_captures.py::test_wireshark_set_up',
+    ],
     "make test          # ruff, mypy --strict (library), pytest: unit, hostile peers, "
     "interop with testpmd": [
         "tests/test_readme.py::test_development_commands_exist",

@@ -375,11 +375,16 @@ def packet_batch(packets: Iterable[CapturedPacket], dropped: int) -> pb.PacketBa
 
 # Wire encoding of PacketBatch, written directly: captures build one message per
 # 256 packets, and doing it here is 2.5 times faster than filling upb messages.
-# Within a worker burst interface, queue, direction and timestamp repeat, so
-# each packet costs a few concatenations. Field numbers follow memif.proto.
+# Within a worker burst interface, queue and direction repeat and timestamps
+# count up by one, so each packet costs a few concatenations: the timestamp's
+# varint is its low 7 bits (one byte from a table) and the rest, which changes
+# once in 128 packets. Field numbers follow memif.proto.
 _LEN = 2  # protobuf wire type of length-delimited fields
 _PACKET_TAG = bytes([1 << 3 | _LEN])  # PacketBatch.packets
 _DATA_TAG = bytes([6 << 3 | _LEN])  # Packet.data
+_TIME_TAG = bytes([4 << 3])  # Packet.timestamp_ns, a varint
+_ORIG_TAG = bytes([5 << 3])  # Packet.orig_len, a varint
+_LOW7 = [bytes((n | 0x80,)) for n in range(1 << 7)]  # first byte of a varint above 127
 _VARINTS_CACHED = 70_000  # any packet (<= 65535 bytes) plus its header
 _VARINTS = (
     [bytes((n,)) for n in range(1 << 7)]
@@ -406,48 +411,55 @@ def _field(number: int, value: int) -> bytes:
     return varint(number << 3) + varint(value) if value else b""
 
 
-def _packet_head(interface: str, queue: int, direction: str, timestamp_ns: int) -> bytes:
-    """Fields 1 to 4 of a Packet, and the tag of field 5 (orig_len)."""
+def _packet_head(interface: str, queue: int, direction: str) -> bytes:
+    """Fields 1 to 3 of a Packet, and the tag of field 4 (timestamp_ns)."""
     name = interface.encode()
     return (
         (b"\x0a" + varint(len(name)) + name if name else b"")
         + _field(2, queue)
         + _field(3, DIRECTIONS[direction])
-        + _field(4, timestamp_ns)
-        + b"\x28"
+        + _TIME_TAG
     )
 
 
 def encode_packet_batch(packets: Sequence[CapturedPacket], dropped: int) -> bytes:
     """The serialized ``PacketBatch`` of ``packets`` (same bytes as :func:`packet_batch`)."""
     varints = _VARINTS
+    low7 = _LOW7
     parts: list[bytes] = []
-    append = parts.append
-    last: tuple[str, int, str, int] | None = None
-    head = b""
-    head_len = 0
+    extend = parts.extend
+    interface_now: str | None = None
+    queue_now = -1
+    direction_now = ""
+    head = b""  # fields 1 to 3 and the tag of the timestamp
+    high = -1
+    rest = b""  # the varint of timestamp_ns >> 7, then the tag of orig_len
+    fixed = 0  # bytes of head, the timestamp and rest
     try:
         for interface, queue, direction, timestamp_ns, orig_len, data in packets:
-            if last is None or last != (interface, queue, direction, timestamp_ns):
-                last = (interface, queue, direction, timestamp_ns)
-                head = _packet_head(interface, queue, direction, timestamp_ns)
-                head_len = len(head)
+            if interface != interface_now or queue != queue_now or direction != direction_now:
+                interface_now, queue_now, direction_now = interface, queue, direction
+                head = _packet_head(interface, queue, direction)
+                fixed = len(head) + 1 + len(rest)
+            if timestamp_ns >> 7 != high:
+                high = timestamp_ns >> 7
+                if not high:
+                    raise IndexError  # a stamp below 128: a varint of one byte
+                rest = varint(high) + _ORIG_TAG
+                fixed = len(head) + 1 + len(rest)
             size = len(data)
             if not size or not orig_len:
                 raise IndexError  # defaults left out: let upb handle the odd packet
             orig = varints[orig_len]
             length = varints[size]
-            append(_PACKET_TAG)
-            append(varints[head_len + len(orig) + 1 + len(length) + size])
-            append(head)
-            append(orig)
-            append(_DATA_TAG)
-            append(length)
-            append(data)
+            extend((
+                _PACKET_TAG, varints[fixed + len(orig) + 1 + len(length) + size], head,
+                low7[timestamp_ns & 0x7F], rest, orig, _DATA_TAG, length, data,
+            ))
     except IndexError:
         encoded: bytes = packet_batch(packets, dropped).SerializeToString()
         return encoded
-    append(_field(2, dropped))
+    parts.append(_field(2, dropped))
     return b"".join(parts)
 
 

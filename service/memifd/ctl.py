@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import os
 import queue
 import sys
 import threading
@@ -27,8 +28,10 @@ from memif.config import Mode, RxMode
 from pydantic import ValidationError
 from typer.core import TyperGroup
 
-from . import __version__, convert, pcap
+from . import __version__, capture_client, convert
 from . import ctl_output as show
+from .capture import CaptureFormat
+from .capture_client import CaptureFile
 from .ctl_output import Output
 from .models import Action, Direction, InterfaceSpec, InterfaceStatus
 from .proto.memif.v1 import memif_pb2 as pb
@@ -774,7 +777,7 @@ def capture(
     name: NameArgument,
     write: Annotated[
         Path,
-        typer.Option("--write", "-w", metavar="FILE", help="pcap file to write ('-': stdout)."),
+        typer.Option("--write", "-w", metavar="FILE", help="Capture file to write ('-': stdout)."),
     ],
     count: Annotated[
         int | None, typer.Option(metavar="N", show_default=False,
@@ -794,8 +797,12 @@ def capture(
         int | None, typer.Option(metavar="QUEUE", show_default=False,
                                  help="Only this queue (a number from 0).")
     ] = None,
+    format_: Annotated[CaptureFormat | None, typer.Option(
+        "--format", metavar="FORMAT",
+        help="pcap or pcapng [default: pcap for a *.pcap file, else pcapng]",
+        show_default=False)] = None,
 ) -> None:
-    """Capture an interface's packets into a pcap file (Ctrl-C stops)."""
+    """Capture an interface's packets into a pcapng or pcap file (Ctrl-C stops)."""
     client = _client(ctx)
     if count is not None and count < 1:
         fail("--count must be at least 1")
@@ -803,7 +810,6 @@ def capture(
         fail("--duration must be more than 0")
     with _reporting():
         status = client.call("GetInterface", pb.GetInterfaceRequest(name=name))
-    linktype = pcap.LINKTYPE_RAW if status.mode == pb.MODE_IP else pcap.LINKTYPE_ETHERNET
     request = pb.CaptureRequest(
         interface=name, direction=_DIRECTIONS[direction], count=count or 0,
         duration=duration or 0.0, snaplen=snaplen,
@@ -820,24 +826,48 @@ def capture(
     except OSError as exc:
         stream.cancel()
         fail(f"--write: cannot open {write}: {exc.strerror}")
+    sink = CaptureFile(out, capture_client.format_for(str(write), format_), status, snaplen,
+                       comment=f"memifctl capture of {name} from {client.addr}")
+    reason = "stopped by the user"
     try:
-        out.write(pcap.global_header(linktype, snaplen))
+        sink.start()
         with _reporting(), _cancel_on_exit(stream):
-            for batch in stream:
-                out.write(pcap.records(
-                    (p.timestamp_ns, p.orig_len, p.data) for p in batch.packets
-                ))
-                packets += len(batch.packets)
-                dropped = batch.dropped
-                progress.show(packets, dropped)
+            try:
+                for batch in stream:
+                    sink.write(batch)
+                    packets, dropped = sink.packets, sink.dropped
+                    progress.show(packets, dropped)
+                reason = "count or duration reached"
+            except grpc.RpcError as exc:
+                reason = exc.details() if isinstance(exc, grpc.Call) else str(exc)
+                raise
     finally:
-        out.flush()
+        sink.finish(reason)
         if not to_stdout:
             out.close()
         progress.show(packets, dropped, force=True)
         progress.end()
     where = "stdout" if to_stdout else str(write)
     typer.echo(f"{packets} packets captured, {dropped} dropped, written to {where}", err=True)
+
+
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def extcap(ctx: typer.Context) -> None:
+    """Wireshark's extcap protocol (what memifd-extcap does; --help lists its flags)."""
+    from . import extcap as wireshark
+
+    client: Client = ctx.obj
+    defaults = ["--addr", client.addr]
+    if client.tls_ca is not None:
+        defaults += ["--tls-ca", str(client.tls_ca)]
+    if client.tls_server_name:
+        defaults += ["--tls-server-name", client.tls_server_name]
+    if client.token:
+        os.environ["MEMIFD_TOKEN"] = client.token
+    raise typer.Exit(wireshark.main([*defaults, *ctx.args]))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

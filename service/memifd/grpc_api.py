@@ -150,7 +150,7 @@ class MemifServicer:
                 batch = packets.get_batch(max_batch, POLL_INTERVAL, BATCH_BYTES)
                 if batch:
                     delivered += len(batch)
-                    reported = packets.dropped
+                    reported = packets.dropped_total()  # as of this batch: drops precede it
                     yield convert.encode_packet_batch(batch, reported)
                 elif packets.closed:
                     if packets.dropped != reported:

@@ -33,6 +33,7 @@ import memif
 from memif.constants import MAX_PACKET_SIZE
 
 from . import preflight
+from .capture import CaptureSubscription
 from .limits import (
     FDS_PER_SOCKET,
     api_fd_reserve,
@@ -66,6 +67,7 @@ from .subscription import BytePool, Subscription
 log = logging.getLogger("memifd.manager")
 
 BURST = 256  # packets read per queue per turn
+CLOCK_STEP_NS = 1_000_000_000  # a step back of the wall clock larger than this is followed
 POLL_IDLE_INTERVAL = 0.002  # seconds between looks at idle polling-mode queues
 COMMAND_TIMEOUT = 10.0  # seconds a caller waits for the worker
 MAX_SOCKET_PATH = 107  # sun_path holds 108 bytes including the terminating NUL
@@ -144,6 +146,7 @@ class _Capture:
 
     sub: Subscription[CapturedPacket]
     flt: CaptureFilter
+    names: frozenset[str] | None  # None: every interface, present and future
     remaining: int | None
     deadline: float | None
     rx: bool
@@ -229,6 +232,7 @@ class Manager:
         self.turns = 0
         #: Items all subscriptions (captures, events, exchanges) lost to slow readers.
         self.subscription_drops = 0
+        self._last_stamp = 0  # the latest packet stamp given out (see _burst_time)
         #: Failed handshakes on every socket so far, by memif.FailureKind (fixed keys).
         self.handshake_failures = {kind.value: 0 for kind in memif.FailureKind}
         #: Packet bytes all capture and exchange streams hold together, at most.
@@ -378,12 +382,16 @@ class Manager:
         self._call(self._add_event_sub, sub, interface)
         return sub
 
-    def capture(self, flt: CaptureFilter, maxsize: int = 65536) -> Subscription[CapturedPacket]:
+    def capture(self, flt: CaptureFilter, maxsize: int = 65536) -> CaptureSubscription:
         """Copies of packets matching ``flt``; ends after ``count`` or ``duration``."""
-        sub = self._packet_subscription(maxsize)
+        sub = CaptureSubscription(
+            maxsize, sizer=_packet_bytes, max_bytes=self.settings.stream_buffer,
+            pool=self.stream_pool,
+        )
         cap = _Capture(
             sub=sub,
             flt=flt,
+            names=flt.names(),
             remaining=flt.count,
             deadline=None if flt.duration is None else time.monotonic() + flt.duration,
             rx=flt.direction is not Direction.TX,
@@ -573,7 +581,8 @@ class Manager:
         counters = entry.counters
         session = entry.exchange
         if session is not None:
-            items = _to_captured(entry.name, index, "rx", packets, 65535)
+            first = self._burst_time(count)
+            items = _to_captured(entry.name, index, "rx", packets, 65535, first)
             lost = session.rx.put_many(items)
             counters.exchanged += count
             if lost:
@@ -598,9 +607,10 @@ class Manager:
         return True
 
     def _deliver(self, entry: _Entry, index: int, direction: str, packets: list[bytes]) -> None:
-        """Hand a burst to the captures of ``entry`` that want it."""
-        stamp = time.time_ns()
+        """Hand a burst to the captures of ``entry`` that want it (all with the same
+        stamps, see :meth:`_burst_time`)."""
         built: dict[int, list[CapturedPacket]] = {}
+        first = 0
         ended: list[_Capture] = []
         for cap in entry.captures:
             if not (cap.rx if direction == "rx" else cap.tx):
@@ -610,7 +620,8 @@ class Manager:
             snaplen = cap.flt.snaplen
             items = built.get(snaplen)
             if items is None:
-                items = _to_captured(entry.name, index, direction, packets, snaplen, stamp)
+                first = first or self._burst_time(len(packets))
+                items = _to_captured(entry.name, index, direction, packets, snaplen, first)
                 built[snaplen] = items
             if cap.remaining is not None:
                 if len(items) >= cap.remaining:
@@ -622,6 +633,24 @@ class Manager:
                 self._count_lost(lost)
         for cap in ended:
             self._end_capture(cap, "count reached")
+
+    def _burst_time(self, count: int) -> int:
+        """The stamp of the first of ``count`` packets taken off (or put on) a ring now.
+
+        A ring gives no time per packet: the worker takes a whole burst at once. So
+        every packet carries the wall-clock time its burst was read (rx) or written
+        (tx), in ns, plus its place in the burst: packets ``i`` ns apart shared a
+        burst, and stamps never repeat or go back, so they keep the ring's order
+        across bursts, queues and interfaces. One clock reading per burst: reading
+        the clock per packet would cost the data path ~100 ns a packet and say no
+        more about when the peer queued each one.
+        """
+        now = time.time_ns()
+        last = self._last_stamp
+        if last - CLOCK_STEP_NS < now <= last:  # same tick, or a small step back
+            now = last + 1
+        self._last_stamp = now + count - 1
+        return now
 
     def _count_lost(self, lost: list[CapturedPacket]) -> None:
         self.subscription_drops += len(lost)
@@ -713,7 +742,7 @@ class Manager:
                 raise
             raise _socket_error(exc) from None
         entry = _Entry(spec, path, iface, iface.rx_queues, iface.tx_queues)
-        entry.captures = [c for c in self._captures if c.flt.interface is None]
+        entry.captures = [c for c in self._captures if c.names is None]
         self._entries = {**self._entries, spec.name: entry}
         if not spec.admin_up:
             iface.set_admin_up(False)
@@ -842,7 +871,9 @@ class Manager:
         entry.iface.delete()
         self._set_link(entry, _LinkView(InterfaceState.DISCONNECTED, None, reason), "deleted")
         for cap in list(self._captures):
-            if cap.flt.interface == name:
+            if cap.names is not None and name in cap.names and not any(
+                other in self._entries for other in cap.names
+            ):
                 self._end_capture(cap, reason)
         if entry.exchange is not None:
             entry.exchange.rx.end(reason)
@@ -870,12 +901,15 @@ class Manager:
     # -- commands: streams -------------------------------------------------------------------------
 
     def _add_capture(self, cap: _Capture) -> None:
-        name = cap.flt.interface
-        if name is not None:
-            _check_queue(self._entry(name), cap.flt.queue)
+        names = cap.names
+        missing = sorted(names - self._entries.keys()) if names is not None else []
+        if missing:
+            raise NotFoundError(f"interface {missing[0]!r} not found")
+        for name in sorted(names or ()):
+            _check_queue(self._entries[name], cap.flt.queue)
         self._captures.append(cap)
         for entry in self._entries.values():
-            if name is None or entry.name == name:
+            if names is None or entry.name in names:
                 entry.captures = [*entry.captures, cap]
 
     def _drop_capture(self, cap: _Capture) -> None:
@@ -1122,15 +1156,14 @@ def _check_queue(entry: _Entry, index: int | None) -> None:
 
 
 def _to_captured(
-    name: str, index: int, direction: str, packets: list[bytes], snaplen: int,
-    stamp: int | None = None,
+    name: str, index: int, direction: str, packets: list[bytes], snaplen: int, first: int,
 ) -> list[CapturedPacket]:
-    stamp = time.time_ns() if stamp is None else stamp
+    """Copies of a burst for subscribers, stamped ``first``, ``first + 1`` ... (ns)."""
     return [
         CapturedPacket(
             name, index, direction, stamp, len(p), p if len(p) <= snaplen else p[:snaplen]
         )
-        for p in packets
+        for stamp, p in zip(range(first, first + len(packets)), packets, strict=False)
     ]
 
 

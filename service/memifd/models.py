@@ -252,6 +252,7 @@ class LinkEvent(BaseModel):
 MAX_CAPTURE_COUNT = 10_000_000
 MAX_CAPTURE_DURATION = 86_400.0
 MAX_SNAPLEN = 65_535
+MAX_CAPTURE_INTERFACES = 256  # names in one capture of several interfaces
 
 
 class CaptureFilter(BaseModel):
@@ -260,6 +261,13 @@ class CaptureFilter(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     interface: str | None = Field(default=None, description="Interface name; None for all.")
+    interfaces: Annotated[
+        list[str], Field(min_length=1, max_length=MAX_CAPTURE_INTERFACES)
+    ] | None = Field(
+        default=None,
+        description="Several interface names (instead of ``interface``); the capture ends "
+        "when the last of them is deleted.",
+    )
     queue: Annotated[int, Field(ge=0, le=MAX_QUEUE_PAIRS - 1)] | None = None
     direction: Direction = Direction.BOTH
     count: Annotated[int, Field(ge=1, le=MAX_CAPTURE_COUNT)] | None = Field(
@@ -272,6 +280,18 @@ class CaptureFilter(BaseModel):
     snaplen: Annotated[int, Field(ge=1, le=MAX_SNAPLEN)] = Field(
         default=MAX_SNAPLEN, description=f"Bytes kept of each packet, 1 to {MAX_SNAPLEN}."
     )
+
+    @model_validator(mode="after")
+    def _one_way_to_name(self) -> CaptureFilter:
+        if self.interface is not None and self.interfaces is not None:
+            raise ValueError("give interface or interfaces, not both")
+        return self
+
+    def names(self) -> frozenset[str] | None:
+        """The interfaces captured; None for every interface, present and future."""
+        if self.interfaces is not None:
+            return frozenset(self.interfaces)
+        return None if self.interface is None else frozenset((self.interface,))
 
 
 class CapturedPacket(NamedTuple):

@@ -47,8 +47,8 @@ def linktype_for(mode: Mode) -> int:
 
 
 def global_header(linktype: int, snaplen: int = MAX_PACKET_SIZE) -> bytes:
-    """The file header (microsecond timestamps, little-endian)."""
-    return _GLOBAL.pack(MAGIC_MICRO, *VERSION, 0, 0, snaplen, linktype)
+    """The file header (nanosecond timestamps, little-endian)."""
+    return _GLOBAL.pack(MAGIC_NANO, *VERSION, 0, 0, snaplen, linktype)
 
 
 def records(packets: Iterable[tuple[int, int, bytes]]) -> bytes:
@@ -57,7 +57,7 @@ def records(packets: Iterable[tuple[int, int, bytes]]) -> bytes:
     pack = _RECORD.pack
     for stamp, orig_len, data in packets:
         seconds, nanos = divmod(stamp, 1_000_000_000)
-        parts.append(pack(seconds & 0xFFFFFFFF, nanos // 1000, len(data), orig_len))
+        parts.append(pack(seconds & 0xFFFFFFFF, nanos, len(data), orig_len))
         parts.append(data)
     return b"".join(parts)
 
@@ -97,8 +97,7 @@ def read(
         order = ">"
     else:
         raise PcapError(
-            f"not a pcap file: magic 0x{magic:08x} (expected 0xa1b2c3d4 or 0xa1b23c4d; "
-            "pcapng is not supported)"
+            f"not a pcap file: magic 0x{magic:08x} (expected 0xa1b2c3d4 or 0xa1b23c4d)"
         )
     _m, major, minor, _zone, _sigfigs, snaplen, linktype = struct.unpack_from(
         order + "IHHiIII", data

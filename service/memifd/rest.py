@@ -23,18 +23,27 @@ from memif import Mode
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from . import __version__, pcap, problems
+from . import __version__, pcap, pcapng, problems
+from .capture import (
+    CaptureFormat,
+    CaptureSubscription,
+    description,
+    negotiate,
+    pcapng_stream,
+    summary,
+)
 from .http_guard import MAX_INJECT_BYTES, TOKEN_PROBLEM, RequestGuard
 from .manager import (
     InvalidArgumentError,
     Manager,
+    NotFoundError,
 )
 from .metrics import CONTENT_TYPE, make_registry, render
 from .models import (
     MAX_CAPTURE_COUNT,
     MAX_CAPTURE_DURATION,
+    MAX_CAPTURE_INTERFACES,
     MAX_SNAPLEN,
-    CapturedPacket,
     CaptureFilter,
     Direction,
     InjectResult,
@@ -207,14 +216,23 @@ def interface_link(name: NamePath, manager: ManagerDep) -> LinkDetails:
     return manager.link_details(name)
 
 
+_CAPTURE_FILES: dict[int | str, dict[str, Any]] = {200: {
+    "content": {pcap.MEDIA_TYPE: {}, pcapng.MEDIA_TYPE: {}},
+    "description": "A pcap or pcapng file, streamed as packets arrive",
+}}
+_FORMAT_QUERY = Query(
+    description="pcap or pcapng; unset: what the Accept header prefers "
+    f"({pcapng.MEDIA_TYPE} or {pcap.MEDIA_TYPE})"
+)
+
+
 @interfaces.get(
-    "/{name}/capture",
-    response_model=None,
-    response_class=StreamingResponse,
-    responses={200: {"content": {pcap.MEDIA_TYPE: {}}, "description": "A pcap file"}},
+    "/{name}/capture", response_model=None, response_class=StreamingResponse,
+    responses=_CAPTURE_FILES,
 )
 async def capture(
     name: NamePath,
+    request: Request,
     manager: ManagerDep,
     count: Annotated[
         int | None, Query(ge=1, le=MAX_CAPTURE_COUNT, description="Stop after this many packets.")
@@ -233,24 +251,63 @@ async def capture(
         int | None,
         Query(ge=0, le=254, description="Only this queue (one the interface has); all if unset."),
     ] = None,
+    format: Annotated[CaptureFormat | None, _FORMAT_QUERY] = None,
 ) -> StreamingResponse:
-    """Stream packets of the interface as a pcap file until ``count`` or ``duration``
-    (or until the client goes away)."""
+    """Stream packets of the interface as a capture file until ``count`` or ``duration``
+    (or until the client goes away): pcap unless pcapng is asked for."""
     status = manager.get_interface(name)
+    chosen = format or negotiate(request.headers.get("accept"), CaptureFormat.PCAP)
     flt = CaptureFilter(
         interface=name, queue=queue, direction=direction, count=count, duration=duration,
         snaplen=snaplen,
     )
-    try:
-        sub = await run_in_threadpool(manager.capture, flt)
-    except InvalidArgumentError as exc:  # a queue the interface lacks: name the parameter
-        raise _invalid_query(exc) from None
-    header = pcap.global_header(pcap.linktype_for(status.mode), snaplen)
-    return StreamingResponse(
-        _pcap_stream(sub, header),
-        media_type=pcap.MEDIA_TYPE,
-        headers={"Content-Disposition": f'attachment; filename="{name}.pcap"'},
+    return await _capture_response(manager, flt, chosen, name, [status])
+
+
+captures = APIRouter(prefix="/v1", tags=["interfaces"], responses=_ERRORS)
+
+
+@captures.get(
+    "/capture", response_model=None, response_class=StreamingResponse,
+    responses={200: {
+        "content": {pcapng.MEDIA_TYPE: {}},
+        "description": "A pcapng file with an interface block per memif interface",
+    }},
+)
+async def capture_many(
+    manager: ManagerDep,
+    interface: Annotated[list[str], Query(
+        max_length=MAX_CAPTURE_INTERFACES,
+        description="Interfaces to capture (repeat the parameter); none: every interface, "
+        "including those created during the capture.",
+    )] = [],  # noqa: B006
+    count: Annotated[
+        int | None, Query(ge=1, le=MAX_CAPTURE_COUNT, description="Stop after this many packets.")
+    ] = None,
+    duration: Annotated[
+        float | None,
+        Query(gt=0, le=MAX_CAPTURE_DURATION, description="Stop after this many seconds."),
+    ] = None,
+    snaplen: Annotated[
+        int, Query(ge=1, le=MAX_SNAPLEN, description="Bytes kept of each packet.")
+    ] = MAX_SNAPLEN,
+    direction: Annotated[
+        Direction, Query(description="Packets received (rx), sent (tx) or both.")
+    ] = Direction.BOTH,
+    queue: Annotated[
+        int | None,
+        Query(ge=0, le=254, description="Only this queue (one the interface has); all if unset."),
+    ] = None,
+) -> StreamingResponse:
+    """Stream packets of several interfaces (or all) as one pcapng file."""
+    names = list(dict.fromkeys(interface))
+    statuses = ([manager.get_interface(name) for name in names] if names
+                else manager.list_interfaces())
+    flt = CaptureFilter(
+        interfaces=names or None, queue=queue, direction=direction, count=count,
+        duration=duration, snaplen=snaplen,
     )
+    return await _capture_response(manager, flt, CaptureFormat.PCAPNG, "memifd", statuses)
 
 
 @interfaces.post(
@@ -260,7 +317,10 @@ async def capture(
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {pcap.MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+            "content": {
+                media: {"schema": {"type": "string", "format": "binary"}}
+                for media in (pcap.MEDIA_TYPE, pcapng.MEDIA_TYPE)
+            },
         }
     },
 )
@@ -272,11 +332,12 @@ async def inject(
         int, Query(ge=0, le=254, description="The transmit queue (a connected one).")
     ] = 0,
 ) -> InjectResult:
-    """Send the packets of a pcap body (LINKTYPE_ETHERNET for ethernet, LINKTYPE_RAW
-    for ip); answers how many found room on the ring."""
+    """Send the packets of a pcap or pcapng body (LINKTYPE_ETHERNET for ethernet,
+    LINKTYPE_RAW for ip); answers how many found room on the ring."""
     status = manager.get_interface(name)
     body = await _read_body(request, MAX_INJECT_BYTES)
-    parsed = pcap.read(body, max_packets=MAX_INJECT_PACKETS)
+    reader = pcapng.read if pcapng.is_pcapng(body) else pcap.read
+    parsed = reader(body, max_packets=MAX_INJECT_PACKETS)
     expected = pcap.linktype_for(status.mode)
     if status.mode is not Mode.PUNT_INJECT and parsed.linktype != expected:
         raise pcap.PcapError(
@@ -400,7 +461,42 @@ async def _batches(
         sub.close()
 
 
-async def _pcap_stream(sub: Subscription[CapturedPacket], header: bytes) -> AsyncIterator[bytes]:
+async def _capture_response(
+    manager: Manager, flt: CaptureFilter, fmt: CaptureFormat, stem: str,
+    statuses: list[InterfaceStatus],
+) -> StreamingResponse:
+    """Start the capture and stream it in format ``fmt``."""
+    try:
+        sub = await run_in_threadpool(manager.capture, flt)
+    except InvalidArgumentError as exc:  # a queue the interface lacks: name the parameter
+        raise _invalid_query(exc) from None
+    if fmt is CaptureFormat.PCAP:
+        linktype = pcap.linktype_for(statuses[0].mode)
+        body = _pcap_stream(sub, pcap.global_header(linktype, flt.snaplen))
+        media_type = pcap.MEDIA_TYPE
+    else:
+        body = pcapng_stream(
+            sub, _batches(sub, CAPTURE_BATCH), application=f"memifd {__version__}",
+            snaplen=flt.snaplen,
+            interfaces=[(s.name, pcap.linktype_for(s.mode), description(s)) for s in statuses],
+            linktype_of=lambda name: _linktype_of(manager, name), comment=summary(flt),
+        )
+        media_type = pcapng.MEDIA_TYPE
+    return StreamingResponse(body, media_type=media_type, headers={
+        "Content-Disposition": f'attachment; filename="{stem}.{fmt.value}"',
+        "Vary": "Accept",
+    })
+
+
+def _linktype_of(manager: Manager, name: str) -> int:
+    """The link type of an interface first seen during a capture (gone: Ethernet)."""
+    try:
+        return pcap.linktype_for(manager.get_interface(name).mode)
+    except NotFoundError:
+        return pcap.LINKTYPE_ETHERNET
+
+
+async def _pcap_stream(sub: CaptureSubscription, header: bytes) -> AsyncIterator[bytes]:
     yield header
     async for batch in _batches(sub, CAPTURE_BATCH):
         yield pcap.records((p.timestamp_ns, p.orig_len, p.data) for p in batch)
@@ -466,6 +562,7 @@ def create_app(manager: Manager, settings: Settings) -> FastAPI:
     app.include_router(health)
     app.include_router(interfaces, dependencies=auth)
     app.include_router(events, dependencies=auth)
+    app.include_router(captures, dependencies=auth)
     app.include_router(metrics, dependencies=auth)
     problems.install(app)
     install_ui(app)

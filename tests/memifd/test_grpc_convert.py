@@ -223,3 +223,12 @@ def test_hand_encoded_batch_is_byte_identical_for_ordinary_packets() -> None:
     assert convert.encode_packet_batch(packets, 7) == (
         convert.packet_batch(packets, 7).SerializeToString()
     )
+
+
+def test_hand_encoded_batch_is_byte_identical_for_stamps_counting_up() -> None:
+    # a burst's stamps count up by one and cross several 128-ns boundaries
+    packets = [CapturedPacket("memif0", 0, "tx", 1_796_404_689_929_629_600 + i, 64, bytes(64))
+               for i in range(300)]
+    assert convert.encode_packet_batch(packets, 0) == (
+        convert.packet_batch(packets, 0).SerializeToString()
+    )

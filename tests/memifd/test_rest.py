@@ -297,8 +297,11 @@ def test_inject_errors(api: httpx.Client, sock_dir: Path) -> None:
     not_connected = api.post("/v1/interfaces/a/packets", content=good)
     assert not_connected.status_code == 409 and "not connected" in not_connected.text
     assert api.post("/v1/interfaces/zz/packets", content=good).status_code == 404
-    garbage = api.post("/v1/interfaces/a/packets", content=b"\x0a\x0d\x0d\x0a" + bytes(40))
-    assert garbage.status_code == 400 and "magic 0x0a0d0d0a" in garbage.json()["detail"]
+    garbage = api.post("/v1/interfaces/a/packets", content=b"GIF89a" + bytes(40))
+    assert garbage.status_code == 400 and "magic 0x38464947" in garbage.json()["detail"]
+    bad_ng = api.post("/v1/interfaces/a/packets", content=b"\x0a\x0d\x0d\x0a" + bytes(40))
+    assert bad_ng.status_code == 400
+    assert "block 0 at byte 0: byte-order magic 0x00000000" in bad_ng.json()["detail"]
     short = api.post("/v1/interfaces/a/packets", content=b"\xd4\xc3")
     assert short.status_code == 400 and "global header" in short.json()["detail"]
     truncated = api.post("/v1/interfaces/a/packets", content=good[:-10])
@@ -564,9 +567,9 @@ def test_bearer_token_is_required_and_never_echoed(sock_dir: Path) -> None:
 def test_pcap_round_trip_and_timestamps() -> None:
     stamp = 1_700_000_000_123_456_789
     data = pcap.global_header(pcap.LINKTYPE_RAW, 100) + pcap.records([(stamp, 300, b"x" * 100)])
-    assert data[:4] == bytes.fromhex("d4c3b2a1")  # little-endian microsecond magic
+    assert data[:4] == bytes.fromhex("4d3cb2a1")  # little-endian nanosecond magic
     assert int.from_bytes(data[24:28], "little") == 1_700_000_000
-    assert int.from_bytes(data[28:32], "little") == 123_456  # microseconds
+    assert int.from_bytes(data[28:32], "little") == 123_456_789  # nanoseconds
     parsed = pcap.read(data, allow_truncated=True)
     assert (parsed.linktype, parsed.snaplen, parsed.packets) == (101, 100, [b"x" * 100])
 

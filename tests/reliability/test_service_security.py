@@ -231,7 +231,7 @@ def test_token_is_required_on_every_api_route(guarded: Daemon) -> None:
               ("GET", "/v1/interfaces/x"), ("PATCH", "/v1/interfaces/x"),
               ("DELETE", "/v1/interfaces/x"), ("GET", "/v1/interfaces/x/stats"),
               ("GET", "/v1/interfaces/x/capture"), ("POST", "/v1/interfaces/x/packets"),
-              ("GET", "/v1/events"), ("GET", "/metrics")]
+              ("GET", "/v1/capture"), ("GET", "/v1/events"), ("GET", "/metrics")]
     with guarded.client() as anonymous, guarded.client("wrong-" + TOKEN) as wrong:
         for method, path in routes:
             for client in (anonymous, wrong):
