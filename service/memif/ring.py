@@ -343,8 +343,11 @@ class ClientRxRing(_Reader):
         self.cur = 0
 
     def post_all(self) -> None:
-        """Offer every buffer to the server (right after CONNECTED)."""
-        self.view.desc_bytes[:] = self.template
+        """Offer every buffer to the server (right after CONNECTED).
+
+        The descriptors are the pristine template since the memory was built;
+        whatever the server wrote there since is checked when it is read.
+        """
         self.cur = int(self.header[_TAIL])
         self.head = (self.cur + self.size) & 0xFFFF
         self.header[_HEAD] = self.head
@@ -420,7 +423,9 @@ class ClientTxRing(_Endpoint):
         self.buffer_region = buffer_region
         self.buffer_offset = buffer_offset
         self.buffer_size = buffer_size
-        self.slot_offsets = [buffer_offset + i * buffer_size for i in range(view.size)]
+        # The template's offset column. An array, not a list: 2^14 ints per ring in
+        # lists would make every full garbage collection walk millions of them.
+        self.slot_offsets = array("I", template)[2::4]
         self.template = template
         self.region_word = buffer_region << 16
         self.head = int(self.header[_HEAD])
@@ -618,7 +623,9 @@ class ServerTxRing(_Endpoint):
 
 def make_template(size: int, buffer_region: int, buffer_offset: int, buffer_size: int) -> bytes:
     """Pristine descriptor table of a client ring: one buffer per slot, full length."""
-    words = array("I")
-    for slot in range(size):
-        words.extend((buffer_region << 16, buffer_size, buffer_offset + slot * buffer_size, 0))
+    words = array("I", bytes(DESC_SIZE * size))
+    words[0::4] = array("I", [buffer_region << 16]) * size
+    words[1::4] = array("I", [buffer_size]) * size
+    end = buffer_offset + size * buffer_size
+    words[2::4] = array("I", range(buffer_offset, end, buffer_size))
     return words.tobytes()
