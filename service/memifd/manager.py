@@ -11,6 +11,14 @@ The worker sleeps in ``epoll`` on the command eventfd, every socket's
 daemon costs nothing and does not hold the GIL. Queues that returned packets
 stay "hot" and are read again at once; polling-mode queues are read on every
 turn and, when idle, every :data:`POLL_IDLE_INTERVAL` seconds.
+
+Nothing the worker does blocks: sockets are non-blocking, big memory is built
+and freed on the library's background thread, and one turn runs commands for
+at most :data:`COMMAND_BUDGET` seconds. The loop turns at least every
+:data:`HEARTBEAT` seconds, so :attr:`Manager.worker_stall` (seconds since the
+last turn) is a watchdog: past ``worker_stall_unready`` memifd reports not
+ready, past ``worker_stall_unhealthy`` not alive. A command whose caller gave
+up waiting is cancelled, never applied later.
 """
 
 from __future__ import annotations
@@ -52,7 +60,8 @@ log = logging.getLogger("memifd.manager")
 
 BURST = 256  # packets read per queue per turn
 POLL_IDLE_INTERVAL = 0.002  # seconds between looks at idle polling-mode queues
-COMMAND_TIMEOUT = 10.0  # seconds a caller waits for the worker
+HEARTBEAT = 0.5  # the worker's loop turns at least this often (seconds)
+COMMAND_BUDGET = 0.005  # seconds of commands per turn; the rest waits for the next turn
 MAX_SOCKET_PATH = 107  # sun_path holds 108 bytes including the terminating NUL
 APP_NAME = "memifd"
 _MAX_EVENTS = 256
@@ -203,12 +212,17 @@ class Manager:
         self._event_subs: list[Subscription[LinkEvent]] = []
         self._timer_due = float("inf")
         self._bound = True
+        self._last_turn = time.monotonic()
+        # Socket files the worker listens on, (path, inode), for a shutdown without it.
+        self._socket_files: tuple[tuple[str, int], ...] = ()
         #: Bumped by the worker after every turn that did something; lets readers cache.
         self.generation = 0
         #: Worker turns so far (how often it woke up).
         self.turns = 0
         #: Items all subscriptions (captures, events, exchanges) lost to slow readers.
         self.subscription_drops = 0
+        #: True when :meth:`stop` gave up waiting for the worker.
+        self.left_behind = False
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -220,6 +234,7 @@ class Manager:
         self._cmd_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._epoll = select.epoll()
         self._epoll.register(self._cmd_fd, select.EPOLLIN)
+        self._last_turn = time.monotonic()
         self._thread = threading.Thread(target=self._run, name="memifd-worker", daemon=True)
         self._thread.start()
         try:
@@ -228,27 +243,67 @@ class Manager:
             self.stop("start failed")
             raise
 
-    def stop(self, reason: str = "memifd shutting down") -> None:
-        """Disconnect peers with ``reason``, end every stream, remove socket files."""
+    def stop(self, reason: str = "memifd shutting down", timeout: float | None = None) -> None:
+        """Disconnect peers with ``reason``, end every stream, remove socket files.
+
+        Takes at most ``timeout`` seconds (default ``shutdown_timeout``): a worker
+        that has not stopped by then is left behind and its socket files are
+        removed from here.
+        """
+        budget = self.settings.shutdown_timeout if timeout is None else timeout
+        deadline = time.monotonic() + budget
         with self._stop_lock:
             thread = self._thread
             if thread is None or self._stopped.is_set():
                 return
             if thread.is_alive():
                 with contextlib.suppress(UnavailableError):
-                    self._call(self._shutdown, reason)
-                thread.join(timeout=COMMAND_TIMEOUT)
+                    left = max(0.0, deadline - time.monotonic())
+                    self._call(self._shutdown, reason, timeout=left)
+                thread.join(timeout=max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                log.error(
+                    "the worker did not stop in time; removing its socket files",
+                    extra={"timeout": budget, "worker_stall": round(self.worker_stall, 3)},
+                )
+                self._stopping = True
+                self.left_behind = True
+                self.remove_socket_files()
+                self._stopped.set()  # its epoll and eventfd stay open: it may still use them
+                return
             if self._epoll is not None:
                 self._epoll.close()
             os.close(self._cmd_fd)
             self._stopped.set()
 
+    def remove_socket_files(self) -> None:
+        """Unlink the socket files the worker listens on (still the same files)."""
+        for path, inode in self._socket_files:
+            with contextlib.suppress(OSError):
+                if os.lstat(path).st_ino == inode:
+                    os.unlink(path)
+
+    @property
+    def worker_stall(self) -> float:
+        """Seconds since the worker's loop last turned (below :data:`HEARTBEAT` when well)."""
+        return max(0.0, time.monotonic() - self._last_turn)
+
+    @property
+    def live(self) -> bool:
+        """True while the worker runs and turned within ``worker_stall_unhealthy`` seconds."""
+        return self.running and self.worker_stall < self.settings.worker_stall_unhealthy
+
     @property
     def ready(self) -> bool:
-        """True while the worker runs and every server socket is listening."""
+        """True while the worker runs, turned within ``worker_stall_unready`` seconds and
+        every server socket is listening."""
         thread = self._thread
         return (
-            thread is not None and thread.is_alive() and not self._stopping and self._bound
+            thread is not None
+            and thread.is_alive()
+            and not self._stopping
+            and self._bound
+            and self.worker_stall < self.settings.worker_stall_unready
         )
 
     @property
@@ -341,21 +396,39 @@ class Manager:
 
     # -- the command channel -----------------------------------------------------------------------
 
-    def _call(self, fn: Callable[..., R], *args: Any) -> R:
-        """Run ``fn(*args)`` on the worker and return its result (or raise its error)."""
+    def _call(self, fn: Callable[..., R], *args: Any, timeout: float | None = None) -> R:
+        """Run ``fn(*args)`` on the worker and return its result (or raise its error).
+
+        Waits at most ``timeout`` seconds (default ``command_timeout``). A command
+        the worker has not started by then is cancelled: it never runs.
+        """
         thread = self._thread
         if thread is threading.current_thread():
             return fn(*args)
         if thread is None or self._stopping or not thread.is_alive():
             raise UnavailableError("memifd is not running")
+        stall = self.worker_stall
+        if stall >= self.settings.worker_stall_unready:
+            raise UnavailableError(
+                f"the worker has been stalled for {stall:.1f} s; nothing was changed"
+            )
+        wait = self.settings.command_timeout if timeout is None else timeout
         future: concurrent.futures.Future[R] = concurrent.futures.Future()
         self._commands.put((fn, args, future))
         self._kick()
         try:
-            return future.result(timeout=COMMAND_TIMEOUT)
+            return future.result(timeout=wait)
+        except concurrent.futures.TimeoutError:
+            if future.cancel():
+                raise UnavailableError(
+                    f"the worker did not answer within {wait:g} s; nothing was changed"
+                ) from None
+        try:  # it started just now: nothing it runs blocks, so it ends soon
+            return future.result(timeout=1.0)
         except concurrent.futures.TimeoutError:
             raise UnavailableError(
-                f"the worker did not answer within {COMMAND_TIMEOUT:g} s"
+                f"the worker did not finish within {wait + 1.0:g} s; the change may still "
+                "be applied"
             ) from None
 
     def _post(self, fn: Callable[..., Any], *args: Any) -> None:
@@ -383,6 +456,7 @@ class Manager:
     def _run(self) -> None:
         assert self._epoll is not None
         epoll = self._epoll
+        _name_native_thread("memifd-worker")
         while not self._stopping:
             try:
                 self._turn(epoll)
@@ -394,6 +468,7 @@ class Manager:
     def _turn(self, epoll: select.epoll) -> None:
         timeout = self._timeout()
         events = epoll.poll(timeout, _MAX_EVENTS)
+        self._last_turn = time.monotonic()
         self.turns += 1
         for fd, _mask in events:
             if fd == self._cmd_fd:
@@ -420,14 +495,16 @@ class Manager:
         wait = self._timer_due - time.monotonic()
         if self._polled:
             wait = min(wait, POLL_IDLE_INTERVAL)
-        if wait == float("inf"):
-            return -1.0
-        return max(wait, 0.0)
+        return min(max(wait, 0.0), HEARTBEAT)
 
     def _run_commands(self) -> None:
         with contextlib.suppress(BlockingIOError):
             os.read(self._cmd_fd, 8)
+        started = time.monotonic()
         while True:
+            if time.monotonic() - started > COMMAND_BUDGET and not self._commands.empty():
+                self._kick()  # the rest next turn, after the data path had its turn
+                break
             try:
                 fn, args, future = self._commands.get_nowait()
             except queue.Empty:
@@ -800,6 +877,12 @@ class Manager:
             for sock in self._sockets.values()
             if any(iface.is_server for iface in sock.interfaces)
         )
+        files = []
+        for path, sock in self._sockets.items():
+            if sock.listening and not path.startswith("@"):
+                with contextlib.suppress(OSError):
+                    files.append((path, os.lstat(path).st_ino))
+        self._socket_files = tuple(files)
 
     def _watch_queues(self, entry: _Entry) -> None:
         assert self._epoll is not None
@@ -884,6 +967,13 @@ class Manager:
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
+
+def _name_native_thread(name: str) -> None:
+    """Give the calling thread a name ``ps -L``, ``top -H`` and /proc show (Linux)."""
+    path = f"/proc/self/task/{threading.get_native_id()}/comm"
+    with contextlib.suppress(OSError), open(path, "w") as comm:
+        comm.write(name[:15])
 
 
 def _check_packets(packets: Sequence[bytes]) -> None:

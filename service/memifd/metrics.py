@@ -63,8 +63,13 @@ class ManagerCollector(Collector):
             value=self.manager.subscription_drops,
         )
         yield GaugeMetricFamily(
-            "memifd_ready", "1 when the worker runs and every socket listens",
+            "memifd_ready", "1 when the worker runs, its loop turns and every socket listens",
             value=1 if self.manager.ready else 0,
+        )
+        yield GaugeMetricFamily(
+            "memifd_worker_stall_seconds",
+            "Seconds since the worker's loop last turned (it turns at least twice a second)",
+            value=self.manager.worker_stall,
         )
 
 

@@ -277,16 +277,21 @@ health = APIRouter(tags=["health"])
 
 @health.get("/healthz", response_model=Health, responses={503: {"model": Health}})
 async def healthz(manager: ManagerDep, response: Response) -> Health:
-    """Liveness: the process answers and its worker thread is alive."""
+    """Liveness: the worker thread is alive and its loop turned within
+    ``worker_stall_unhealthy`` seconds."""
     if not manager.running:
         response.status_code = 503
         return Health(status="worker not running")
+    if not manager.live:
+        response.status_code = 503
+        return Health(status=f"worker stalled for {manager.worker_stall:.0f} s")
     return Health(status="ok")
 
 
 @health.get("/readyz", response_model=Health, responses={503: {"model": Health}})
 async def readyz(manager: ManagerDep, response: Response) -> Health:
-    """Readiness: the worker runs and every socket is bound."""
+    """Readiness: the worker runs, its loop turned within ``worker_stall_unready``
+    seconds and every socket is bound."""
     if not manager.ready:
         response.status_code = 503
         return Health(status="not ready")

@@ -27,26 +27,10 @@ from tests.memif.conftest import wait_until
 BIG = MemoryConfig(num_queue_pairs=4, log2_ring_size=14, packet_buffer_size=128)
 
 
-def full_backlog_listener(path: str) -> tuple[socket.socket, list[socket.socket]]:
-    """A listener that never accepts, with its backlog filled by pending connections."""
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    listener.bind(path)
-    listener.listen(0)
-    pending = []
-    while True:
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_NONBLOCK)
-        try:
-            probe.connect(path)
-        except BlockingIOError:
-            probe.close()
-            return listener, pending
-        pending.append(probe)
-
-
 @pytest.fixture
 def stuck_listener(sock_dir: Path) -> Iterator[str]:
     path = str(sock_dir / "stuck.sock")
-    listener, pending = full_backlog_listener(path)
+    listener, pending = hp.full_backlog_listener(path)
     check = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_NONBLOCK)
     with pytest.raises(BlockingIOError):  # the trap is set: one more connect would wait
         check.connect(path)
