@@ -306,7 +306,8 @@ def case_stall(b: Bench) -> None:
               note=f"rtt p99.9 {quiet['rtt_p999_ms']:.2f} ms, {quiet['received']:,} echoes"),
           "stall_quiet_max_gap_ms")
     b.add(Row("stall", 64, "churn gap ms", churn["max_gap_ms"],
-              note=f"rtt max {churn['rtt_max_ms']:.1f} ms, {result['cycles']} cycles of "
+              note=f"rtt max {churn['rtt_max_ms']:.1f} ms, probe's own longest pause "
+                   f"{churn['max_send_gap_ms']:.1f} ms, {result['cycles']} cycles of "
                    f"255 qp × 2^14; slowest connect {result['slowest_connect_s']:.2f} s, "
                    f"create {result['slowest_create_s']:.2f} s, "
                    f"delete {result['slowest_delete_s']:.2f} s, lost {churn['lost']:,}"),

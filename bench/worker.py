@@ -7,6 +7,7 @@ its measurements on stdout when done.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -164,6 +165,7 @@ class _Window:
         self.received = 0
         self.last: int | None = None
         self.max_gap = 0
+        self.max_send_gap = 0  # the probe's own hiccups (it was not scheduled)
         self.rtts: list[int] = []
 
     def report(self, interval_ns: int) -> dict[str, float]:
@@ -174,6 +176,7 @@ class _Window:
             "received": self.received,
             "lost": max(0, self.sent - self.received),
             "max_gap_ms": self.max_gap / 1e6,
+            "max_send_gap_ms": self.max_send_gap / 1e6,
             "interval_ms": interval_ns / 1e6,
             "rtt_p50_ms": pick(0.5),
             "rtt_p999_ms": pick(0.999),
@@ -184,10 +187,13 @@ class _Window:
 def case_probe(args: argparse.Namespace) -> dict[str, float]:
     """One stamped packet every ``interval_us`` to an echoing path; gaps between echoes.
 
-    Prints ``ready`` once the first echo is back. Each SIGUSR1 prints the figures
-    of the window since the previous one (a JSON line) and starts a new window;
-    the last window is the result.
+    Runs at real-time priority where allowed, so what it measures is the path,
+    not its own scheduling. Prints ``ready`` once the first echo is back. Each
+    SIGUSR1 prints the figures of the window since the previous one (a JSON
+    line) and starts a new window; the last window is the result.
     """
+    with contextlib.suppress(OSError):  # the probe's own hiccups must not count as stalls
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
     sock, iface = _connect(args)
     rxq, txq = iface.rx_queue(0), iface.tx_queue(0)
     clock = time.perf_counter_ns
@@ -202,12 +208,15 @@ def case_probe(args: argparse.Namespace) -> dict[str, float]:
     start = clock()
     end = None
     next_send = start
+    last_send = start
     while end is None or clock() < end:
         now = clock()
         if now >= next_send:
             seq += 1
             if txq.send(header + _STAMP.pack(seq, now) + pad):
                 window.sent += 1
+            window.max_send_gap = max(window.max_send_gap, now - last_send)
+            last_send = now
             next_send = max(next_send + interval, now - interval)
         for packet in rxq.recv_burst(64):
             now = clock()

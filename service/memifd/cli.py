@@ -9,6 +9,7 @@ memifd removes its socket files itself and exits with status 1.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -161,6 +162,10 @@ def run(settings: Settings) -> None:
         manager.start()
         http = bind_http(settings.http_addr)
         grpc = serve_grpc(manager, settings)
+        # What exists now lives as long as the process. Out of the collector's sight, a
+        # full collection (which stops every thread, the worker too) takes well under a
+        # millisecond instead of tens.
+        gc.freeze()
         _print_banner(settings, _url(http, settings.tls) + settings.root_path, grpc.address)
         if not server.should_exit:
             server.run(sockets=[http])
