@@ -269,6 +269,62 @@ def test_sigterm_with_a_frozen_worker_ends_within_shutdown_timeout(
         daemon.kill()
 
 
+def memfds(pid: int, name: str) -> set[int]:
+    """Inodes of the memfds process ``pid`` holds for interface ``name``."""
+    found = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        path = f"/proc/{pid}/fd/{fd}"
+        try:
+            if os.readlink(path).startswith(f"/memfd:memif {name} region"):
+                found.add(os.stat(path).st_ino)
+        except OSError:
+            continue
+    return found
+
+
+def test_a_server_that_hangs_up_on_a_big_client_stalls_nothing(
+    sock_dir: Path, tmp_path: Path
+) -> None:
+    dropper = hp.Listener(str(sock_dir / "dropper.sock"))
+    halt = threading.Event()
+    hangups = 0
+
+    def hang_up_after_hello() -> None:
+        nonlocal hangups
+        dropper.sock.settimeout(0.2)
+        while not halt.is_set():
+            try:
+                peer = dropper.accept()
+            except TimeoutError:
+                continue
+            peer.send(hp.hello())
+            peer.close()
+            hangups += 1
+
+    thread = threading.Thread(target=hang_up_after_hello, daemon=True)
+    thread.start()
+    daemon = echo_daemon(sock_dir, tmp_path)
+    assert daemon.proc is not None
+    try:
+        with daemon.client() as api, EchoProbe(str(sock_dir / "echo.sock")) as probe:
+            spec = {"name": "big", "socket": dropper.path, "role": "client", "memory": BIG}
+            assert api.post("/v1/interfaces", json=spec).status_code == 201
+            seen: set[int] = set()
+            end = time.monotonic() + 7.0  # memifd retries every 2 s: three or four hang-ups
+            while time.monotonic() < end:
+                seen |= memfds(daemon.proc.pid, "big")
+                time.sleep(0.05)
+            assert hangups >= 3
+            assert len(seen) == 2  # one region of rings, one of buffers: built once, kept
+            assert probe.max_gap < NO_STALL, probe.max_gap
+            assert all_green(api, daemon)
+    finally:
+        halt.set()
+        thread.join(timeout=5)
+        daemon.kill()
+        dropper.close()
+
+
 def test_big_interfaces_come_and_go_without_stopping_an_echo_interface(
     sock_dir: Path, tmp_path: Path
 ) -> None:
