@@ -12,14 +12,17 @@ Speaks memif protocol v2.0 in both roles (server/master and client/slave)::
 
 from .config import Arguments, MemoryConfig, Mode, Role, RxMode
 from .errors import (
+    FailureKind,
     LocalProtocolError,
     MemifError,
     NotConnectedError,
+    PathInUse,
     PeerDisconnected,
     RegionError,
     RemoteProtocolError,
     WireError,
 )
+from .failures import HandshakeFailure
 from .interface import Interface, PeerCredentials, State
 from .queue import RxQueue, TxQueue
 from .ring import QueueStats
@@ -29,12 +32,15 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Arguments",
+    "FailureKind",
+    "HandshakeFailure",
     "Interface",
     "LocalProtocolError",
     "MemifError",
     "MemoryConfig",
     "Mode",
     "NotConnectedError",
+    "PathInUse",
     "PeerCredentials",
     "PeerDisconnected",
     "QueueStats",

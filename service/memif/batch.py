@@ -118,6 +118,9 @@ def recv_batch(queue: RxQueue, max_packets: int) -> Batch:
         ring = queue._ring
         if ring is None:
             return Batch.empty()
+        if queue._folded:  # several rings: the per-packet path reads them in turn
+            packets = queue._recv_folded(max_packets)
+            return Batch.from_packets(packets) if packets else Batch.empty()
         avail = ring.available()
         if not avail and ring.fault is None and queue._mode.value == "interrupt":
             from .queue import _drain

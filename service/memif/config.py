@@ -67,7 +67,8 @@ class MemoryConfig(BaseModel):
     """Shared memory geometry of an interface.
 
     A client uses it to size the memory it creates (clamped to the server's
-    HELLO limits); a server uses it as the limits it allows.
+    HELLO limits). A server creates ``num_queue_pairs`` queues; the client's
+    ring count and sizes are its own (extra rings are read by the queues in turn).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -114,6 +115,32 @@ def _utf8_limited(value: str, field: str, limit: int) -> str:
     return value
 
 
+def printable(value: str, field: str) -> str:
+    """``value`` if it holds no control or other non-printable character; a name that
+    reaches logs, metrics labels and the peer must not carry any."""
+    for index, char in enumerate(value):
+        if not char.isprintable():
+            known = _CONTROL_NAMES.get(char)
+            raise ValueError(
+                f"{field} must hold printable characters only, found U+{ord(char):04X}"
+                f"{f' ({known})' if known else ''} at position {index}"
+            )
+    return value
+
+
+_CONTROL_NAMES = {
+    "\0": "NUL",
+    "\t": "tab",
+    "\n": "newline",
+    "\r": "carriage return",
+    "\x1b": "escape",
+}
+
+
+#: A uid or gid; 2^32 - 1 is (uid_t)-1, "no id", and never names a peer.
+UnixId = Annotated[int, Field(ge=0, le=0xFFFFFFFE)]
+
+
 class Arguments(BaseModel):
     """Everything needed to create an interface (gomemif's ``Arguments``)."""
 
@@ -137,6 +164,16 @@ class Arguments(BaseModel):
         description="Accept peer memory without F_SEAL_SHRINK (zero-copy peers). "
         "Risky: a peer that shrinks it kills this process with SIGBUS.",
     )
+    allowed_uids: frozenset[UnixId] | None = Field(
+        default=None,
+        description="Peer uids (SO_PEERCRED) this interface accepts; with allowed_gids "
+        "both None, any peer the socket lets in.",
+    )
+    allowed_gids: frozenset[UnixId] | None = Field(
+        default=None,
+        description="Peer groups this interface accepts: the primary group or any "
+        "supplementary group of the peer process.",
+    )
 
     @field_validator("role", mode="before")
     @classmethod
@@ -155,7 +192,7 @@ class Arguments(BaseModel):
     @field_validator("name")
     @classmethod
     def _name_fits(cls, value: str) -> str:
-        return _utf8_limited(value, "name", NAME_SIZE)
+        return printable(_utf8_limited(value, "name", NAME_SIZE), "name")
 
     @field_validator("secret")
     @classmethod

@@ -21,7 +21,10 @@ DESC_FLAG_NEXT: Final = 1
 RING_FLAG_S2M: Final = 1
 
 MAX_LOG2_RING_SIZE: Final = 14
-MAX_QUEUE_PAIRS: Final = 255
+MAX_QUEUE_PAIRS: Final = 255  # what one interface may be configured with
+# What a server accepts from a client, and announces in HELLO as count − 1 (255, 255,
+# 14), as libmemif, VPP, DPDK and gomemif servers do whatever their configuration.
+MAX_RINGS: Final = 256  # per direction
 MAX_REGIONS: Final = 256
 MAX_PACKET_SIZE: Final = 65535
 MIN_BUFFER_SIZE: Final = 64

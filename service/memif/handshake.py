@@ -4,8 +4,16 @@ Messages and the file descriptors that came with them go in through
 ``receive()``; messages to send come out. Nothing here touches a socket or
 allocates memory, so every rule is tested without I/O. Failures raise
 :class:`RemoteProtocolError` (the peer broke a rule: answer with DISCONNECT
-carrying ``reason``), :class:`PeerDisconnected` (the peer said goodbye) or
-:class:`LocalProtocolError` (the caller used the machine wrongly).
+carrying ``reason``; ``kind`` names the rule), :class:`PeerDisconnected` (the
+peer said goodbye) or :class:`LocalProtocolError` (the caller used the machine
+wrongly).
+
+The rules follow what VPP, libmemif, DPDK and gomemif do, so that each of them
+connects: a server announces the protocol maxima in HELLO whatever its
+interfaces are configured with; it takes as many rings (up to 256 per
+direction) and as large a ring (up to 2^14) as the client built, since the
+client made that memory before INIT; and it checks the secret only when the
+server interface has one.
 """
 
 from __future__ import annotations
@@ -22,11 +30,12 @@ from .constants import (
     MAX_LOG2_RING_SIZE,
     MAX_REGION_SIZE,
     MAX_REGIONS,
+    MAX_RINGS,
     RING_FLAG_S2M,
     RING_HEADER_SIZE,
     VERSION,
 )
-from .errors import LocalProtocolError, PeerDisconnected, RemoteProtocolError
+from .errors import FailureKind, LocalProtocolError, PeerDisconnected, RemoteProtocolError
 
 __all__ = [
     "ClientHandshake",
@@ -100,11 +109,15 @@ class HandshakeResult:
 
 @dataclass(frozen=True, slots=True)
 class ServerLimits:
-    """Limits a server announces in HELLO (as counts, not count − 1)."""
+    """What a server accepts and announces in HELLO (as counts; HELLO says count − 1).
+
+    The defaults are the protocol maxima every other implementation announces:
+    HELLO then reads 255 regions, 255 rings each way and log2 ring size 14.
+    """
 
     max_regions: int = MAX_REGIONS
-    max_m2s_rings: int = 255
-    max_s2m_rings: int = 255
+    max_m2s_rings: int = MAX_RINGS
+    max_s2m_rings: int = MAX_RINGS
     max_log2_ring_size: int = MAX_LOG2_RING_SIZE
 
 
@@ -116,8 +129,6 @@ class ServerTarget:
     name: str
     mode: Mode
     secret: str | None
-    max_queue_pairs: int
-    max_log2_ring_size: int
     busy: bool = False
 
 
@@ -141,9 +152,16 @@ def _name(raw: str) -> bytes:
     return raw.encode()[:32]
 
 
-def _secrets_match(ours: str | None, theirs: bytes) -> bool:
-    """Constant-time secret comparison; both empty means no secret on either side."""
-    return hmac.compare_digest((ours or "").encode(), theirs)
+def _secret_accepted(ours: str | None, theirs: bytes) -> bool:
+    """True when INIT's secret (up to its first NUL) passes the server interface's.
+
+    A server without a secret ignores whatever the client sent, as VPP, libmemif
+    and DPDK do: libmemif and VPP clients that set none may send stale bytes there.
+    With one, the comparison takes constant time.
+    """
+    if not ours:
+        return True
+    return hmac.compare_digest(ours.encode(), theirs)
 
 
 class _Machine:
@@ -167,9 +185,9 @@ class _Machine:
         """fds accepted so far; the caller closes them if the handshake fails."""
         return list(self._fds)
 
-    def _fail(self, reason: str) -> RemoteProtocolError:
+    def _fail(self, reason: str, kind: FailureKind = FailureKind.PROTOCOL) -> RemoteProtocolError:
         self._state = _State.FAILED
-        return RemoteProtocolError(reason)
+        return RemoteProtocolError(reason, kind)
 
     def _precheck(self, message: wire.Message, fd: int | None) -> None:
         if self._state is _State.FAILED:
@@ -177,7 +195,9 @@ class _Machine:
         if isinstance(message, wire.Disconnect):
             self._state = _State.FAILED
             reason = wire.text(message.reason) or "no reason given"
-            raise PeerDisconnected(f"peer disconnected: {reason} (code {message.code})")
+            raise PeerDisconnected(
+                f"peer disconnected: {reason} (code {message.code})", FailureKind.PEER_DISCONNECT
+            )
         if fd is not None and not isinstance(message, _FD_MESSAGES):
             raise self._fail(f"unexpected file descriptor with {message.TYPE.name}")
         if fd is None and isinstance(message, _FD_MESSAGES):
@@ -258,21 +278,25 @@ class ServerHandshake(_Machine):
         if msg.version != VERSION:
             raise self._fail(
                 f"unsupported version {msg.version >> 8}.{msg.version & 0xFF}, "
-                f"server speaks {VERSION >> 8}.{VERSION & 0xFF}"
+                f"server speaks {VERSION >> 8}.{VERSION & 0xFF}",
+                FailureKind.VERSION,
             )
         target = self._lookup(msg.id)
         if target is None:
-            raise self._fail(f"no server interface with id {msg.id}")
+            raise self._fail(f"no server interface with id {msg.id}", FailureKind.UNKNOWN_ID)
         if target.busy:
-            raise self._fail(f"interface id {msg.id} is already connected")
+            raise self._fail(f"interface id {msg.id} is already connected", FailureKind.BUSY)
         try:
             peer_mode = Mode.from_wire(msg.mode)
         except ValueError:
-            raise self._fail(f"unknown mode {msg.mode}") from None
+            raise self._fail(f"unknown mode {msg.mode}", FailureKind.MODE) from None
         if peer_mode is not target.mode:
-            raise self._fail(f"mode mismatch: peer {peer_mode.value}, ours {target.mode.value}")
-        if (target.secret or msg.secret) and not _secrets_match(target.secret, msg.secret):
-            raise self._fail("secret mismatch")
+            raise self._fail(
+                f"mode mismatch: peer {peer_mode.value}, ours {target.mode.value}",
+                FailureKind.MODE,
+            )
+        if not _secret_accepted(target.secret, msg.secret):
+            raise self._fail("secret mismatch", FailureKind.SECRET)
         self._target = target
         self._peer_app = wire.text(msg.name)
         self._state = _State.WAIT_REGION
@@ -285,16 +309,27 @@ class ServerHandshake(_Machine):
         if msg.index != expected:
             raise self._fail(f"region index {msg.index} out of order, expected {expected}")
         if msg.index >= self._limits.max_regions:
-            raise self._fail(f"region index {msg.index} over the limit {self._limits.max_regions}")
+            raise self._fail(
+                f"region index {msg.index} over the limit {self._limits.max_regions}",
+                FailureKind.MEMORY,
+            )
         if not 0 < msg.size <= MAX_REGION_SIZE:
-            raise self._fail(f"region {msg.index} size {msg.size} outside 1..{MAX_REGION_SIZE}")
+            raise self._fail(
+                f"region {msg.index} size {msg.size} outside 1..{MAX_REGION_SIZE}",
+                FailureKind.MEMORY,
+            )
         self._fds.append(fd)
         self._regions.append(RegionInfo(msg.index, msg.size, fd))
         self._state = _State.WAIT_RING
         return [Send(wire.Ack())]
 
     def _on_ring(self, msg: wire.AddRing, fd: int) -> list[Send]:
-        assert self._target is not None
+        """Take one ring; its count and size are the client's, up to the HELLO limits.
+
+        The server interface's own queue count and ring size do not limit the
+        client: it built its memory before INIT named the interface. Rings
+        beyond the interface's queues are read by its queues in turn.
+        """
         s2m = bool(msg.flags & RING_FLAG_S2M)
         rings = self._rings[s2m]
         direction = "S2M" if s2m else "M2S"
@@ -302,22 +337,30 @@ class ServerHandshake(_Machine):
             raise self._fail(
                 f"{direction} ring index {msg.index} out of order, expected {len(rings)}"
             )
-        limit = min(
-            self._target.max_queue_pairs,
-            self._limits.max_s2m_rings if s2m else self._limits.max_m2s_rings,
-        )
+        limit = self._limits.max_s2m_rings if s2m else self._limits.max_m2s_rings
         if msg.index >= limit:
-            raise self._fail(f"{direction} ring {msg.index} over the limit of {limit} rings")
-        max_log2 = min(self._target.max_log2_ring_size, self._limits.max_log2_ring_size)
+            raise self._fail(
+                f"{direction} ring {msg.index} over the limit of {limit} rings", FailureKind.MEMORY
+            )
+        if msg.private_hdr_size:
+            raise self._fail(
+                f"{direction} ring {msg.index}: private headers ({msg.private_hdr_size} bytes) "
+                "are not supported"
+            )
+        max_log2 = self._limits.max_log2_ring_size
         if msg.log2_ring_size > max_log2:
-            raise self._fail(f"log2 ring size {msg.log2_ring_size} over the limit {max_log2}")
+            raise self._fail(
+                f"log2 ring size {msg.log2_ring_size} over the limit {max_log2}",
+                FailureKind.MEMORY,
+            )
         if msg.region >= len(self._regions):
-            raise self._fail(f"ring in unknown region {msg.region}")
+            raise self._fail(f"ring in unknown region {msg.region}", FailureKind.MEMORY)
         ring = RingInfo(s2m, msg.index, msg.region, msg.offset, msg.log2_ring_size, fd)
         if ring.end > self._regions[msg.region].size:
             raise self._fail(
                 f"{direction} ring {msg.index} at offset {msg.offset} runs past the end "
-                f"of region {msg.region} ({self._regions[msg.region].size} bytes)"
+                f"of region {msg.region} ({self._regions[msg.region].size} bytes)",
+                FailureKind.MEMORY,
             )
         self._fds.append(fd)
         rings.append(ring)
@@ -405,10 +448,16 @@ class ClientHandshake(_Machine):
         raise self._unexpected(message)
 
     def _on_hello(self, hello: wire.Hello) -> None:
+        """Clamp our geometry to the server's HELLO, read as count − 1 like libmemif and VPP.
+
+        Every known server announces 255 or 256 (the protocol maxima), so a
+        client gets what it was configured with.
+        """
         if not hello.min_version <= VERSION <= hello.max_version:
             raise self._fail(
                 f"server speaks versions 0x{hello.min_version:04x}..0x{hello.max_version:04x}, "
-                f"we need 0x{VERSION:04x}"
+                f"we need 0x{VERSION:04x}",
+                FailureKind.VERSION,
             )
         mem = self._args.memory
         self._peer_app = wire.text(hello.name)

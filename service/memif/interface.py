@@ -118,7 +118,11 @@ class Interface:
 
     @property
     def memory(self) -> MemoryConfig | None:
-        """The memory geometry in use while connected (after HELLO clamping)."""
+        """The memory geometry in use while connected, as the client built it.
+
+        ``num_queue_pairs`` counts the rings of the busier direction; a server may
+        see more than it has queues (its receive queues then read several rings).
+        """
         return self._negotiated
 
     # -- queues --------------------------------------------------------------
@@ -234,8 +238,12 @@ class Interface:
             log2_ring_size=link.log2_ring_size,
             packet_buffer_size=link.buffer_size or self.args.memory.packet_buffer_size,
         )
-        for queue, rx_ring in zip(self._rx, link.rx, strict=False):
-            queue._attach(rx_ring)
+        # More S2M rings than receive queues (a server whose client built more):
+        # queue i of n also reads rings i + n, i + 2n, ...
+        for queue in self._rx:
+            rx_rings = link.rx[queue.index :: len(self._rx)]
+            if rx_rings:
+                queue._attach(rx_rings)
         for tx_queue, tx_ring in zip(self._tx, link.tx, strict=False):
             tx_queue._attach(tx_ring)
         self.connected_since = time.time()

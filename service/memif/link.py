@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from . import background
 from .constants import COOKIE, RING_HEADER_SIZE
-from .errors import MemifError, RemoteProtocolError
+from .errors import FailureKind, MemifError, RemoteProtocolError
 from .handshake import NegotiatedConfig, RegionInfo, RingInfo
 from .memory import Layout, Region, create_region, map_peer_region
 from .ring import (
@@ -41,7 +41,9 @@ def check_eventfd(fd: int, what: str) -> None:
     except OSError:
         target = ""
     if target != "anon_inode:[eventfd]":
-        raise RemoteProtocolError(f"{what}: file descriptor is not an eventfd ({target or '?'})")
+        raise RemoteProtocolError(
+            f"{what}: file descriptor is not an eventfd ({target or '?'})", FailureKind.MEMORY
+        )
     flags = fcntl.fcntl(fd, fcntl.F_GETFL)
     fcntl.fcntl(fd, fcntl.F_SETFL, flags | os.O_NONBLOCK)
 
@@ -102,7 +104,7 @@ def build_server_link(
                 direction = "S2M" if ring.s2m else "M2S"
                 view.release()
                 raise RemoteProtocolError(
-                    f"{direction} ring {ring.index}: wrong cookie 0x{cookie:x}"
+                    f"{direction} ring {ring.index}: wrong cookie 0x{cookie:x}", FailureKind.MEMORY
                 )
             if ring.s2m:
                 link.rx.append(ServerRxRing(view, maps, ring.eventfd, max_desc_len=65535))

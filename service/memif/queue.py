@@ -4,6 +4,11 @@ Queues belong to an :class:`~memif.Interface` and outlive its connections: a
 queue object stays valid across disconnects and reconnects, its ``fileno()``
 never changes (it is a private epoll set into which the current ring's
 eventfd is added), and while the link is down bursts are simply empty.
+
+A server whose client built more S2M rings than the server interface has
+receive queues reads the extra rings too: receive queue ``i`` of ``n`` takes
+rings ``i``, ``i + n``, ``i + 2n``... in turn, so no packet the client sends is
+stranded.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ DEFAULT_BURST = 256
 MAX_BURST = 1 << 14
 
 FaultHandler = Callable[[str], None]
+RxRing = ServerRxRing | ClientRxRing
 
 
 def _check_burst(count: int) -> None:
@@ -60,15 +66,22 @@ class RxQueue(_Queue):
         self, index: int, lock: threading.Lock, on_fault: FaultHandler, mode: RxMode
     ) -> None:
         super().__init__(index, lock, on_fault)
-        self._ring: ServerRxRing | ClientRxRing | None = None
+        self._ring: RxRing | None = None  # the queue's own ring
+        self._folded: tuple[RxRing, ...] = ()  # every ring, own first, when there are more
+        self._turn = 0  # which of the folded rings to read first
         self._mode = RxMode(mode)
         self._epoll = select.epoll()
-        self._registered = -1
+        self._registered: list[int] = []
 
     @property
     def connected(self) -> bool:
         """True while a ring is attached."""
         return self._ring is not None
+
+    @property
+    def rings(self) -> int:
+        """Rings this queue reads: 0 while down, 1 normally, more when folded."""
+        return len(self._folded) or (1 if self._ring is not None else 0)
 
     @property
     def mode(self) -> RxMode:
@@ -80,8 +93,8 @@ class RxQueue(_Queue):
         new = RxMode(mode)
         with self._lock:
             self._mode = new
-            if self._ring is not None:
-                self._ring.view.set_interrupts(new is RxMode.INTERRUPT)
+            for ring in self._attached():
+                ring.view.set_interrupts(new is RxMode.INTERRUPT)
 
     def fileno(self) -> int:
         """An fd that is readable when the peer signals packets (interrupt mode).
@@ -98,6 +111,8 @@ class RxQueue(_Queue):
             ring = self._ring
             if ring is None:
                 return []
+            if self._folded:
+                return self._recv_folded(max_packets)
             packets = ring.recv_burst(max_packets, self.stats)
             if packets:
                 return packets
@@ -110,6 +125,34 @@ class RxQueue(_Queue):
                 _drain(ring.eventfd)
                 return ring.recv_burst(max_packets, self.stats)
             return []
+
+    def _recv_folded(self, max_packets: int) -> list[bytes]:
+        """:meth:`recv_burst` over several rings, starting with a different one each time."""
+        packets = self._read_folded(max_packets)
+        if packets:
+            return packets
+        broken = next((r for r in self._folded if r.fault is not None), None)
+        if broken is not None:
+            self._detach_broken(broken)
+            return []
+        if self._mode is RxMode.INTERRUPT:
+            for ring in self._folded:
+                _drain(ring.eventfd)
+            return self._read_folded(max_packets)
+        return []
+
+    def _read_folded(self, max_packets: int) -> list[bytes]:
+        rings = self._folded
+        count = len(rings)
+        start = self._turn
+        self._turn = (start + 1) % count
+        packets: list[bytes] = []
+        for step in range(count):
+            ring = rings[(start + step) % count]
+            packets += ring.recv_burst(max_packets - len(packets), self.stats)
+            if len(packets) >= max_packets:
+                break
+        return packets
 
     def recv(self) -> bytes | None:
         """Return one packet, or None when nothing is waiting."""
@@ -129,8 +172,7 @@ class RxQueue(_Queue):
         In polling mode this does not sleep: it reports whether packets are pending.
         """
         if self._mode is RxMode.POLLING:
-            ring = self._ring
-            return ring is not None and ring.pending() > 0
+            return self.pending() > 0
         try:
             return bool(self._epoll.poll(-1 if timeout is None else timeout, 1))
         except InterruptedError:
@@ -138,31 +180,39 @@ class RxQueue(_Queue):
 
     def pending(self) -> int:
         """Descriptors waiting to be read (0 when disconnected)."""
-        ring = self._ring
-        return ring.pending() if ring is not None else 0
+        return sum(ring.pending() for ring in self._attached())
 
-    def _attach(self, ring: ServerRxRing | ClientRxRing) -> None:
+    def _attached(self) -> tuple[RxRing, ...]:
+        ring = self._ring
+        return self._folded or ((ring,) if ring is not None else ())
+
+    def _attach(self, rings: Sequence[RxRing]) -> None:
+        """Read ``rings`` from now on: normally one; more when folded (server only)."""
         with self._lock:
-            self._ring = ring
-            ring.view.set_interrupts(self._mode is RxMode.INTERRUPT)
-            try:
-                self._epoll.register(ring.eventfd, select.EPOLLIN)
-                self._registered = ring.eventfd
-            except OSError:
-                self._registered = -1
+            self._ring = rings[0]
+            self._folded = tuple(rings) if len(rings) > 1 else ()
+            self._turn = 0
+            for ring in rings:
+                ring.view.set_interrupts(self._mode is RxMode.INTERRUPT)
+                try:
+                    self._epoll.register(ring.eventfd, select.EPOLLIN)
+                    self._registered.append(ring.eventfd)
+                except OSError:
+                    pass
 
     def _detach(self) -> None:
         with self._lock:
             self._detach_locked()
 
     def _detach_locked(self) -> None:
-        if self._registered >= 0:
+        for fd in self._registered:
             with contextlib.suppress(OSError):
-                self._epoll.unregister(self._registered)
-            self._registered = -1
+                self._epoll.unregister(fd)
+        self._registered = []
         self._ring = None
+        self._folded = ()
 
-    def _detach_broken(self, ring: ServerRxRing | ClientRxRing) -> None:
+    def _detach_broken(self, ring: RxRing) -> None:
         reason = ring.fault or "ring fault"
         self.stats.bad_descriptors += 1
         self._detach_locked()

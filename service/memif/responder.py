@@ -4,8 +4,8 @@
 either role. Its loop reads a burst from every receive queue, builds the
 replies with :mod:`memif.packet` and sends them as one burst on the transmit
 queue of the same index. When every queue is idle it sleeps on the queues'
-interrupt fds. Link changes and refused peers are told to a ``report``
-callable (the CLI prints them).
+interrupt fds. Link changes and failed handshakes (refused peers, peers that
+left mid-handshake) are told to a ``report`` callable (the CLI prints them).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from .config import Arguments, Mode, RxMode
 from .constants import DEFAULT_RECONNECT_INTERVAL
+from .errors import FailureKind
 from .interface import Interface
 from .packet import Identity, Reply, ReplyKind, answer_ethernet, answer_ip, format_mac
 from .socket import Socket
@@ -26,6 +27,8 @@ DEFAULT_BURST = 64
 IDLE_WAIT = 0.5  # seconds between checks of link state while nothing arrives
 
 Report = Callable[[str], None]
+# Failures where the peer ended the handshake rather than being refused.
+_PEER_ENDED = (FailureKind.PEER_CLOSED, FailureKind.PEER_DISCONNECT, FailureKind.SOCKET_ERROR)
 
 
 def _ignore(_: str) -> None:
@@ -72,7 +75,7 @@ class Responder:
         self._burst = burst
         self._answer = answer_ip if args.mode is Mode.IP else answer_ethernet
         self._stopping = False
-        self._refused_seen = 0
+        self._failures_seen = 0
         self._failure_seen = ""
         self._sock = Socket(path, reconnect_interval=reconnect_interval)
         self._wake = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
@@ -168,11 +171,14 @@ class Responder:
         return [r.data for r in replies]
 
     def _check_failures(self) -> None:
-        """Report refused peers and failed connection attempts once per change."""
-        refused = self._sock.refused_peers
-        if refused != self._refused_seen:
-            self._refused_seen = refused
-            self._report(f"peer refused: {self._sock.last_refused_reason}")
+        """Report failed server handshakes and failed connection attempts once per change."""
+        failures = sum(self._sock.handshake_failures.values())
+        if failures != self._failures_seen:
+            self._failures_seen = failures
+            last = self._sock.last_handshake_failure
+            if last is not None and last.role == "server":
+                verb = "handshake failed" if last.kind in _PEER_ENDED else "peer refused"
+                self._report(f"{verb}: {last.describe()}")
         iface = self.iface
         reason = iface.disconnect_reason
         if not iface.is_connected and reason and reason != self._failure_seen:

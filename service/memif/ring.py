@@ -34,7 +34,7 @@ from .constants import (
     RING_FLAG_MASK_INT,
     RING_HEADER_SIZE,
 )
-from .errors import LocalProtocolError, RemoteProtocolError
+from .errors import FailureKind, LocalProtocolError, RemoteProtocolError
 
 # Indexes of the header words in a cast("H") view of the 128-byte ring header.
 _FLAGS: Final = 2  # byte 4
@@ -73,7 +73,9 @@ class RingView:
         size = 1 << log2_ring_size
         end = offset + RING_HEADER_SIZE + DESC_SIZE * size
         if offset % 8 or end > len(region):
-            raise RemoteProtocolError(f"ring at offset {offset} does not fit its region")
+            raise RemoteProtocolError(
+                f"ring at offset {offset} does not fit its region", FailureKind.MEMORY
+            )
         raw = memoryview(region)
         self.region = region
         self.offset = offset

@@ -15,12 +15,10 @@ from __future__ import annotations
 import array
 import collections
 import contextlib
-import errno
 import logging
 import os
 import select
 import socket as _socket
-import stat
 import struct
 import threading
 import time
@@ -28,21 +26,26 @@ from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from . import wire
+from . import sockfile, wire
 from .config import Arguments
 from .constants import (
     DEFAULT_APP_NAME,
     DEFAULT_RECONNECT_INTERVAL,
     DEFAULT_SOCKET_PATH,
-    MAX_REGIONS,
     MSG_SIZE,
 )
-from .errors import LocalProtocolError, MemifError, PeerDisconnected, RemoteProtocolError
+from .errors import (
+    FailureKind,
+    LocalProtocolError,
+    MemifError,
+    PeerDisconnected,
+    RemoteProtocolError,
+)
+from .failures import FailureBook, FailureCallback, HandshakeFailure
 from .handshake import (
     ClientHandshake,
     Send,
     ServerHandshake,
-    ServerLimits,
     ServerTarget,
 )
 from .interface import Callback, Interface, PeerCredentials, State
@@ -56,11 +59,16 @@ from .link import (
 )
 from .memory import Region, map_peer_region
 from .ring import ClientRxRing
+from .sockfile import STALE_POLICIES, DirectoryOpener, SocketFile, StalePolicy
 
 log = logging.getLogger("memif")
 
 HANDSHAKE_TIMEOUT = 5.0  # seconds a peer gets to complete the handshake
+ACCEPT_BACKOFF = (0.05, 1.0)  # seconds accepts pause after a failure: first, at most
+ACCEPT_LOG_INTERVAL = 10.0  # seconds between two warnings about failing accepts
 _PEERCRED = struct.Struct("3i")
+_SO_PEERGROUPS = getattr(_socket, "SO_PEERGROUPS", 59)  # Linux >= 4.13
+_PEERGROUPS_SPACE = 1024  # 256 groups, the most Python's getsockopt() reads
 _ANCILLARY_SPACE = _socket.CMSG_SPACE(4 * 8)  # room to see (and refuse) extra fds
 _RECV_SIZE = MSG_SIZE * 2  # larger than a message, so oversized ones are noticed
 _EPOLL_CONN = select.EPOLLIN | select.EPOLLRDHUP
@@ -76,6 +84,7 @@ class _Conn:
     deadline: float
     creds: PeerCredentials | None
     iface: Interface | None = None
+    requested_id: int | None = None  # the id INIT named, even when it was refused
     fds: list[int] = field(default_factory=list)
     regions: list[Region] = field(default_factory=list)
     memory: ClientMemory | None = None
@@ -101,6 +110,45 @@ class _Conn:
             self.memory = None
 
 
+class _AcceptPause:
+    """Backoff after failed accepts, with one warning per :data:`ACCEPT_LOG_INTERVAL`."""
+
+    def __init__(self) -> None:
+        self.until: float | None = None
+        self.delay = ACCEPT_BACKOFF[0]
+        self.next_report = 0.0
+        self.failures = 0
+
+    def due(self) -> list[float]:
+        return [] if self.until is None else [self.until]
+
+    def start(self, exc: OSError, path: str) -> None:
+        now = time.monotonic()
+        self.until = now + self.delay
+        self.delay = min(self.delay * 2, ACCEPT_BACKOFF[1])
+        self.failures += 1
+        if now >= self.next_report:
+            log.warning(
+                "accept failed %d time(s): %s; retrying in up to %g s",
+                self.failures,
+                exc.strerror or exc,
+                ACCEPT_BACKOFF[1],
+                extra={"socket": path},
+            )
+            self.failures = 0
+            self.next_report = now + ACCEPT_LOG_INTERVAL
+
+    def ends(self, now: float) -> bool:
+        """True once when the pause is over."""
+        if self.until is None or now < self.until:
+            return False
+        self.until = None
+        return True
+
+    def succeeded(self) -> None:
+        self.delay = ACCEPT_BACKOFF[0]
+
+
 def _address(path: str) -> str:
     return "\0" + path[1:] if path.startswith("@") else path
 
@@ -115,6 +163,37 @@ def _peer_credentials(sock: _socket.socket) -> PeerCredentials | None:
     return PeerCredentials(pid=pid, uid=uid, gid=gid)
 
 
+def _peer_groups(sock: _socket.socket, creds: PeerCredentials) -> set[int]:
+    """The peer's primary and supplementary groups (as far as the kernel tells)."""
+    groups = {creds.gid}
+    try:
+        raw = sock.getsockopt(_socket.SOL_SOCKET, _SO_PEERGROUPS, _PEERGROUPS_SPACE)
+    except OSError:  # ERANGE: more than 256 groups; only the primary group counts then
+        return groups
+    groups.update(array.array("I", raw[: len(raw) - len(raw) % 4]))
+    return groups
+
+
+def _admits(
+    uids: Collection[int] | None,
+    gids: Collection[int] | None,
+    creds: PeerCredentials | None,
+    sock: _socket.socket,
+) -> bool:
+    """True when the peer may use a socket or interface allowing ``uids`` and ``gids``.
+
+    Both None: no restriction. Otherwise the peer's uid must be in ``uids`` or one
+    of its groups (primary or supplementary) in ``gids``.
+    """
+    if uids is None and gids is None:
+        return True
+    if creds is None:
+        return False
+    if uids and creds.uid in uids:
+        return True
+    return gids is not None and not _peer_groups(sock, creds).isdisjoint(gids)
+
+
 def _close_fds(fds: Iterable[int]) -> None:
     for fd in fds:
         with contextlib.suppress(OSError):
@@ -125,14 +204,29 @@ class Socket:
     """A memif control socket carrying any number of interfaces in both roles.
 
     ``path`` is a filesystem path or, with a leading ``@``, an abstract name.
-    Server interfaces make the socket listen (creating the parent directory,
-    replacing a stale socket file only if nothing listens on it, and applying
-    ``mode``); client interfaces connect to it and retry every
-    ``reconnect_interval`` seconds until deleted. ``allowed_uids``, when given,
-    refuses peers whose uid (from ``SO_PEERCRED``) is not listed.
+    Server interfaces make the socket listen; client interfaces connect to it
+    and retry every ``reconnect_interval`` seconds until deleted.
+
+    A socket file is created with ``mode`` already set and removed only while it
+    still is the file bound (see :mod:`memif.sockfile`). ``directory(create)``
+    opens the directory it lives in (``create`` is True to listen, False to
+    connect); by default that is ``dirname(path)``, made if missing to listen.
+    A stale file in the way is replaced only if it is a socket nothing accepts
+    on and ``replace_stale`` allows it: ``own`` (default: this process's
+    effective uid owns it), ``any`` or ``never``; otherwise :class:`PathInUse`.
+
+    ``allowed_uids`` / ``allowed_gids``, when given, refuse peers whose uid (from
+    ``SO_PEERCRED``) is not listed and none of whose groups is; an interface's
+    own ``Arguments.allowed_uids`` / ``allowed_gids`` narrow that further.
     ``refused_peers`` counts peers refused before their link came up (uid, id,
     secret, mode, memory or a timed-out handshake) and ``last_refused_reason``
     says why the latest one was.
+
+    Every handshake that fails, in either role and for any reason (a peer
+    refused, a peer that closes or disconnects mid-handshake, a timeout), is
+    logged at WARNING with the peer's pid and uid, counted by kind in
+    :attr:`handshake_failures`, kept in :attr:`last_handshake_failure` and
+    passed to ``on_handshake_failure`` (called on the loop thread).
     """
 
     def __init__(
@@ -143,7 +237,11 @@ class Socket:
         app_name: str = DEFAULT_APP_NAME,
         reconnect_interval: float = DEFAULT_RECONNECT_INTERVAL,
         allowed_uids: Collection[int] | None = None,
+        allowed_gids: Collection[int] | None = None,
         handshake_timeout: float = HANDSHAKE_TIMEOUT,
+        on_handshake_failure: FailureCallback | None = None,
+        directory: DirectoryOpener | None = None,
+        replace_stale: StalePolicy = "own",
     ) -> None:
         if not path or path == "@" or len(_address(path).encode()) > 107:
             raise LocalProtocolError(f"socket path {path!r} must be 1..107 bytes")
@@ -153,18 +251,23 @@ class Socket:
             raise LocalProtocolError("reconnect_interval must be positive")
         if len(app_name.encode()) > 32:
             raise LocalProtocolError("app_name must be at most 32 bytes")
+        if replace_stale not in STALE_POLICIES:
+            raise LocalProtocolError(f"replace_stale must be one of {', '.join(STALE_POLICIES)}")
         self.path = path
         self.mode = mode
         self.app_name = app_name
         self.reconnect_interval = reconnect_interval
         self.allowed_uids = frozenset(allowed_uids) if allowed_uids is not None else None
+        self.allowed_gids = frozenset(allowed_gids) if allowed_gids is not None else None
+        self.replace_stale: StalePolicy = replace_stale
+        self._directory = directory
         self.handshake_timeout = handshake_timeout
         self._lock = threading.RLock()
         self._epoll = select.epoll()
         self._wake = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._epoll.register(self._wake, select.EPOLLIN)
         self._listener: _socket.socket | None = None
-        self._created_file = False
+        self._file: SocketFile | None = None
         self._servers: dict[int, Interface] = {}
         self._clients: dict[int, Interface] = {}
         self._conns: dict[int, _Conn] = {}
@@ -177,6 +280,8 @@ class Socket:
         self._closed = False
         self.refused_peers = 0
         self.last_refused_reason = ""
+        self._failures = FailureBook(on_handshake_failure)
+        self._accept_pause = _AcceptPause()
 
     def __repr__(self) -> str:
         return f"<memif.Socket {self.path!r} {len(self.interfaces)} interfaces>"
@@ -194,6 +299,16 @@ class Socket:
         """Every interface on this socket, servers first."""
         with self._lock:
             return [*self._servers.values(), *self._clients.values()]
+
+    @property
+    def handshake_failures(self) -> dict[str, int]:
+        """Failed handshakes so far by :class:`~memif.FailureKind` value (all kinds present)."""
+        return self._failures.counts
+
+    @property
+    def last_handshake_failure(self) -> HandshakeFailure | None:
+        """The latest failed handshake, or None."""
+        return self._failures.last
 
     @property
     def listening(self) -> bool:
@@ -329,6 +444,7 @@ class Socket:
         due = [
             *self._retry.values(),
             *(c.deadline for c in self._conns.values() if c.link is None and not c.waiting),
+            *self._accept_pause.due(),
         ]
         if self._faults:
             return 0.0
@@ -351,9 +467,11 @@ class Socket:
 
     def _run_timers(self) -> None:
         now = time.monotonic()
+        if self._accept_pause.ends(now) and self._listener is not None:
+            self._epoll.modify(self._listener.fileno(), select.EPOLLIN)
         for conn in list(self._conns.values()):
             if conn.link is None and not conn.waiting and conn.deadline <= now:
-                self._refuse(conn, "handshake timed out")
+                self._refuse(conn, "handshake timed out", FailureKind.TIMEOUT)
         for iface, due in list(self._retry.items()):
             if due <= now:
                 del self._retry[iface]
@@ -381,54 +499,34 @@ class Socket:
             _socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_NONBLOCK | _socket.SOCK_CLOEXEC
         )
         try:
-            if not self.path.startswith("@"):
-                self._prepare_path()
-            sock.bind(_address(self.path))
-            if not self.path.startswith("@"):
-                self._created_file = True
-                os.chmod(self.path, self.mode)
+            if self.path.startswith("@"):
+                sock.bind(_address(self.path))
+            else:
+                self._file = sockfile.bind(
+                    sock, self.path, self._opener(), self.mode, self.replace_stale
+                )
             sock.listen(64)
         except OSError as exc:
             sock.close()
+            self._remove_file()
             raise LocalProtocolError(f"cannot listen on {self.path}: {exc.strerror}") from None
         except BaseException:  # e.g. the path is in use: do not leave the socket open
             sock.close()
+            self._remove_file()
             raise
         self._listener = sock
         self._epoll.register(sock.fileno(), select.EPOLLIN)
         log.info("listening", extra={"socket": self.path})
 
-    def _prepare_path(self) -> None:
-        parent = os.path.dirname(self.path)
-        if parent:
-            os.makedirs(parent, exist_ok=True)
-        try:
-            st = os.lstat(self.path)
-        except FileNotFoundError:
-            return
-        if not stat.S_ISSOCK(st.st_mode):
-            raise LocalProtocolError(f"{self.path} exists and is not a socket")
-        # Non-blocking: a listener that never accepts must not hold us up.
-        probe = _socket.socket(
-            _socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_NONBLOCK | _socket.SOCK_CLOEXEC
-        )
-        try:
-            probe.connect(self.path)
-        except OSError as exc:
-            if exc.errno == errno.EAGAIN:  # a listener with a full backlog
-                raise LocalProtocolError(f"{self.path} is in use by another listener") from None
-            if exc.errno == errno.EPROTOTYPE:  # something listens, with another socket type
-                raise LocalProtocolError(
-                    f"{self.path} is in use by a listener of another socket type"
-                ) from None
-            if exc.errno not in (errno.ECONNREFUSED, errno.ENOENT):
-                raise
-            os.unlink(self.path)  # stale: nothing listens on it
-            log.info("removed stale socket file", extra={"socket": self.path})
-            return
-        finally:
-            probe.close()
-        raise LocalProtocolError(f"{self.path} is in use by another listener")
+    def _opener(self) -> DirectoryOpener:
+        if self._directory is not None:
+            return self._directory
+        return sockfile.parent_opener(self.path)
+
+    def _remove_file(self) -> None:
+        if self._file is not None:
+            self._file.remove()
+            self._file = None
 
     def _close_listener(self) -> None:
         if self._listener is None:
@@ -437,10 +535,7 @@ class Socket:
             self._epoll.unregister(self._listener.fileno())
         self._listener.close()
         self._listener = None
-        if self._created_file:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.path)
-            self._created_file = False
+        self._remove_file()
 
     def _accept(self) -> None:
         assert self._listener is not None
@@ -450,44 +545,66 @@ class Socket:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
-                log.warning("accept failed: %s", exc.strerror, extra={"socket": self.path})
+                # Out of fds or memory: the listener stays readable, so stop watching it
+                # for a while instead of failing (and logging) in a tight loop.
+                self._epoll.modify(self._listener.fileno(), 0)
+                self._accept_pause.start(exc, self.path)
                 return
+            self._accept_pause.succeeded()
             sock.setblocking(False)
             creds = _peer_credentials(sock)
-            if not self._uid_allowed(creds, sock):
+            if not self._socket_admits(creds, sock) or not self._some_server_admits(creds, sock):
                 continue
-            handshake = ServerHandshake(self.app_name, self._lookup, self._server_limits())
+            handshake = ServerHandshake(self.app_name, self._lookup)
             deadline = time.monotonic() + self.handshake_timeout
             conn = _Conn(sock, "server", handshake, deadline, creds)
             self._register(conn)
             try:
                 self._send(conn, [handshake.hello()])
             except OSError as exc:  # the peer hung up before HELLO went out
-                self._drop(conn, f"control socket error: {exc.strerror or exc}", notify_peer=False)
+                reason = f"control socket error: {exc.strerror or exc}"
+                self._end(conn, reason, FailureKind.SOCKET_ERROR, notify_peer=False)
 
-    def _uid_allowed(self, creds: PeerCredentials | None, sock: _socket.socket) -> bool:
-        if self.allowed_uids is None:
+    def _socket_admits(self, creds: PeerCredentials | None, sock: _socket.socket) -> bool:
+        if _admits(self.allowed_uids, self.allowed_gids, creds, sock):
             return True
-        if creds is not None and creds.uid in self.allowed_uids:
-            return True
-        self.refused_peers += 1
         reason = f"uid {creds.uid if creds else '?'} is not allowed on this socket"
-        self.last_refused_reason = reason
-        with contextlib.suppress(OSError):
-            sock.send(wire.encode(wire.Disconnect(1, reason.encode())))
-        sock.close()
-        log.warning("peer refused: %s", reason, extra={"socket": self.path})
+        self._refuse_early(sock, reason, "server", creds)
         return False
 
-    def _server_limits(self) -> ServerLimits:
-        active = [i for i in self._servers.values() if i.admin_up] or list(self._servers.values())
-        pairs = max((i.args.memory.num_queue_pairs for i in active), default=1)
-        log2 = max((i.args.memory.log2_ring_size for i in active), default=1)
-        return ServerLimits(
-            max_regions=MAX_REGIONS,
-            max_m2s_rings=pairs,
-            max_s2m_rings=pairs,
-            max_log2_ring_size=log2,
+    def _some_server_admits(self, creds: PeerCredentials | None, sock: _socket.socket) -> bool:
+        """Refuse at once a peer no server interface here would accept (before any memory)."""
+        servers = list(self._servers.values())
+        if not servers or any(
+            _admits(i.args.allowed_uids, i.args.allowed_gids, creds, sock) for i in servers
+        ):
+            return True
+        uid = creds.uid if creds else "?"
+        reason = f"uid {uid} is not allowed on any interface of this socket"
+        self._refuse_early(sock, reason, "server", creds)
+        return False
+
+    def _refuse_early(
+        self,
+        sock: _socket.socket,
+        reason: str,
+        role: Literal["server", "client"],
+        creds: PeerCredentials | None,
+        iface: Interface | None = None,
+    ) -> None:
+        """Refuse a peer before its handshake starts: DISCONNECT, close, count, log."""
+        self.refused_peers += 1
+        self.last_refused_reason = reason
+        with contextlib.suppress(OSError):
+            sock.send(wire.encode(wire.Disconnect(1, reason.encode()[:96])))
+        sock.close()
+        self._record_failure(
+            FailureKind.NOT_ALLOWED,
+            reason,
+            role,
+            creds,
+            iface.id if iface else None,
+            iface.name if iface else "",
         )
 
     def _lookup(self, interface_id: int) -> ServerTarget | None:
@@ -500,8 +617,6 @@ class Socket:
             name=args.name,
             mode=args.mode,
             secret=args.secret,
-            max_queue_pairs=args.memory.num_queue_pairs,
-            max_log2_ring_size=args.memory.log2_ring_size,
             busy=iface in self._iface_conn,
         )
 
@@ -514,7 +629,10 @@ class Socket:
             _socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_NONBLOCK | _socket.SOCK_CLOEXEC
         )
         try:
-            sock.connect(_address(self.path))
+            if self.path.startswith("@"):
+                sock.connect(_address(self.path))
+            else:
+                sockfile.connect(sock, self.path, self._opener())
         except OSError as exc:
             sock.close()
             reason = f"connect to {self.path} failed: {exc.strerror or exc}"
@@ -524,8 +642,12 @@ class Socket:
             self._retry[iface] = time.monotonic() + self.reconnect_interval
             return
         creds = _peer_credentials(sock)
-        if not self._uid_allowed(creds, sock):
-            iface.disconnect_reason = "server uid not allowed"
+        if not _admits(self.allowed_uids, self.allowed_gids, creds, sock) or not _admits(
+            iface.args.allowed_uids, iface.args.allowed_gids, creds, sock
+        ):
+            reason = f"server uid {creds.uid if creds else '?'} is not allowed"
+            self._refuse_early(sock, reason, "client", creds, iface)
+            iface.disconnect_reason = reason
             self._retry[iface] = time.monotonic() + self.reconnect_interval
             return
         handshake = ClientHandshake(iface.args, self.app_name)
@@ -602,16 +724,17 @@ class Socket:
         try:
             yield
         except PeerDisconnected as exc:
-            self._drop(conn, exc.reason, notify_peer=False)
+            self._end(conn, exc.reason, exc.kind, notify_peer=False)
         except RemoteProtocolError as exc:
-            self._refuse(conn, exc.reason)
+            self._refuse(conn, exc.reason, exc.kind)
         except LocalProtocolError as exc:  # e.g. a handshake used after failing
-            self._refuse(conn, str(exc))
+            self._refuse(conn, str(exc), FailureKind.PROTOCOL)
         except OSError as exc:
-            self._drop(conn, f"control socket error: {exc.strerror or exc}", notify_peer=False)
+            reason = f"control socket error: {exc.strerror or exc}"
+            self._end(conn, reason, FailureKind.SOCKET_ERROR, notify_peer=False)
         except Exception:  # a bug here must cost this connection, not the loop
             log.exception("internal error on a control connection", extra={"socket": self.path})
-            self._drop(conn, "internal error", notify_peer=True)
+            self._end(conn, "internal error", FailureKind.INTERNAL, notify_peer=True)
 
     def _handle(self, conn: _Conn, message: wire.Message, fd: int | None) -> None:
         if conn.link is not None:
@@ -625,6 +748,9 @@ class Socket:
     def _handle_server(
         self, conn: _Conn, hs: ServerHandshake, message: wire.Message, fd: int | None
     ) -> None:
+        if isinstance(message, wire.Init) and conn.requested_id is None:
+            conn.requested_id = message.id
+            self._check_peer_allowed(conn, message.id)  # before the secret is compared
         replies = hs.receive(message, fd)
         if fd is not None:
             conn.fds.append(fd)
@@ -697,8 +823,9 @@ class Socket:
         del self._builds[iface]
         conn.waiting = False
         conn.memory = build.take()
-        if conn.memory is None:
-            self._drop(conn, build.error or "memory build failed", notify_peer=True)
+        if conn.memory is None:  # out of fds or memory (the reason says which)
+            reason = build.error or "memory build failed"
+            self._end(conn, reason, FailureKind.MEMORY, notify_peer=True)
             return
         # The handshake clock runs for the peer, not for the time we spent building.
         conn.deadline = time.monotonic() + self.handshake_timeout
@@ -728,6 +855,19 @@ class Socket:
         self._builds[iface] = MemoryBuild.kept(conn.handshake.negotiated, conn.memory)
         conn.memory = None
 
+    def _check_peer_allowed(self, conn: _Conn, interface_id: int) -> None:
+        """Refuse a peer the interface it names does not allow (an unknown id is the
+        handshake's to refuse)."""
+        iface = self._servers.get(interface_id)
+        if iface is None or _admits(
+            iface.args.allowed_uids, iface.args.allowed_gids, conn.creds, conn.sock
+        ):
+            return
+        uid = conn.creds.uid if conn.creds else "?"
+        raise RemoteProtocolError(
+            f"uid {uid} is not allowed on interface id {interface_id}", FailureKind.NOT_ALLOWED
+        )
+
     def _up(self, conn: _Conn, link: Link, peer_name: str, peer_app: str) -> None:
         iface = conn.iface
         assert iface is not None
@@ -746,7 +886,7 @@ class Socket:
         )
         self._callback(iface, iface.on_connected)
 
-    def _refuse(self, conn: _Conn, reason: str) -> None:
+    def _refuse(self, conn: _Conn, reason: str, kind: FailureKind) -> None:
         """Drop a connection whose peer broke a rule; a server counts a refused handshake.
 
         A server interface learns nothing of a peer refused before INIT named it
@@ -755,8 +895,48 @@ class Socket:
         if conn.role == "server" and conn.link is None:
             self.refused_peers += 1
             self.last_refused_reason = reason
-            log.warning("peer refused: %s", reason, extra={"socket": self.path})
-        self._drop(conn, reason, notify_peer=True)
+        self._end(conn, reason, kind, notify_peer=True)
+
+    def _end(self, conn: _Conn, reason: str, kind: FailureKind, *, notify_peer: bool) -> None:
+        """Drop a connection the peer (or the socket) ended; record a failed handshake."""
+        if conn.link is None and conn.fileno in self._conns:
+            iface = conn.iface
+            interface_id = iface.id if iface is not None else None
+            if conn.role == "server":  # INIT may have named one it then refused
+                interface_id = conn.requested_id
+                iface = self._servers.get(interface_id) if interface_id is not None else None
+            detail = reason
+            if kind is FailureKind.PEER_CLOSED:  # say how far it got
+                detail = f"{reason} while {conn.handshake.state}"
+            self._record_failure(
+                kind,
+                detail,
+                conn.role,
+                conn.creds,
+                interface_id,
+                iface.name if iface is not None else "",
+            )
+        self._drop(conn, reason, notify_peer=notify_peer)
+
+    def _record_failure(
+        self,
+        kind: FailureKind,
+        reason: str,
+        role: Literal["server", "client"],
+        creds: PeerCredentials | None,
+        interface_id: int | None,
+        interface: str,
+    ) -> None:
+        failure = HandshakeFailure(
+            kind=kind,
+            reason=reason,
+            role=role,
+            socket=self.path,
+            interface_id=interface_id,
+            interface=interface,
+            peer=creds,
+        )
+        self._failures.record(failure)
 
     def _drop(self, conn: _Conn, reason: str, *, notify_peer: bool) -> None:
         """Close a connection, tear its link down and schedule a client's retry."""

@@ -276,5 +276,12 @@ def decode(data: bytes | bytearray | memoryview) -> Message:
 
 
 def text(raw: bytes) -> str:
-    """Decode a wire string for display, replacing invalid UTF-8."""
-    return raw.decode("utf-8", errors="replace")
+    """Decode a wire string for display: invalid UTF-8 replaced, and characters that are
+    not printable (control characters, say) escaped as Python does (``\\n``, ``\\x00``),
+    so what a peer sends cannot forge log lines or labels."""
+    decoded = raw.decode("utf-8", errors="replace")
+    if decoded.isprintable():
+        return decoded
+    return "".join(
+        c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in decoded
+    )

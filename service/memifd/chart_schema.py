@@ -14,7 +14,7 @@ import json
 import sys
 from typing import Any
 
-from memifd.models import Action, InterfaceSpec
+from memifd.models import MAX_ALLOWED_IDS, Action, InterfaceSpec
 
 Schema = dict[str, Any]
 
@@ -56,6 +56,16 @@ def _bool(description: str) -> Schema:
 
 def _int(description: str, minimum: int = 0, **extra: Any) -> Schema:
     return {"type": "integer", "description": description, "minimum": minimum, **extra}
+
+
+def _ids(description: str) -> Schema:
+    """A list of uids or gids, as memifd's settings take them."""
+    return {
+        "type": "array",
+        "description": description,
+        "maxItems": MAX_ALLOWED_IDS,
+        "items": {"type": "integer", "minimum": 0, "maximum": 0xFFFFFFFE},
+    }
 
 
 def _strings(description: str) -> Schema:
@@ -156,6 +166,13 @@ def values_schema() -> Schema:
                 "volumeName": _str("Name of the volume.", pattern=DNS_LABEL, maxLength=63),
             },
         ),
+        "socketDirs": {
+            "type": "array",
+            "description": "More absolute directories control sockets may be in.",
+            "items": _str("An absolute directory.", pattern="^/"),
+        },
+        "defaultAllowedUids": _ids("Peer uids server interfaces accept besides memifd's own."),
+        "defaultAllowedGids": _ids("Peer groups server interfaces accept (plus fsGroup)."),
         "listenAddress": _str("Address memifd binds for REST and gRPC.", minLength=1),
         "ports": _obj(
             "Container ports.",

@@ -25,6 +25,8 @@ from pydantic import ValidationError
 
 from . import __version__, logs
 from .grpc_server import GrpcServerHandle, serve_grpc
+from .http_server import uvicorn_config
+from .limits import raise_fd_limit
 from .manager import Manager, ManagerError
 from .rest import create_app
 from .settings import Settings, load_settings, split_address
@@ -82,20 +84,33 @@ def serve(
             access_log=access_log,
         )
     except ValidationError as exc:
-        _fail("invalid settings:\n" + describe_errors(exc))
-    except ValueError as exc:
-        _fail(f"invalid settings: {exc}")
+        _fail("invalid settings: " + describe_errors(exc))
+    except (ValueError, TypeError) as exc:
+        _fail(f"invalid settings: {_one_line(str(exc))}")
     logs.configure(settings.log_format, settings.log_level)
     run(settings)
 
 
+MAX_ERRORS_SHOWN = 5
+
+
 def describe_errors(exc: ValidationError) -> str:
-    """One line per error, naming the field; never the input (it may be a secret)."""
-    lines = []
-    for error in exc.errors():
+    """Every error on one line, naming the field; never the input (it may be a secret)."""
+    parts = []
+    errors = exc.errors()
+    for error in errors[:MAX_ERRORS_SHOWN]:
         where = ".".join(str(part) for part in error["loc"]) or "settings"
-        lines.append(f"  {where}: {error['msg'].removeprefix('Value error, ')}")
-    return "\n".join(lines)
+        parts.append(f"{where}: {_one_line(error['msg'].removeprefix('Value error, '))}")
+    if len(errors) > MAX_ERRORS_SHOWN:
+        parts.append(f"and {len(errors) - MAX_ERRORS_SHOWN} more")
+    return "; ".join(parts)
+
+
+def _one_line(text: str, limit: int = 500) -> str:
+    """``text`` without line breaks or control characters, at most ``limit`` characters."""
+    flat = " ".join(text.split())
+    flat = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in flat)
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:
@@ -152,6 +167,7 @@ def _url(sock: socket.socket, tls: bool) -> str:
 
 def run(settings: Settings) -> None:
     """Serve until a signal arrives; everything is cleaned up on the way out."""
+    log.info("open file limit: %d", raise_fd_limit())
     manager = Manager(settings)
     server = _make_server(manager, settings)
     for sig in (signal.SIGTERM, signal.SIGINT):  # from here on a signal means a clean stop
@@ -185,16 +201,12 @@ def run(settings: Settings) -> None:
 
 
 def _make_server(manager: Manager, settings: Settings) -> _Server:
-    config = uvicorn.Config(
+    config = uvicorn_config(
         create_app(manager, settings),
-        log_config=None,
-        access_log=settings.access_log,
-        lifespan="off",
-        root_path=settings.root_path,
+        settings,
         timeout_graceful_shutdown=int(GRACEFUL_SHUTDOWN),
         ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
         ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
-        server_header=False,
     )
     # The manager gets most of the time; the deadline ends the process regardless.
     budget = max(settings.shutdown_timeout - 1.0, settings.shutdown_timeout / 2)

@@ -157,6 +157,8 @@ def spec_from_proto(msg: pb.InterfaceSpec, prefix: str = "spec") -> InterfaceSpe
     if msg.HasField("admin_up"):
         data["admin_up"] = msg.admin_up
     data["accept_unsealed_regions"] = msg.accept_unsealed_regions
+    data["allowed_uids"] = list(msg.allowed_uids)
+    data["allowed_gids"] = list(msg.allowed_gids)
     return _validate(InterfaceSpec, data, prefix)
 
 
@@ -174,6 +176,8 @@ def _interface_fields(item: InterfaceSpec | InterfaceStatus) -> dict[str, Any]:
         "xconnect_to": item.xconnect_to or "",
         "admin_up": item.admin_up,
         "accept_unsealed_regions": item.accept_unsealed_regions,
+        "allowed_uids": item.allowed_uids,
+        "allowed_gids": item.allowed_gids,
     }
 
 

@@ -249,6 +249,14 @@ def create(
     accept_unsealed_regions: Annotated[
         bool | None, typer.Option("--accept-unsealed-regions", help="Accept unsealed memory.")
     ] = None,
+    allow_uid: Annotated[
+        list[int] | None,
+        typer.Option("--allow-uid", help="Peer uid allowed (repeatable).", show_default=False),
+    ] = None,
+    allow_gid: Annotated[
+        list[int] | None,
+        typer.Option("--allow-gid", help="Peer group allowed (repeatable).", show_default=False),
+    ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only validate.")] = False,
 ) -> None:
     """Create interfaces from flags or a YAML spec."""
@@ -258,6 +266,7 @@ def create(
         "name": name, "socket": socket, "id": id_, "role": role, "secret": secret, "mode": mode,
         "rx_mode": rx_mode, "action": action, "xconnect_to": xconnect_to, "admin_up": admin_up,
         "accept_unsealed_regions": accept_unsealed_regions,
+        "allowed_uids": allow_uid or None, "allowed_gids": allow_gid or None,
     }
     memory = {
         "num_queue_pairs": queues, "log2_ring_size": log2_ring_size,

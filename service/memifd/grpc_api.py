@@ -26,6 +26,7 @@ from .convert import InvalidArgument
 from .manager import (
     ConflictError,
     InvalidArgumentError,
+    LimitExceededError,
     ManagerError,
     NotFoundError,
     UnavailableError,
@@ -41,8 +42,12 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Memif"].full_name
 POLL_INTERVAL = 0.25
 EVENT_BATCH = 64
 DURATION_SLACK = 0.05  # seconds: the manager's capture timer and ours start apart
-EXCHANGE_STAGED = 16  # responses an exchange stream holds for a slow client
+EXCHANGE_STAGED = 4  # responses an exchange stream holds for a slow client
+BATCH_BYTES = 1 << 20  # about this many packet bytes per PacketBatch (at least one packet)
 _RX_TAG = b"\x0a"  # ExchangeResponse.rx, length-delimited
+# Requests larger than this are refused before they are parsed; Inject and Exchange
+# messages carry packets and are held only to the server's receive limit.
+MAX_REQUEST_BYTES = 64 << 10
 
 M = TypeVar("M", bound=Message)
 Context: TypeAlias = grpc.ServicerContext
@@ -138,7 +143,7 @@ class MemifServicer:
         delivered = reported = 0
         with _closing(packets, context):
             while context.is_active():
-                batch = packets.get_batch(max_batch, timeout=POLL_INTERVAL)
+                batch = packets.get_batch(max_batch, POLL_INTERVAL, BATCH_BYTES)
                 if batch:
                     delivered += len(batch)
                     reported = packets.dropped
@@ -295,7 +300,7 @@ class _ExchangeRelay:
         rx = self.session.rx
         try:
             while not self._stopped.is_set():
-                packets = rx.get_batch(self._max_batch, timeout=POLL_INTERVAL)
+                packets = rx.get_batch(self._max_batch, POLL_INTERVAL, BATCH_BYTES)
                 if packets:
                     batch = convert.encode_packet_batch(packets, rx.dropped)
                     if not self._stage(_RX_TAG + convert.varint(len(batch)) + batch):
@@ -349,6 +354,8 @@ def status_for(exc: BaseException, manager: Manager) -> tuple[grpc.StatusCode, s
         return grpc.StatusCode.FAILED_PRECONDITION, exc.message
     if isinstance(exc, UnavailableError):
         return grpc.StatusCode.UNAVAILABLE, exc.message
+    if isinstance(exc, LimitExceededError):
+        return grpc.StatusCode.RESOURCE_EXHAUSTED, exc.message
     if isinstance(exc, StreamEnded):
         code = grpc.StatusCode.UNAVAILABLE if not manager.ready else grpc.StatusCode.ABORTED
         return code, exc.reason
@@ -358,7 +365,12 @@ def status_for(exc: BaseException, manager: Manager) -> tuple[grpc.StatusCode, s
     return grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}"
 
 
-def _parse(cls: type[M], raw: bytes) -> M:
+def _parse(cls: type[M], raw: bytes, limit: int | None = MAX_REQUEST_BYTES) -> M:
+    if limit is not None and len(raw) > limit:
+        raise Status(
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            f"{cls.DESCRIPTOR.name} of {len(raw)} bytes exceeds the limit of {limit} bytes",
+        )
     try:
         return cast(M, cls.FromString(raw))
     except DecodeError as exc:
@@ -367,7 +379,7 @@ def _parse(cls: type[M], raw: bytes) -> M:
 
 def _parse_stream(cls: type[M], raws: Iterator[bytes]) -> Iterator[M]:
     for raw in raws:
-        yield _parse(cls, raw)
+        yield _parse(cls, raw, None)
 
 
 Behaviour = Callable[..., Any]

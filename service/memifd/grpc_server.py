@@ -4,7 +4,8 @@ A synchronous ``grpc.server``: every call holds one pool thread for its
 lifetime, so the pool is larger than :data:`MAX_CONCURRENT_RPCS` and calls
 beyond that limit fail at once with RESOURCE_EXHAUSTED instead of queueing.
 With a token configured, every call but health checks needs the metadata
-``authorization: Bearer <token>``.
+``authorization: Bearer <token>``; a call without it is refused from its
+metadata alone, before grpcio reads its request message.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from . import grpc_api
+from .limits import GRPC_MAX_CONNECTIONS
 
 if TYPE_CHECKING:
     from .manager import Manager
@@ -32,6 +34,8 @@ log = logging.getLogger(__name__)
 MAX_CONCURRENT_RPCS = 64
 EXTRA_WORKERS = 8  # beyond the RPC limit: health watches and brief unary calls never starve
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # a batch of 1024 jumbo packets fits
+HANDSHAKE_TIMEOUT_MS = 10_000  # a connection that has not spoken HTTP/2 by then is closed
+IDLE_TIMEOUT_MS = 300_000  # a connection without calls for this long is closed
 HEALTH_INTERVAL = 0.5  # seconds between readiness checks
 HEALTH_SERVICE = "grpc.health.v1.Health"
 SERVED = (grpc_api.SERVICE_NAME, HEALTH_SERVICE, reflection.SERVICE_NAME)
@@ -67,22 +71,23 @@ class _TokenAuth(grpc.ServerInterceptor):  # type: ignore[misc]
 
 
 def _denied(handler: grpc.RpcMethodHandler, problem: str) -> grpc.RpcMethodHandler:
-    """A handler of the same shape as ``handler`` that fails with UNAUTHENTICATED."""
+    """A handler that fails with UNAUTHENTICATED without reading the request.
 
-    def deny(request: Any, context: grpc.ServicerContext) -> Any:
+    It is request-streaming whatever the method: grpcio reads a unary request in
+    full (up to the receive limit) before calling its handler, but hands a
+    streaming handler an iterator it never has to touch.
+    """
+
+    def deny(requests: Any, context: grpc.ServicerContext) -> Any:
         context.abort(grpc.StatusCode.UNAUTHENTICATED, problem)
 
-    kwargs = {
-        "request_deserializer": handler.request_deserializer,
-        "response_serializer": handler.response_serializer,
-    }
-    if handler.request_streaming and handler.response_streaming:
-        return grpc.stream_stream_rpc_method_handler(deny, **kwargs)
-    if handler.request_streaming:
-        return grpc.stream_unary_rpc_method_handler(deny, **kwargs)
     if handler.response_streaming:
-        return grpc.unary_stream_rpc_method_handler(deny, **kwargs)
-    return grpc.unary_unary_rpc_method_handler(deny, **kwargs)
+        return grpc.stream_stream_rpc_method_handler(
+            deny, response_serializer=handler.response_serializer
+        )
+    return grpc.stream_unary_rpc_method_handler(
+        deny, response_serializer=handler.response_serializer
+    )
 
 
 @dataclass
@@ -153,6 +158,9 @@ def serve_grpc(
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ("grpc.so_reuseport", 0),  # a second memifd on the same port must fail, not share
+            ("grpc.max_allowed_incoming_connections", GRPC_MAX_CONNECTIONS),
+            ("grpc.server_handshake_timeout_ms", HANDSHAKE_TIMEOUT_MS),
+            ("grpc.max_connection_idle_ms", IDLE_TIMEOUT_MS),
         ],
     )
     grpc_api.add_to_server(manager, server)

@@ -54,14 +54,23 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         fields = " ".join(f"{key}={_text(value)}" for key, value in extra_fields(record).items())
-        line = (
-            f"{_iso(record.created)} {record.levelname:<7} {record.name}: {record.getMessage()}"
-        )
+        message = printable(record.getMessage())
+        line = f"{_iso(record.created)} {record.levelname:<7} {record.name}: {message}"
         if fields:
             line = f"{line} {fields}"
         if record.exc_info:
             line = f"{line}\n{self.formatException(record.exc_info)}"
         return line
+
+
+def printable(text: str) -> str:
+    """``text`` with every non-printable character (newline, NUL, ...) escaped as Python
+    writes it (``\\n``, ``\\x00``): one log line stays one line."""
+    if text.isprintable():
+        return text
+    return "".join(
+        c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text
+    )
 
 
 def _iso(created: float) -> str:
@@ -71,7 +80,9 @@ def _iso(created: float) -> str:
 
 def _text(value: Any) -> str:
     text = str(value)
-    return json.dumps(text) if (" " in text or not text or '"' in text) else text
+    if " " in text or not text or '"' in text or not text.isprintable():
+        return json.dumps(text)  # quoted, with control characters escaped
+    return text
 
 
 def choose_format(log_format: str, stream: TextIO) -> str:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import errno
 import logging
 import os
 import queue
@@ -38,6 +39,14 @@ from typing import Any, TypeVar
 import memif
 from memif.constants import MAX_PACKET_SIZE
 
+from .limits import (
+    FDS_PER_SOCKET,
+    api_fd_reserve,
+    fd_limit,
+    interface_fds,
+    interface_memory,
+    open_fds,
+)
 from .models import (
     Action,
     CapturedPacket,
@@ -53,8 +62,9 @@ from .models import (
     PeerInfo,
     QueueCounters,
 )
-from .settings import Settings
-from .subscription import Subscription
+from .settings import Settings, fallback_socket_dir
+from .socketdirs import SocketDirError, SocketDirs, prepare_fallback
+from .subscription import BytePool, Subscription
 
 log = logging.getLogger("memifd.manager")
 
@@ -64,6 +74,7 @@ HEARTBEAT = 0.5  # the worker's loop turns at least this often (seconds)
 COMMAND_BUDGET = 0.005  # seconds of commands per turn; the rest waits for the next turn
 MAX_SOCKET_PATH = 107  # sun_path holds 108 bytes including the terminating NUL
 APP_NAME = "memifd"
+PACKET_OVERHEAD = 192  # bytes a queued CapturedPacket costs beyond its data
 _MAX_EVENTS = 256
 
 R = TypeVar("R")
@@ -98,6 +109,10 @@ class InvalidArgumentError(ManagerError):
 
 class UnavailableError(ManagerError):
     """The worker is not running (not started yet, or stopped)."""
+
+
+class LimitExceededError(ManagerError):
+    """Creating it would pass a resource limit (interfaces, shared memory, fds)."""
 
 
 # -- published state ---------------------------------------------------------------------
@@ -170,9 +185,8 @@ class ExchangeSession:
     def __init__(self, manager: Manager, name: str, maxsize: int) -> None:
         self._manager = manager
         self.interface = name
-        self.rx: Subscription[CapturedPacket] = Subscription(
-            maxsize, on_close=lambda: manager._post(manager._detach_exchange, self)
-        )
+        self.rx: Subscription[CapturedPacket] = manager._packet_subscription(maxsize)
+        self.rx._on_close = lambda: manager._post(manager._detach_exchange, self)
 
     def send(self, packets: Sequence[bytes], queue: int = 0) -> InjectResult:
         """Transmit ``packets`` on queue ``queue`` of the interface."""
@@ -205,6 +219,7 @@ class Manager:
         self._entries: dict[str, _Entry] = {}
         self._sockets: dict[str, memif.Socket] = {}
         self._socket_fds: dict[int, memif.Socket] = {}
+        self._dirs = SocketDirs(settings.allowed_socket_dirs)
         self._rx_fds: dict[int, tuple[_Entry, int]] = {}
         self._polled: list[tuple[_Entry, int]] = []
         self._hot: dict[tuple[_Entry, int], None] = {}
@@ -223,6 +238,11 @@ class Manager:
         self.subscription_drops = 0
         #: True when :meth:`stop` gave up waiting for the worker.
         self.left_behind = False
+        #: Failed handshakes on every socket so far, by memif.FailureKind (fixed keys).
+        self.handshake_failures = {kind.value: 0 for kind in memif.FailureKind}
+        #: Packet bytes all capture and exchange streams hold together, at most.
+        self.stream_pool = BytePool(settings.stream_memory)
+        self._fd_baseline = 0  # fds open when the worker started
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -230,11 +250,12 @@ class Manager:
         """Start the worker and create the interfaces the settings declare."""
         if self._thread is not None:
             return
-        os.makedirs(self.settings.socket_dir, exist_ok=True)
+        self._prepare_socket_dir()
         self._cmd_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._epoll = select.epoll()
         self._epoll.register(self._cmd_fd, select.EPOLLIN)
         self._last_turn = time.monotonic()
+        self._fd_baseline = open_fds()
         self._thread = threading.Thread(target=self._run, name="memifd-worker", daemon=True)
         self._thread.start()
         try:
@@ -292,6 +313,19 @@ class Manager:
     def live(self) -> bool:
         """True while the worker runs and turned within ``worker_stall_unhealthy`` seconds."""
         return self.running and self.worker_stall < self.settings.worker_stall_unhealthy
+
+    def _prepare_socket_dir(self) -> None:
+        """Create socket_dir (0750); the fallback in /tmp only if it is memifd's alone."""
+        path = self.settings.socket_dir
+        try:
+            if path == fallback_socket_dir():
+                prepare_fallback(path)
+            else:
+                os.makedirs(path, mode=0o750, exist_ok=True)
+        except SocketDirError as exc:
+            raise ManagerError(str(exc)) from None
+        except OSError as exc:
+            raise ManagerError(f"socket_dir: cannot create {path}: {exc.strerror}") from None
 
     @property
     def ready(self) -> bool:
@@ -372,7 +406,7 @@ class Manager:
 
     def capture(self, flt: CaptureFilter, maxsize: int = 65536) -> Subscription[CapturedPacket]:
         """Copies of packets matching ``flt``; ends after ``count`` or ``duration``."""
-        sub: Subscription[CapturedPacket] = Subscription(maxsize)
+        sub = self._packet_subscription(maxsize)
         cap = _Capture(
             sub=sub,
             flt=flt,
@@ -395,6 +429,14 @@ class Manager:
         session = ExchangeSession(self, name, maxsize)
         self._call(self._attach_exchange, session)
         return session
+
+    def _packet_subscription(self, maxsize: int) -> Subscription[CapturedPacket]:
+        """A packet queue bounded by ``maxsize`` packets, ``stream_buffer`` bytes and the
+        shared ``stream_memory`` pool."""
+        return Subscription(
+            maxsize, sizer=_packet_bytes, max_bytes=self.settings.stream_buffer,
+            pool=self.stream_pool,
+        )
 
     # -- the command channel -----------------------------------------------------------------------
 
@@ -680,7 +722,10 @@ class Manager:
         """Create the interface (its entry), or with ``dry_run`` only check it (a preview)."""
         if spec.name in self._entries:
             raise ConflictError(f"interface {spec.name!r} already exists")
-        path = self.settings.resolve_socket(spec.socket)
+        try:
+            path = self.settings.resolve_socket(spec.socket)
+        except SocketDirError as exc:
+            raise InvalidArgumentError("socket", str(exc)) from None
         size = len(path.encode())
         if size > MAX_SOCKET_PATH:
             raise InvalidArgumentError(
@@ -693,21 +738,24 @@ class Manager:
                     f"({other.name!r})"
                 )
         self._check_xconnect(spec.name, spec.xconnect_to)
+        self._check_limits(spec, path)
         if dry_run:
             return _preview(spec, path)
         sock, created = self._socket(path)
         try:
             iface = sock.create_interface(
-                spec.to_arguments(),
+                self._arguments(spec),
                 on_connected=self._on_connected,
                 on_disconnected=self._on_disconnected,
             )
         except BaseException as exc:
             if created:
                 self._close_socket(path, "socket unusable")
+            if isinstance(exc, OSError):
+                raise _os_error(exc) from None
             if not isinstance(exc, memif.LocalProtocolError):
                 raise
-            if "in use" in str(exc):
+            if isinstance(exc, memif.PathInUse):
                 raise ConflictError(str(exc)) from None
             raise InvalidArgumentError("socket", str(exc)) from None
         entry = _Entry(spec, path, iface, iface.rx_queues, iface.tx_queues)
@@ -724,6 +772,51 @@ class Manager:
                    "id": spec.id, "action": spec.action.value},
         )
         return entry
+
+    def _check_limits(self, spec: InterfaceSpec, path: str) -> None:
+        """Refuse an interface that would pass max_interfaces, max_shared_memory or the
+        file descriptors left under RLIMIT_NOFILE."""
+        settings = self.settings
+        entries = list(self._entries.values())
+        if len(entries) >= settings.max_interfaces:
+            raise LimitExceededError(
+                f"max_interfaces: {len(entries)} interfaces exist, the limit is "
+                f"{settings.max_interfaces}"
+            )
+        memory = interface_memory(spec.memory)
+        committed = sum(interface_memory(e.spec.memory) for e in entries)
+        if committed + memory > settings.max_shared_memory:
+            raise LimitExceededError(
+                f"max_shared_memory: the interface needs {memory} bytes of shared memory and "
+                f"{committed} of {int(settings.max_shared_memory)} are taken"
+            )
+        sockets = len(self._sockets) + (path not in self._sockets)
+        fds = sum(interface_fds(e.spec.memory) for e in entries) + FDS_PER_SOCKET * sockets
+        limit = fd_limit()
+        reserve = api_fd_reserve(settings.http_max_connections)
+        available = limit - self._fd_baseline - reserve
+        if fds + interface_fds(spec.memory) > available:
+            raise LimitExceededError(
+                f"file descriptors: the interface needs {interface_fds(spec.memory)} and "
+                f"{max(available - fds, 0)} are left (RLIMIT_NOFILE {limit}, "
+                f"{self._fd_baseline} open at start, {reserve} kept for API connections)"
+            )
+
+    def _arguments(self, spec: InterfaceSpec) -> memif.Arguments:
+        """The library's arguments, with the peers the spec (or the settings) allow.
+
+        memifd's own uid is always allowed: a process of that uid controls memifd anyway.
+        """
+        uids, gids = spec.allowed_uids, spec.allowed_gids
+        if not uids and not gids:
+            if spec.role is not memif.Role.SERVER:
+                return spec.to_arguments()  # a client with no list accepts any server
+            uids, gids = self.settings.default_allowed_uids, self.settings.default_allowed_gids
+        allowed = {
+            "allowed_uids": frozenset({os.geteuid(), *uids}),
+            "allowed_gids": frozenset(gids),
+        }
+        return spec.to_arguments().model_copy(update=allowed)
 
     def _check_xconnect(self, name: str, target: str | None) -> None:
         if target is None:
@@ -852,14 +945,25 @@ class Manager:
         if sock is not None:
             return sock, False
         try:
-            sock = memif.Socket(path, app_name=APP_NAME)
+            sock = memif.Socket(
+                path,
+                app_name=APP_NAME,
+                on_handshake_failure=self._count_handshake_failure,
+                directory=self._dirs.opener(path),
+                replace_stale=self.settings.replace_stale_sockets,
+            )
         except memif.LocalProtocolError as exc:
             raise InvalidArgumentError("socket", str(exc)) from None
+        except OSError as exc:
+            raise _os_error(exc) from None
         self._sockets[path] = sock
         self._socket_fds[sock.fileno()] = sock
         assert self._epoll is not None
         self._epoll.register(sock.fileno(), select.EPOLLIN)
         return sock, True
+
+    def _count_handshake_failure(self, failure: memif.HandshakeFailure) -> None:
+        self.handshake_failures[failure.kind.value] += 1  # the library already logged it
 
     def _close_socket(self, path: str, reason: str) -> None:
         sock = self._sockets.pop(path)
@@ -873,6 +977,7 @@ class Manager:
             if entry is not None:
                 self._unwatch_queues(entry)
         sock.close(reason)
+        self._dirs.prune(self._sockets)
 
     def _check_bound(self) -> None:
         self._bound = all(
@@ -979,6 +1084,21 @@ def _name_native_thread(name: str) -> None:
         comm.write(name[:15])
 
 
+def _packet_bytes(packet: CapturedPacket) -> int:
+    return len(packet.data) + PACKET_OVERHEAD
+
+
+_EXHAUSTED = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS, errno.ENOSPC}
+
+
+def _os_error(exc: OSError) -> ManagerError:
+    """A system call failure while creating an interface, as an answer for the client."""
+    text = exc.strerror or str(exc)
+    if exc.errno in _EXHAUSTED:
+        return LimitExceededError(f"out of system resources: {text}")
+    return InvalidArgumentError("socket", f"cannot use the socket: {text}")
+
+
 def _check_packets(packets: Sequence[bytes]) -> None:
     for number, packet in enumerate(packets):
         if not 1 <= len(packet) <= MAX_PACKET_SIZE:
@@ -1056,6 +1176,8 @@ def _spec_fields(spec: InterfaceSpec) -> dict[str, Any]:
         "mode": spec.mode, "memory": spec.memory, "rx_mode": spec.rx_mode,
         "action": spec.action, "xconnect_to": spec.xconnect_to, "admin_up": spec.admin_up,
         "accept_unsealed_regions": spec.accept_unsealed_regions,
+        "allowed_uids": spec.allowed_uids,
+        "allowed_gids": spec.allowed_gids,
         "has_secret": bool(spec.secret),
     }
 

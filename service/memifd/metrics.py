@@ -2,7 +2,8 @@
 
 Per interface and direction: packets, bytes, drops, bad descriptors, ring-full;
 the same per queue; the manager's own counters (action drops, forwarded,
-forward drops, subscriber drops); the link state; and stream totals.
+forward drops, subscriber drops); the link state; stream totals; and failed
+handshakes by reason (a fixed set of labels, never the peer's text).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from .logs import printable
 from .manager import Manager
 from .models import InterfaceStatus, QueueCounters
 
@@ -48,6 +50,17 @@ class ManagerCollector(Collector):
         yield from _manager_families(statuses)
         yield from _link_families(statuses)
         yield from self._stream_families()
+        yield self._handshake_family()
+
+    def _handshake_family(self) -> Metric:
+        family = CounterMetricFamily(
+            "memifd_handshake_failures",
+            "Handshakes that did not bring a link up, by reason (see memif.FailureKind)",
+            labels=["reason"],
+        )
+        for reason, count in dict(self.manager.handshake_failures).items():
+            family.add_metric([reason], count)
+        return family
 
     def _stream_families(self) -> Iterator[Metric]:
         active = GaugeMetricFamily(
@@ -121,7 +134,7 @@ def _link_families(statuses: list[InterfaceStatus]) -> Iterator[Metric]:
         for name in _STATES:
             state.add_metric([status.name, name], 1 if name == current else 0)
         info.add_metric(
-            [status.name, status.socket_path, status.role.value, str(status.id),
+            [status.name, printable(status.socket_path), status.role.value, str(status.id),
              status.mode.value, status.action.value],
             1,
         )

@@ -9,9 +9,16 @@ from __future__ import annotations
 import enum
 from typing import Annotated, NamedTuple
 
-from memif.config import Arguments, MemoryConfig, Mode, Role, RxMode
+from memif.config import Arguments, MemoryConfig, Mode, Role, RxMode, UnixId, printable
 from memif.constants import MAX_QUEUE_PAIRS, NAME_SIZE, SECRET_SIZE
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 
 class Action(enum.StrEnum):
@@ -23,6 +30,12 @@ class Action(enum.StrEnum):
 
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+# Names another interface; it must exist, and reaches logs before that is checked.
+InterfaceRef = Annotated[
+    str, Field(max_length=NAME_SIZE), AfterValidator(lambda v: printable(v, "xconnect_to"))
+]
+MAX_ALLOWED_IDS = 64  # entries of allowed_uids / allowed_gids
+IdList = Annotated[list[UnixId], Field(max_length=MAX_ALLOWED_IDS)]
 
 
 class InterfaceSpec(BaseModel):
@@ -49,13 +62,24 @@ class InterfaceSpec(BaseModel):
     memory: MemoryConfig = Field(default_factory=MemoryConfig)
     rx_mode: RxMode = Field(default=RxMode.INTERRUPT, description="interrupt|polling.")
     action: Action = Field(default=Action.DROP, description="drop|echo|xconnect.")
-    xconnect_to: str | None = Field(
+    xconnect_to: InterfaceRef | None = Field(
         default=None, description="With action xconnect: the interface to forward to."
     )
     admin_up: bool = Field(default=True, description="False keeps the interface down.")
     accept_unsealed_regions: bool = Field(
         default=False,
         description="Accept peer memory without F_SEAL_SHRINK (zero-copy peers); risky.",
+    )
+    allowed_uids: IdList = Field(
+        default_factory=list,
+        description=f"Peer uids (SO_PEERCRED) allowed besides memifd's own, at most "
+        f"{MAX_ALLOWED_IDS}. A server checks its clients, a client its server. With "
+        "allowed_gids also empty: a server takes the settings' default_allowed_uids and "
+        "default_allowed_gids, a client accepts any server.",
+    )
+    allowed_gids: IdList = Field(
+        default_factory=list,
+        description=f"Peer groups (primary or supplementary) allowed, at most {MAX_ALLOWED_IDS}.",
     )
 
     @field_validator("role", "mode", mode="before")
@@ -68,11 +92,22 @@ class InterfaceSpec(BaseModel):
 
     @field_validator("socket")
     @classmethod
-    def _no_nul(cls, value: str) -> str:
-        # the kernel ends a filesystem path at NUL, and os calls refuse it outright
-        if "\x00" in value and not value.startswith("@"):
-            raise ValueError("a socket path must not contain a NUL character")
+    def _printable(cls, value: str) -> str:
+        # NUL ends a filesystem path in the kernel; no control character belongs in a
+        # name that reaches logs and metrics labels, abstract names included
+        return printable(value, "socket")
+
+    @field_validator("socket")
+    @classmethod
+    def _no_parent(cls, value: str) -> str:
+        if not value.startswith("@") and ".." in value.split("/"):
+            raise ValueError("'..' is not allowed; name a file in an allowed socket directory")
         return value
+
+    @field_validator("allowed_uids", "allowed_gids")
+    @classmethod
+    def _sorted_ids(cls, value: list[int]) -> list[int]:
+        return sorted(set(value))
 
     @model_validator(mode="after")
     def _check(self) -> InterfaceSpec:
@@ -172,6 +207,8 @@ class InterfaceStatus(BaseModel):
     xconnect_to: str | None = None
     admin_up: bool
     accept_unsealed_regions: bool
+    allowed_uids: list[int] = Field(default_factory=list)
+    allowed_gids: list[int] = Field(default_factory=list)
     has_secret: bool = Field(description="True when a secret is set (it is never returned).")
     socket_path: str = Field(description="The control socket as resolved on this host.")
     state: InterfaceState
@@ -187,7 +224,7 @@ class InterfacePatch(BaseModel):
 
     rx_mode: RxMode | None = None
     action: Action | None = None
-    xconnect_to: str | None = None
+    xconnect_to: InterfaceRef | None = None
     admin_up: bool | None = None
 
 

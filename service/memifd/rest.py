@@ -23,9 +23,11 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from . import __version__, pcap
+from .http_guard import MAX_INJECT_BYTES, TOKEN_PROBLEM, RequestGuard
 from .manager import (
     ConflictError,
     InvalidArgumentError,
+    LimitExceededError,
     Manager,
     ManagerError,
     NotFoundError,
@@ -49,9 +51,9 @@ from .settings import Settings
 from .subscription import Subscription
 from .ui import install_ui
 
-MAX_INJECT_BYTES = 64 << 20  # request body limit of POST .../packets
 MAX_INJECT_PACKETS = 65536
 CAPTURE_BATCH = 4096
+BATCH_BYTES = 1 << 20  # about this many packet bytes per chunk of a pcap stream
 SSE_KEEPALIVE = 15.0  # seconds between comment lines on an idle event stream
 
 
@@ -77,6 +79,12 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 _BAD_BODY: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorDetail, "description": "The body cannot be parsed"},
+    408: {"model": ErrorDetail, "description": "The body did not arrive in time"},
+    413: {"model": ErrorDetail, "description": "The body is larger than the route allows"},
+    415: {"model": ErrorDetail, "description": "The body is not of the route's media type"},
+}
+_LIMITS: dict[int | str, dict[str, Any]] = {
+    507: {"model": ErrorDetail, "description": "A resource limit would be passed (names it)"},
 }
 
 
@@ -102,9 +110,7 @@ async def require_token(
     given = credentials.credentials.encode() if credentials is not None else b""
     if not hmac.compare_digest(given, expected):
         raise HTTPException(
-            status_code=401,
-            detail="missing or invalid bearer token (Authorization: Bearer <token>)",
-            headers={"WWW-Authenticate": "Bearer"},
+            status_code=401, detail=TOKEN_PROBLEM, headers={"WWW-Authenticate": "Bearer"}
         )
 
 
@@ -137,6 +143,7 @@ class _ListCache:
     status_code=201,
     responses={
         **_BAD_BODY,
+        **_LIMITS,
         200: {"model": InterfaceStatus, "description": "dry_run: validated, nothing created"},
     },
 )
@@ -218,7 +225,7 @@ async def capture(
 @interfaces.post(
     "/{name}/packets",
     response_model=InjectResult,
-    responses={**_BAD_BODY, 413: {"model": ErrorDetail, "description": "The body is too large"}},
+    responses=_BAD_BODY,
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -334,7 +341,7 @@ async def _batches(
     arrived = _wake_on_arrival(sub)
     try:
         while True:
-            batch = sub.get_batch(max_items, 0)
+            batch = sub.get_batch(max_items, 0, BATCH_BYTES)
             if batch:
                 yield batch
                 continue
@@ -389,6 +396,7 @@ _STATUS: list[tuple[type[ManagerError], int]] = [
     (ConflictError, 409),
     (InvalidArgumentError, 422),
     (UnavailableError, 503),
+    (LimitExceededError, 507),
 ]
 
 
@@ -445,4 +453,8 @@ def create_app(manager: Manager, settings: Settings) -> FastAPI:
     app.add_exception_handler(pcap.PcapError, _pcap_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     install_ui(app)
+    app.add_middleware(
+        RequestGuard, token=token, allowed_hosts=settings.allowed_hosts,
+        body_timeout=settings.http_body_timeout,
+    )
     return app

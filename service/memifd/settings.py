@@ -8,20 +8,25 @@ interface specs that memifd creates when it starts.
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
+import tempfile
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import Field, SecretStr, field_validator, model_validator
+from memif.sockfile import StalePolicy
+from pydantic import ByteSize, Field, SecretStr, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
 
-from .models import InterfaceSpec
+from .models import IdList, InterfaceSpec
+from .socketdirs import SocketDirError, confine
 
 ENV_PREFIX = "MEMIFD_"
 LogFormat = Literal["auto", "json", "text"]
@@ -29,7 +34,7 @@ LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 
 
 def default_socket_dir() -> Path:
-    """``/run/memifd`` if usable, else ``$XDG_RUNTIME_DIR/memifd``, else ``/tmp/memifd-<uid>``."""
+    """``/run/memifd`` if usable, else ``$XDG_RUNTIME_DIR/memifd``, else the fallback."""
     candidates = [Path("/run/memifd")]
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     if runtime:
@@ -37,7 +42,12 @@ def default_socket_dir() -> Path:
     for path in candidates:
         if _writable_or_creatable(path):
             return path
-    return Path(f"/tmp/memifd-{os.getuid()}")
+    return fallback_socket_dir()
+
+
+def fallback_socket_dir() -> Path:
+    """``/tmp/memifd-<uid>`` (``$TMPDIR`` if set): used only if it is memifd's alone."""
+    return Path(tempfile.gettempdir()) / f"memifd-{os.geteuid()}"
 
 
 def _writable_or_creatable(path: Path) -> bool:
@@ -86,19 +96,65 @@ class _YamlFileSource(PydanticBaseSettingsSource):
     def __call__(self) -> dict[str, Any]:
         if self.path is None:
             return {}
-        try:
-            text = self.path.read_text()
-        except OSError as exc:
-            raise ValueError(f"config: cannot read {self.path}: {exc.strerror}") from None
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ValueError(f"config: {self.path} is not valid YAML: {exc}") from None
+        data = load_yaml(self.path)
         if data is None:
             return {}
         if not isinstance(data, dict):
             raise ValueError(f"config: {self.path} must hold a mapping, not {type(data).__name__}")
         return {str(key).replace("-", "_"): value for key, value in data.items()}
+
+
+MAX_CONFIG_BYTES = 1 << 20  # a config file larger than this is refused unread
+MAX_CONFIG_DEPTH = 32  # nesting of mappings and lists; the schema needs 4
+MAX_CONFIG_NODES = 200_000  # scalars, lists and mappings, aliases counted where used
+
+
+def load_yaml(path: Path) -> Any:
+    """The YAML document in ``path``, refused with one line (ValueError) when it cannot be
+    read, is not YAML, or is larger, deeper or more repetitive (aliases) than a config."""
+    try:
+        with path.open("rb") as file:
+            raw = file.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ValueError(f"config: cannot read {path}: {exc.strerror}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ValueError(f"config: {path} is larger than {MAX_CONFIG_BYTES} bytes")
+    try:
+        node = yaml.compose(raw, Loader=yaml.SafeLoader)
+        if node is None:
+            return None
+        _check_shape(node, path)
+        return yaml.SafeLoader(raw).construct_document(node)
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
+        raise ValueError(f"config: {path} is not valid YAML: {problem}{at}") from None
+    except RecursionError:
+        raise ValueError(
+            f"config: {path} nests deeper than {MAX_CONFIG_DEPTH} levels"
+        ) from None
+
+
+def _check_shape(root: yaml.Node, path: Path) -> None:
+    """Refuse documents nested deeper than MAX_CONFIG_DEPTH or with more than
+    MAX_CONFIG_NODES nodes once aliases are expanded (a "billion laughs")."""
+    count = 0
+    stack: list[tuple[yaml.Node, int]] = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        count += 1
+        if count > MAX_CONFIG_NODES:
+            raise ValueError(
+                f"config: {path} holds more than {MAX_CONFIG_NODES} values (aliases expanded)"
+            )
+        if depth > MAX_CONFIG_DEPTH:
+            raise ValueError(f"config: {path} nests deeper than {MAX_CONFIG_DEPTH} levels")
+        if isinstance(node, yaml.SequenceNode):
+            stack.extend((child, depth + 1) for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                stack.extend(((key, depth + 1), (value, depth + 1)))
 
 
 class Settings(BaseSettings):
@@ -126,6 +182,7 @@ class Settings(BaseSettings):
     log_format: LogFormat = Field(default="auto", description="auto|json|text.")
     log_level: LogLevel = Field(default="info", description="debug|info|warning|error|critical.")
     access_log: bool = Field(default=False, description="Log every HTTP request.")
+    # -- watchdog and timeouts ---------------------------------------------------------------
     worker_stall_unready: float = Field(
         default=5.0, ge=1, le=3600,
         description="Seconds the worker's loop may go without turning before /readyz, gRPC "
@@ -145,8 +202,65 @@ class Settings(BaseSettings):
         default=5.0, gt=0, le=3600,
         description="Seconds SIGTERM may take; then memifd removes its socket files and exits.",
     )
+    # -- resource limits ---------------------------------------------------------------------
+    max_interfaces: int = Field(
+        default=1024, ge=1, le=1_000_000, description="Interfaces memifd manages at most."
+    )
+    max_shared_memory: ByteSize = Field(
+        default=ByteSize(1 << 30),
+        description="Shared memory (rings and packet buffers) of all interfaces together, "
+        "as each interface's memory settings size it; bytes or a size such as 4GiB.",
+    )
+    stream_buffer: ByteSize = Field(
+        default=ByteSize(16 << 20), ge=1 << 16,
+        description="Packet bytes one capture or exchange stream holds for a slow reader.",
+    )
+    stream_memory: ByteSize = Field(
+        default=ByteSize(256 << 20), ge=1 << 16,
+        description="Packet bytes all capture and exchange streams hold together.",
+    )
+    http_max_connections: int = Field(
+        default=1024, ge=1, le=1_000_000,
+        description="Open HTTP connections at most; more are answered 503 and closed.",
+    )
+    http_header_timeout: float = Field(
+        default=10.0, gt=0, le=3600,
+        description="Seconds a connection gets to send a request's headers.",
+    )
+    http_body_timeout: float = Field(
+        default=60.0, gt=0, le=86_400, description="Seconds a request gets to send its body."
+    )
+    http_idle_timeout: float = Field(
+        default=5.0, gt=0, le=3600,
+        description="Seconds an idle keep-alive connection stays open.",
+    )
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Host names the REST API answers to besides localhost and IP "
+        "addresses (comma-separated in the environment); '*.example.org' a domain, '*' any.",
+    )
     interfaces: list[InterfaceSpec] = Field(
         default_factory=list, description="Interfaces created at start."
+    )
+    socket_dirs: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description="More absolute directories control sockets may be in besides socket_dir "
+        "(e.g. /run/vpp); a comma-separated list or JSON array in the environment.",
+    )
+    replace_stale_sockets: StalePolicy = Field(
+        default="own",
+        description="Stale socket files (nothing accepts on them) a server replaces: own "
+        "(left by memifd's uid), any, or never.",
+    )
+    default_allowed_uids: Annotated[IdList, NoDecode] = Field(
+        default_factory=list,
+        description="Peer uids server interfaces accept besides memifd's own, unless the "
+        "spec sets allowed_uids or allowed_gids.",
+    )
+    default_allowed_gids: Annotated[IdList, NoDecode] = Field(
+        default_factory=list,
+        description="Peer groups (primary or supplementary) server interfaces accept, unless "
+        "the spec sets allowed_uids or allowed_gids.",
     )
 
     @classmethod
@@ -169,6 +283,42 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: object) -> object:
         # MEMIFD_TOKEN_FILE= (empty) switches a file off instead of naming the cwd.
         return None if value == "" else value
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _host_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts(cls, value: list[str]) -> list[str]:
+        for host in value:
+            name = host.removeprefix("*.")
+            if host != "*" and (not name or not all(c.isalnum() or c in ".-_" for c in name)):
+                raise ValueError(f"{host!r} is not a host name, '*.domain' or '*'")
+        return [host.lower() for host in value]
+
+    @field_validator("socket_dirs", "default_allowed_uids", "default_allowed_gids", mode="before")
+    @classmethod
+    def _list_from_text(cls, value: object) -> object:
+        # MEMIFD_SOCKET_DIRS=/run/vpp,/run/other or a JSON array
+        if not isinstance(value, str):
+            return value
+        if value.lstrip().startswith("["):
+            return json.loads(value)
+        return [item.strip() for item in value.split(",") if item.strip()]
+
+    @field_validator("socket_dir", "socket_dirs")
+    @classmethod
+    def _absolute(cls, value: Path | list[Path]) -> Path | list[Path]:
+        if isinstance(value, Path):
+            return Path(os.path.abspath(value))
+        for path in value:
+            if not path.is_absolute():
+                raise ValueError(f"{path} is not an absolute path")
+        return [Path(os.path.normpath(path)) for path in value]
 
     @field_validator("http_addr", "grpc_addr")
     @classmethod
@@ -206,6 +356,11 @@ class Settings(BaseSettings):
                 f"worker_stall_unhealthy ({self.worker_stall_unhealthy:g}) must be at least "
                 f"worker_stall_unready ({self.worker_stall_unready:g})"
             )
+        for spec in self.interfaces:
+            try:
+                self.resolve_socket(spec.socket)
+            except SocketDirError as exc:
+                raise ValueError(f"interfaces: {spec.name}: socket: {exc}") from None
         if self.token is None and not self.insecure:
             for field in ("http_addr", "grpc_addr"):
                 host, _ = split_address(getattr(self, field))
@@ -226,12 +381,17 @@ class Settings(BaseSettings):
         """True when HTTP and gRPC serve TLS."""
         return self.tls_cert is not None
 
+    @property
+    def allowed_socket_dirs(self) -> list[str]:
+        """socket_dir and socket_dirs: the directories control sockets may be below."""
+        paths = [str(self.socket_dir), *map(str, self.socket_dirs)]
+        return list(dict.fromkeys(paths))
+
     def resolve_socket(self, socket: str) -> str:
-        """A spec's ``socket``: abstract (``@name``) and absolute paths as they are,
-        relative names under :attr:`socket_dir`."""
-        if socket.startswith("@") or os.path.isabs(socket):
-            return socket
-        return os.path.normpath(os.path.join(self.socket_dir, socket))
+        """A spec's ``socket``: ``@name`` as is, relative names under :attr:`socket_dir`,
+        absolute paths as they are; raises :class:`SocketDirError` (a ValueError) unless the
+        path lies below one of :attr:`allowed_socket_dirs`."""
+        return confine(socket, self.socket_dir, self.allowed_socket_dirs)
 
 
 def _read_token(path: Path) -> str:

@@ -147,11 +147,17 @@ def test_memifd_gets_socket_dir_config_and_token_files(helm: Helm) -> None:
     mounts = mounts_of(memifd_c)
     assert env["MEMIFD_HTTP_ADDR"] == "0.0.0.0:8080"
     assert env["MEMIFD_GRPC_ADDR"] == "0.0.0.0:50051"
+    service = one(manifests, "Service")["metadata"]["name"]
+    assert env["MEMIFD_ALLOWED_HOSTS"].split(",") == [  # the names clients reach it by
+        service, f"{service}.net", f"{service}.net.svc", f"{service}.net.svc.cluster.local"]
     sockets = volume(spec, mounts[env["MEMIFD_SOCKET_DIR"]])
     assert sockets["emptyDir"]["medium"] == "Memory"
     config_dir = env["MEMIFD_CONFIG"].rsplit("/", 1)[0]
     config_map = volume(spec, mounts[config_dir])["configMap"]["name"]
-    assert yaml.safe_load(config_text(manifests, config_map)) == {"interfaces": []}
+    assert yaml.safe_load(config_text(manifests, config_map)) == {
+        "interfaces": [], "socket_dirs": [], "default_allowed_uids": [],
+        "default_allowed_gids": [10001],  # the pod's fsGroup
+    }
     token_dir, token_file = env["MEMIFD_TOKEN_FILE"].rsplit("/", 1)
     token_volume = volume(spec, mounts[token_dir])["secret"]
     assert token_volume["items"] == [{"key": "token", "path": token_file}]
@@ -288,13 +294,38 @@ def test_server_interfaces_become_the_config_memifd_reads(helm: Helm, tmp_path: 
     assert "configMap" in source  # no secrets in these interfaces
     path = tmp_path / config_name
     path.write_text(config_text(manifests, source["configMap"]["name"]))
-    settings = load_settings(config=path, token="t", socket_dir=tmp_path)
+    settings = load_settings(config=path, token="t", socket_dir=env["MEMIFD_SOCKET_DIR"])
     assert [spec.name for spec in settings.interfaces] == [i["name"] for i in values["interfaces"]]
     assert settings.interfaces[2].role.value == "server"  # "master" is an alias
     assert env["MEMIFD_HTTP_ADDR"] == "0.0.0.0:18080"
     assert env["MEMIFD_LOG_LEVEL"] == "debug"
     service_ports = {p["name"]: p["port"] for p in one(manifests, "Service")["spec"]["ports"]}
     assert service_ports == {"http": 80, "grpc": 50051}
+
+
+def test_socket_dirs_and_peer_ids_reach_memifd(helm: Helm, tmp_path: Path) -> None:
+    values = {
+        "socketDirs": ["/run/vpp"],
+        "defaultAllowedUids": [1000],
+        "defaultAllowedGids": [2000, 3000],
+        "podSecurityContext": {"fsGroup": 3000},
+        "interfaces": [
+            {"name": "vpp", "socket": "/run/vpp/memif.sock", "role": "client"},
+            {"name": "app", "socket": "app.sock", "allowed_uids": [1001], "allowed_gids": [7]},
+        ],
+    }
+    manifests = helm.template_values(CHART, values, tmp_path)
+    spec = pod_spec(manifests)
+    env = env_of(container(spec, "memifd"))
+    path = tmp_path / "config.yaml"
+    path.write_text(config_text(manifests, volume(spec, "memifd-config")["configMap"]["name"]))
+    settings = load_settings(config=path, token="t", socket_dir=env["MEMIFD_SOCKET_DIR"])
+    assert settings.socket_dirs == [Path("/run/vpp")]
+    assert settings.default_allowed_uids == [1000]
+    assert settings.default_allowed_gids == [2000, 3000]  # fsGroup joins the given groups
+    assert settings.resolve_socket(settings.interfaces[0].socket) == "/run/vpp/memif.sock"
+    assert settings.interfaces[1].allowed_uids == [1001]
+    assert settings.interfaces[1].allowed_gids == [7]
 
 
 def test_client_interfaces_with_secrets_keep_them_out_of_configmaps(
@@ -383,6 +414,21 @@ BAD_VALUES: dict[str, tuple[dict[str, Any], str]] = {
     "port-out-of-range": ({"ports": {"http": 70000}}, "/ports/http"),
     "relative-socket-dir": ({"socketDir": {"path": "run/memif"}}, "/socketDir/path"),
     "annotation-not-a-string": ({"podAnnotations": {"a": True}}, "/podAnnotations/a"),
+    "socket-outside-the-dirs": (
+        {"interfaces": [{"name": "a", "socket": "/etc/a.sock"}]},
+        "socket: /etc/a.sock is outside the socket directories (/run/memif); "
+        "add its directory to socketDirs",
+    ),
+    "socket-with-dot-dot": (
+        {"interfaces": [{"name": "a", "socket": "x/../../etc/a.sock"}]},
+        "socket: '..' is not allowed",
+    ),
+    "relative-socket-dirs-entry": ({"socketDirs": ["run/vpp"]}, "/socketDirs/0"),
+    "allowed-uid-negative": (
+        {"interfaces": [{"name": "a", "allowed_uids": [-1]}]},
+        "/interfaces/0/allowed_uids/0",
+    ),
+    "default-uid-too-large": ({"defaultAllowedUids": [2**32]}, "/defaultAllowedUids/0"),
 }
 
 

@@ -167,3 +167,30 @@ def test_python_server_accepts_a_restarted_testpmd(sock_dir: Path, testpmd: Fact
         assert iface.connect_count == 2
         warm_up(iface)
         echo(iface, COUNT, 1500, pmd=second)
+
+
+# -- what a client builds from our HELLO ---------------------------------------------------------
+
+
+def test_testpmd_client_keeps_its_queues_and_ring_size(sock_dir: Path, testpmd: Factory) -> None:
+    """Our HELLO announces the protocol maxima, so DPDK builds what it was told to:
+    two queue pairs of 2^14 slots against a server interface of one pair of 2^10.
+    Our one receive queue reads both of its rings."""
+    path = str(sock_dir / "memif.sock")
+    with python_peer(path, "server") as iface:
+        pmd = testpmd(socket=path, role="client", queues=2, rsize=14, forward_mode="txonly")
+        wait_up(iface, pmd)
+        assert iface.memory is not None
+        assert (iface.memory.num_queue_pairs, iface.memory.log2_ring_size) == (2, 14)
+        rx = iface.rx_queue(0)
+        assert rx.rings == 2 and iface.num_rx_connected == 1
+        received = 0
+        deadline = time.monotonic() + CONNECT
+        while received < 1000:
+            assert time.monotonic() < deadline, f"{received} packets, testpmd: {pmd.log()[-2000:]}"
+            received += len(rx.recv_burst(256))
+            rx.wait(0.05)
+        # each of testpmd's two transmit queues reached us (slot counters still small)
+        assert all(ring.cur != 0 for ring in rx._folded), [r.cur for r in rx._folded]
+        assert iface.stats()["rx"]["bad_descriptors"] == 0
+    pmd.check_alive()

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from memif import (
     Arguments,
+    FailureKind,
     LocalProtocolError,
     MemoryConfig,
     Mode,
@@ -41,8 +42,6 @@ def target(**changes: object) -> ServerTarget:
         "name": "srv",
         "mode": Mode.ETHERNET,
         "secret": None,
-        "max_queue_pairs": 2,
-        "max_log2_ring_size": 10,
     }
     values.update(changes)
     return ServerTarget(**values)  # type: ignore[arg-type]
@@ -143,6 +142,11 @@ def test_hello_announces_limits_as_count_minus_one() -> None:
     assert hello == wire.Hello(b"server-app", VERSION, VERSION, 0, 1, 2, 12)
 
 
+def test_hello_announces_the_protocol_maxima_by_default() -> None:
+    _, hello = server()
+    assert hello == wire.Hello(b"server-app", VERSION, VERSION, 255, 255, 255, 14)
+
+
 # -- version ------------------------------------------------------------------------------
 
 
@@ -200,21 +204,25 @@ def test_unknown_mode() -> None:
         ("pw", b"pw", True),
         ("pw", b"pX", False),
         ("pw", b"", False),  # server has a secret, client none
-        (None, b"pw", False),  # client has a secret, server none
+        (None, b"pw", True),  # client has a secret, server none: not checked
+        (None, bytes(range(1, 25)), True),  # stale bytes from a client without a secret
         ("pw", b"pw-longer", False),
     ],
 )
-def test_secret(ours: str | None, theirs: bytes, ok: bool) -> None:
+def test_secret_is_checked_when_the_server_has_one(
+    ours: str | None, theirs: bytes, ok: bool
+) -> None:
     srv, _ = server(target(secret=ours))
     init = wire.Init(VERSION, 0, 0, theirs, b"")
     if ok:
         assert srv.receive(init) == [Send(wire.Ack())]
     else:
-        with pytest.raises(RemoteProtocolError, match="secret mismatch"):
+        with pytest.raises(RemoteProtocolError, match="secret mismatch") as info:
             srv.receive(init)
+        assert info.value.kind is FailureKind.SECRET
 
 
-@pytest.mark.parametrize(("srv_secret", "cli_secret"), [("pw", None), (None, "pw"), ("a", "b")])
+@pytest.mark.parametrize(("srv_secret", "cli_secret"), [("pw", None), ("a", "b")])
 def test_secret_mismatch_end_to_end(srv_secret: str | None, cli_secret: str | None) -> None:
     srv, hello = server(target(secret=srv_secret))
     cli = client(secret=cli_secret)
@@ -222,6 +230,13 @@ def test_secret_mismatch_end_to_end(srv_secret: str | None, cli_secret: str | No
     (init,) = cli.provide_memory(*memory_for(cli))
     with pytest.raises(RemoteProtocolError, match="secret"):
         srv.receive(init.message)
+
+
+def test_client_secret_is_ignored_by_a_server_without_one() -> None:
+    srv, hello = server(target(secret=None))
+    cli = client(secret="pw")
+    connect(cli, srv, hello)
+    assert srv.done and cli.done
 
 
 # -- HELLO limits clamp the client --------------------------------------------------------------
@@ -301,18 +316,38 @@ def test_ring_index_order_per_direction() -> None:
         srv.receive(wire.AddRing(1, 2, 0, 2048, 4), 12)
 
 
-def test_ring_over_the_queue_pair_limit() -> None:
-    srv = with_region()  # target allows 2 queue pairs
+def test_ring_over_the_hello_limit() -> None:
+    srv = with_region(limits=ServerLimits(max_m2s_rings=2))
     srv.receive(wire.AddRing(0, 0, 0, 0, 4), 10)
     srv.receive(wire.AddRing(0, 1, 0, 1024, 4), 11)
     with pytest.raises(RemoteProtocolError, match="M2S ring 2 over the limit of 2 rings"):
         srv.receive(wire.AddRing(0, 2, 0, 2048, 4), 12)
 
 
-def test_ring_larger_than_allowed() -> None:
+@pytest.mark.parametrize("s2m", [True, False], ids=["S2M", "M2S"])
+def test_up_to_256_rings_each_way_whatever_the_interface(s2m: bool) -> None:
+    srv = with_region(size=1 << 24)
+    for index in range(256):
+        assert srv.receive(wire.AddRing(int(s2m), index, 0, 0, 4), 100 + index) == [
+            Send(wire.Ack())
+        ]
+    direction = "S2M" if s2m else "M2S"
+    with pytest.raises(RemoteProtocolError, match=f"{direction} ring 256 over the limit of 256"):
+        srv.receive(wire.AddRing(int(s2m), 256, 0, 0, 4), 99)
+
+
+def test_ring_up_to_2_14_whatever_the_interface() -> None:
+    srv = with_region(size=1 << 20)
+    assert srv.receive(wire.AddRing(1, 0, 0, 0, 14), 10) == [Send(wire.Ack())]
+    with pytest.raises(RemoteProtocolError, match="log2 ring size 15 over the limit 14") as info:
+        srv.receive(wire.AddRing(0, 0, 0, 0, 15), 11)
+    assert info.value.kind is FailureKind.MEMORY
+
+
+def test_ring_with_a_private_header_is_refused() -> None:
     srv = with_region()
-    with pytest.raises(RemoteProtocolError, match="log2 ring size 11 over the limit 10"):
-        srv.receive(wire.AddRing(1, 0, 0, 0, 11), 10)
+    with pytest.raises(RemoteProtocolError, match=r"private headers \(8 bytes\) are not supported"):
+        srv.receive(wire.AddRing(1, 0, 0, 0, 4, private_hdr_size=8), 10)
 
 
 def test_ring_in_unknown_region() -> None:

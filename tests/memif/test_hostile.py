@@ -190,6 +190,18 @@ def s2m_only(peer: hp.Peer, mem: hp.ClientMemory) -> None:
     peer.expect(hp.ACK)
 
 
+def s2m_rings(count: int) -> Script:
+    """INIT, a region and ``count`` S2M rings (all on one eventfd), each ACKed."""
+
+    def script(peer: hp.Peer, mem: hp.ClientMemory) -> None:
+        region_ok(peer, mem)
+        for index in range(count):
+            peer.send(hp.add_ring(True, index, 0, 0, LOG2), ring_fd(mem))
+            peer.expect(hp.ACK)
+
+    return script
+
+
 def s2m_ring(offset: int = 0, *, region: int = 0, log2: int = LOG2, index: int = 0) -> Callable[
     [hp.ClientMemory], bytes
 ]:
@@ -250,12 +262,13 @@ HANDSHAKE_ATTACKS: list[tuple[str, Script, str]] = [
     ("ring at offset 2^32-1", then(region_ok, s2m_ring(0xFFFFFFFF), ring_fd),
      "runs past the end of region 0"),
     ("ring in region 1", then(region_ok, s2m_ring(region=1), ring_fd), "ring in unknown region 1"),
-    ("ring too large", then(region_ok, s2m_ring(log2=LOG2 + 1), ring_fd),
-     f"log2 ring size {LOG2 + 1} over the limit {LOG2}"),
+    ("ring over 2^14", then(region_ok, s2m_ring(log2=15), ring_fd),
+     "log2 ring size 15 over the limit 14"),
     ("ring index 1 first", then(region_ok, s2m_ring(index=1), ring_fd),
      "S2M ring index 1 out of order, expected 0"),
-    ("second ring pair", then(rings_ok, lambda m: hp.add_ring(True, 1, 0, 0, LOG2), ring_fd),
-     "S2M ring 1 over the limit of 1 rings"),
+    ("257th S2M ring", then(s2m_rings(256), lambda m: hp.add_ring(True, 256, 0, 0, LOG2),
+                            ring_fd),
+     "S2M ring 256 over the limit of 256 rings"),
     ("region after rings", then(rings_ok, lambda m: hp.add_region(1, 4096), region_fd),
      "ADD_REGION after ADD_RING"),
     ("CONNECT without M2S ring", then(s2m_only, lambda m: hp.connect()),

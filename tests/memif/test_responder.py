@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -14,6 +15,7 @@ import pytest
 from memif.__main__ import main
 
 from tests.memif import frames
+from tests.memif import hostile_peer as hp
 from tests.memif.responder_process import WAIT, ResponderProcess
 
 
@@ -273,3 +275,24 @@ def test_invalid_arguments_exit_2_naming_the_field(
     assert exited.value.code == 2
     assert message in capsys.readouterr().err
     assert not path.exists()
+
+
+def test_peer_that_leaves_mid_handshake_is_reported_without_verbose(
+    sock_dir: Path, responder: Callable[..., ResponderProcess]
+) -> None:
+    path = str(sock_dir / "resp.sock")
+    proc = responder("--socket", path, "--role", "server", "--id", "3")
+    proc.wait_for("listening on")
+    client = hp.dial(path)
+    try:
+        client.expect(hp.HELLO)
+        client.send(hp.init(id=3))
+        client.expect(hp.ACK)
+    finally:
+        client.close()
+    line = proc.wait_for("handshake failed:")
+    assert "peer closed while waiting for ADD_REGION" in line
+    assert f"server on {path}, interface id 3" in line and f"uid {os.getuid()}" in line
+    warning = proc.wait_for("WARNING")  # the library's own log line, printed without -v
+    assert "handshake failed (peer_closed)" in warning and f"pid {os.getpid()}" in warning
+    assert proc.stop() == 0

@@ -302,18 +302,74 @@ def test_queue_pairs_carry_their_own_packets(pair: PairFactory) -> None:
     assert p.client.rx_queue(1).recv_burst() == a
 
 
-def test_client_is_clamped_to_the_server_queue_pairs(pair: PairFactory) -> None:
+def test_client_keeps_its_geometry_against_a_smaller_server(pair: PairFactory) -> None:
+    """The server announces the protocol maxima, so the client builds what it wants."""
     p = pair(
         server={"memory": small(6, num_queue_pairs=1)},
         client={"memory": small(8, num_queue_pairs=3)},
     )
-    assert p.client.memory is not None
-    assert p.client.memory.num_queue_pairs == 1 and p.client.memory.log2_ring_size == 6
-    assert p.client.num_tx_connected == 1 and p.client.num_rx_connected == 1
-    assert p.client.tx_queue(0).free() == 64
-    assert not p.client.tx_queue(2).send(b"nowhere")
-    assert p.client.tx_queue(2).stats.ring_full == 1
-    assert p.client.rx_queue(2).recv_burst() == []
+    assert p.client.memory is not None and p.server.memory is not None
+    assert p.client.memory.num_queue_pairs == 3 and p.client.memory.log2_ring_size == 8
+    assert p.server.memory.num_queue_pairs == 3 and p.server.memory.log2_ring_size == 8
+    assert p.client.num_tx_connected == 3 and p.client.num_rx_connected == 3
+    assert p.client.tx_queue(0).free() == 256
+    assert p.server.num_rx_connected == 1 and p.server.rx_queue(0).rings == 3
+
+
+def test_server_queue_reads_every_ring_folded_onto_it(pair: PairFactory) -> None:
+    p = pair(
+        server={"memory": small(4, num_queue_pairs=2)},
+        client={"memory": small(4, num_queue_pairs=5)},
+    )
+    assert [q.rings for q in p.server.rx_queues] == [3, 2]  # rings 0, 2, 4 and 1, 3
+    sent = {q: packets(2, seed=10 * q) for q in range(5)}
+    for q in range(5):
+        assert p.client.tx_queue(q).send_burst(sent[q]) == 2
+    got0 = p.server.rx_queue(0).recv_burst(256)
+    got1 = p.server.rx_queue(1).recv_burst(256)
+    assert sorted(got0) == sorted(sent[0] + sent[2] + sent[4])
+    assert sorted(got1) == sorted(sent[1] + sent[3])
+    assert p.server.rx_queue(0).pending() == 0
+    # the server sends on its own two queues; the client's other rx queues stay idle
+    assert p.server.tx_queue(1).send(b"to queue 1")
+    assert p.client.rx_queue(1).recv_burst() == [b"to queue 1"]
+    assert p.client.rx_queue(4).recv_burst() == []
+
+
+def test_folded_rings_share_a_burst_limit_and_take_turns(pair: PairFactory) -> None:
+    p = pair(server={"memory": small(4)}, client={"memory": small(4, num_queue_pairs=2)})
+    a, b = packets(8, seed=0), packets(8, seed=100)
+    p.client.tx_queue(0).send_burst(a)
+    p.client.tx_queue(1).send_burst(b)
+    rx = p.server.rx_queue(0)
+    assert rx.pending() == 16
+    first = rx.recv_burst(5)
+    second = rx.recv_burst(5)
+    assert len(first) == len(second) == 5
+    assert first == a[:5] and second == b[:5]  # each call starts with the next ring
+    rest = rx.recv_burst(256)
+    assert sorted(first + second + rest) == sorted(a + b)
+
+
+def test_folded_rings_wake_the_queue_in_interrupt_mode(pair: PairFactory) -> None:
+    p = pair(server={"memory": small(4)}, client={"memory": small(4, num_queue_pairs=3)})
+    rx = p.server.rx_queue(0)
+    assert rx.recv_burst() == []
+    assert not readable(rx.fileno(), 0.05)
+    p.client.tx_queue(2).send(b"from the last ring")
+    assert readable(rx.fileno(), 2.0)
+    assert rx.recv_burst() == [b"from the last ring"]
+
+
+def test_folded_rings_in_polling_mode(pair: PairFactory) -> None:
+    p = pair(
+        server={"memory": small(4), "rx_mode": "polling"},
+        client={"memory": small(4, num_queue_pairs=2)},
+    )
+    rx = p.server.rx_queue(0)
+    p.client.tx_queue(1).send(b"polled")
+    assert wait_until(rx.wait)
+    assert rx.recv_burst() == [b"polled"]
 
 
 def test_stats_count_packets_bytes_and_per_queue(pair: PairFactory) -> None:
@@ -370,3 +426,15 @@ def test_disconnected_queues_are_empty(pair: PairFactory) -> None:
     assert wait_reconnected(p)
     assert tx.send(b"back")
     assert p.server.rx_queue(0).recv() == b"back"
+
+
+def test_folded_rings_through_the_batch_api(pair: PairFactory) -> None:
+    pytest.importorskip("numpy")
+    p = pair(server={"memory": small(4)}, client={"memory": small(4, num_queue_pairs=2)})
+    a, b = packets(3, seed=0), packets(2, seed=50)
+    p.client.tx_queue(0).send_burst(a)
+    p.client.tx_queue(1).send_burst(b)
+    got: list[bytes] = []
+    while batch := p.server.rx_queue(0).recv_batch(256):
+        got += batch.packets()
+    assert sorted(got) == sorted(a + b)

@@ -39,15 +39,17 @@ def available() -> str | None:
     return None
 
 
-def chromium(profile: Path, downloads: Path) -> WebDriver:
-    """A headless Chromium with a fresh profile that saves downloads to ``downloads``."""
+def chromium(profile: Path, downloads: Path, resolve: dict[str, str] | None = None) -> WebDriver:
+    """A headless Chromium with a fresh profile that saves downloads to ``downloads``;
+    ``resolve`` maps host names to addresses (every other name resolves to nothing)."""
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
+    mapped = "".join(f"MAP {name} {address}, " for name, address in (resolve or {}).items())
     for flag in (
         "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync",
         "--disable-dev-shm-usage", "--window-size=1400,900", f"--user-data-dir={profile}",
-        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
+        f"--host-resolver-rules={mapped}MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
     ):
         options.add_argument(flag)
     options.add_experimental_option("prefs", {

@@ -21,6 +21,7 @@ import httpx
 import memif
 import uvicorn
 from memifd.cli import bind_http
+from memifd.http_server import uvicorn_config
 from memifd.manager import Manager
 from memifd.rest import create_app
 from memifd.settings import Settings
@@ -68,10 +69,7 @@ class RestServer:
         port = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{port}{prefix}"
         app = create_app(self.manager, settings)
-        config = uvicorn.Config(
-            wrap(app) if wrap else app, log_config=None, access_log=False,
-            lifespan="off", timeout_graceful_shutdown=2, root_path=settings.root_path,
-        )
+        config = uvicorn_config(wrap(app) if wrap else app, settings, timeout_graceful_shutdown=2)
         self.server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [self._sock]}, daemon=True

@@ -74,6 +74,21 @@ def test_create_list_get_update_stats_delete(grpc_env: GrpcEnv) -> None:
     assert not grpc_env.manager.list_interfaces()
 
 
+def test_create_with_allowed_peers(grpc_env: GrpcEnv) -> None:
+    result = run(grpc_env, "create", "g0", "--socket", "@ctl-peers", "--allow-uid", "1000",
+                 "--allow-uid", "1001", "--allow-gid", "2000")
+    assert result.exit_code == 0, result.output
+    status = grpc_env.manager.get_interface("g0")
+    assert (status.allowed_uids, status.allowed_gids) == ([1000, 1001], [2000])
+    got = json.loads(run(grpc_env, "get", "g0").stdout)
+    assert (got["allowed_uids"], got["allowed_gids"]) == ([1000, 1001], [2000])
+    result = run(grpc_env, "create", "g1", "--socket", "/etc/ctl.sock")
+    assert result.exit_code == 1
+    assert "INVALID_ARGUMENT: spec.socket: /etc/ctl.sock is outside the socket directories" in (
+        result.output
+    )
+
+
 def test_create_from_file(grpc_env: GrpcEnv, tmp_path: Path) -> None:
     spec = tmp_path / "spec.yaml"
     spec.write_text(

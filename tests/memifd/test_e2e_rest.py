@@ -19,6 +19,7 @@ from tests.testpmd import TestPmd
 
 RING = 12  # 4096 slots: room for testpmd's bursts while Python drains them
 TOKEN = "e2e-secret-token-91b2"
+PCAP = {"Content-Type": pcap.MEDIA_TYPE}
 
 
 @pytest.fixture
@@ -81,7 +82,8 @@ def probe_until_posted(api: httpx.Client) -> None:
     after the link comes up, and until then a server has no room to send."""
     probe = pcap.write([frame(0)])
     assert wait_for(
-        lambda: api.post("/v1/interfaces/pmd/packets", content=probe).json()["accepted"] == 1,
+        lambda: api.post("/v1/interfaces/pmd/packets", content=probe, headers=PCAP).json()[
+            "accepted"] == 1,
         timeout=5, interval=0.05,
     )
 
@@ -111,7 +113,8 @@ def test_echo_against_testpmd_macswap(
     capture = api.build_request("GET", "/v1/interfaces/pmd/capture?count=50&direction=rx")
     with api.stream(capture.method, capture.url) as stream:
         sent = pcap.write([frame(i) for i in range(32)])
-        assert api.post("/v1/interfaces/pmd/packets", content=sent).json()["accepted"] == 32
+        assert api.post("/v1/interfaces/pmd/packets", content=sent, headers=PCAP).json()[
+            "accepted"] == 32
         returned = pcap.read(stream.read()).packets
     # testpmd swaps the MAC addresses of what memifd echoes to it: every other trip
     # brings the frames back in their original order
@@ -210,7 +213,7 @@ def test_invalid_requests_get_clear_errors(api: httpx.Client) -> None:
     create(api, "dup")
     for method, path, body, status, text in INVALID:
         if isinstance(body, bytes):
-            response = api.request(method, path, content=body)
+            response = api.request(method, path, content=body, headers=PCAP)
         else:
             response = api.request(method, path, json=body)
         assert (response.status_code, text in response.text) == (status, True), (

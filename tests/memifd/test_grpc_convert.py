@@ -39,6 +39,8 @@ specs = st.builds(
     action=st.sampled_from([Action.DROP, Action.ECHO]),
     admin_up=st.booleans(),
     accept_unsealed_regions=st.booleans(),
+    allowed_uids=st.lists(st.integers(0, 2**32 - 2), max_size=4),
+    allowed_gids=st.lists(st.integers(0, 2**32 - 2), max_size=4),
 )
 
 
@@ -71,6 +73,11 @@ def test_xconnect_round_trip() -> None:
     (pb.InterfaceSpec(name="x", mode=7), "spec.mode", "MODE_ETHERNET, MODE_IP, MODE_PUNT_INJECT"),
     (pb.InterfaceSpec(name="x", secret="é" * 13), "spec.secret", "at most 24 bytes"),
     (pb.InterfaceSpec(name="-x"), "spec.name", "pattern"),
+    (pb.InterfaceSpec(name="x", allowed_uids=[2**32 - 1]), "spec.allowed_uids.0",
+     "less than or equal to 4294967294"),
+    (pb.InterfaceSpec(name="x", allowed_gids=list(range(65))), "spec.allowed_gids",
+     "at most 64 items"),
+    (pb.InterfaceSpec(name="x", socket="a/../b.sock"), "spec.socket", "'..' is not allowed"),
 ])
 def test_invalid_spec_names_the_field(msg: pb.InterfaceSpec, field: str, words: str) -> None:
     with pytest.raises(InvalidArgument) as excinfo:

@@ -11,9 +11,11 @@ from typing import Any
 
 import httpx
 import pytest
+from memif import FailureKind
 from memifd import pcap
 from memifd.settings import Settings
 
+from tests.memif import hostile_peer as hp
 from tests.memifd.rest_support import RestServer, frame, memif_clients, receive, wait_for
 
 TOKEN = "rest-test-token-7f3a"
@@ -215,6 +217,7 @@ def test_inject_a_pcap(api: httpx.Client, sock_dir: Path) -> None:
 
 def test_inject_errors(api: httpx.Client, sock_dir: Path) -> None:
     create(api, "a")
+    api.headers["Content-Type"] = pcap.MEDIA_TYPE
     good = pcap.write([frame(1)])
     not_connected = api.post("/v1/interfaces/a/packets", content=good)
     assert not_connected.status_code == 409 and "not connected" in not_connected.text
@@ -283,6 +286,27 @@ def test_probes_and_metrics(rest: RestServer, api: httpx.Client, sock_dir: Path)
     rest.manager.stop()
     assert api.get("/readyz").status_code == 503
     assert api.get("/healthz").status_code == 503
+
+
+def test_handshake_failures_are_counted_by_reason(
+    rest: RestServer, api: httpx.Client, sock_dir: Path
+) -> None:
+    create(api, "a", secret="right")
+    path = str(sock_dir / "r.sock")
+    with memif_clients(path, [0], secret="wrong") as (client,):
+        assert wait_for(lambda: "secret mismatch" in client.disconnect_reason)
+    quitter = hp.dial(path)  # reads HELLO, then leaves without a word
+    quitter.expect(hp.HELLO)
+    quitter.close()
+    assert wait_for(lambda: rest.manager.handshake_failures["peer_closed"] == 1)
+    text = api.get("/metrics").text
+    lines = [line for line in text.splitlines() if line.startswith("memifd_handshake_failures")]
+    assert 'memifd_handshake_failures_total{reason="peer_closed"} 1.0' in lines
+    secret = next(line for line in lines if 'reason="secret"' in line)
+    assert float(secret.rsplit(" ", 1)[1]) >= 1  # the client retries until it is closed
+    assert {line.split('"')[1] for line in lines if "_total{" in line} == {
+        kind.value for kind in FailureKind
+    }
 
 
 def test_openapi_documents_every_route(api: httpx.Client) -> None:

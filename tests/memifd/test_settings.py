@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -61,6 +62,7 @@ def test_interfaces_from_file(tmp_path: Path) -> None:
         tmp_path / "c.yaml",
         """
 socket_dir: /tmp/somewhere
+socket_dirs: [/abs]
 interfaces:
   - name: vnf0
     socket: vnf.sock
@@ -79,6 +81,8 @@ interfaces:
     assert s.resolve_socket(s.interfaces[0].socket) == "/tmp/somewhere/vnf.sock"
     assert s.resolve_socket("@abstract") == "@abstract"
     assert s.resolve_socket("/abs/x.sock") == "/abs/x.sock"
+    with pytest.raises(ValueError, match=r"/elsewhere/x.sock is outside the socket directories"):
+        s.resolve_socket("/elsewhere/x.sock")
 
 
 @pytest.mark.parametrize(
@@ -98,6 +102,46 @@ interfaces:
 )
 def test_bad_config_is_explained(tmp_path: Path, text: str, expected: str) -> None:
     with pytest.raises((ValidationError, ValueError), match=expected):
+        load_settings(config=write(tmp_path / "c.yaml", text))
+
+
+def test_socket_dirs_and_peer_defaults_from_env_and_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MEMIFD_SOCKET_DIRS", "/run/vpp, /run/other/")
+    monkeypatch.setenv("MEMIFD_DEFAULT_ALLOWED_UIDS", "[1000, 1001]")
+    monkeypatch.setenv("MEMIFD_DEFAULT_ALLOWED_GIDS", "2000")
+    s = load_settings(socket_dir=tmp_path)
+    assert s.socket_dirs == [Path("/run/vpp"), Path("/run/other")]
+    assert (s.default_allowed_uids, s.default_allowed_gids) == ([1000, 1001], [2000])
+    assert s.allowed_socket_dirs == [str(tmp_path), "/run/vpp", "/run/other"]
+    assert s.replace_stale_sockets == "own"
+    monkeypatch.delenv("MEMIFD_SOCKET_DIRS")
+    config = write(tmp_path / "c.yaml", "socket_dirs: [/srv/memif]\nreplace_stale_sockets: any\n")
+    s = load_settings(config=config, socket_dir="relative/dir")
+    assert s.socket_dirs == [Path("/srv/memif")] and s.replace_stale_sockets == "any"
+    assert s.socket_dir.is_absolute() and str(s.socket_dir).endswith("/relative/dir")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("socket_dirs: [run/vpp]\n", "run/vpp is not an absolute path"),
+        ("default_allowed_uids: [-1]\n", "greater than or equal to 0"),
+        ("default_allowed_gids: [4294967295]\n", "less than or equal to 4294967294"),
+        ("replace_stale_sockets: always\n", "'own', 'any' or 'never'"),
+        (
+            "socket_dir: /run/m\ninterfaces:\n  - {name: a, socket: /etc/a.sock}\n",
+            "interfaces: a: socket: /etc/a.sock is outside the socket directories memifd may "
+            "use (/run/m); add its directory to the socket_dirs setting",
+        ),
+        ("interfaces:\n  - {name: a, socket: ../a.sock}\n", "'..' is not allowed"),
+    ],
+)
+def test_bad_socket_and_peer_settings_are_explained(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    with pytest.raises((ValidationError, ValueError), match=re.escape(expected)):
         load_settings(config=write(tmp_path / "c.yaml", text))
 
 

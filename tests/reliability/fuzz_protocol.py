@@ -88,7 +88,8 @@ def run_round(
                *args, str(corpus)]
         started = time.monotonic()
         proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=timeout,
-                              env={**os.environ, "PYTHONPATH": str(root)})
+                              env={**os.environ,
+                                   "PYTHONPATH": f"{root / 'service'}{os.pathsep}{root}"})
         elapsed = time.monotonic() - started
         output = proc.stdout + proc.stderr
         crashes = sorted(str(p) for p in art.iterdir() if p.name.startswith("crash-"))

@@ -249,20 +249,18 @@ def unused_id(taken: Callable[[int], object], start: int = 61000) -> int:
     raise RuntimeError(f"no unused id in {start}..{start + 999}")
 
 
-def as_user(uid: int, gid: int, fn: Callable[[], dict[str, Any]], timeout: float = 20.0
-            ) -> dict[str, Any]:
-    """Run ``fn`` in a forked child that dropped to ``uid``/``gid`` (no supplementary
-    groups) and return the dict it returned. Forked, not executed: the interpreter may
-    live where the other user cannot read."""
+def as_user(uid: int, gid: int, fn: Callable[[], dict[str, Any]], timeout: float = 20.0,
+            groups: tuple[int, ...] = ()) -> dict[str, Any]:
+    """Run ``fn`` in a forked child that dropped to ``uid``/``gid`` (supplementary
+    ``groups`` only) and return the dict it returned. Forked, not executed: the
+    interpreter may live where the other user cannot read."""
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: never return into the test runner
         code = 0
         try:
             os.close(read_end)
-            os.setgroups([])
-            os.setgid(gid)
-            os.setuid(uid)
+            drop_to(uid, gid, groups)
             result = fn()
         except BaseException as exc:
             result, code = {"error": f"{type(exc).__name__}: {exc}"}, 1
@@ -284,13 +282,68 @@ def as_user(uid: int, gid: int, fn: Callable[[], dict[str, Any]], timeout: float
     return answered
 
 
+def drop_to(uid: int, gid: int, groups: tuple[int, ...] = ()) -> None:
+    """Become ``uid``/``gid`` with only ``groups`` as supplementary groups (needs root)."""
+    os.setgroups(list(groups))
+    os.setgid(gid)
+    os.setuid(uid)
+
+
+class AsUserLoop:
+    """``step()`` called over and over in a forked child running as ``uid``/``gid`` until
+    :meth:`stop`; ``stop`` returns how many steps ran and the errors they raised, by type."""
+
+    def __init__(self, uid: int, gid: int, step: Callable[[], None]) -> None:
+        self._stop_r, self._stop_w = os.pipe()
+        self._out_r, out_w = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:  # the child: never return into the test runner
+            code = 0
+            counts: dict[str, int] = {"steps": 0}
+            try:
+                os.close(self._stop_w)
+                os.close(self._out_r)
+                drop_to(uid, gid)
+                while not select.select([self._stop_r], [], [], 0)[0]:
+                    try:
+                        step()
+                    except OSError as exc:
+                        name = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
+                        counts[name] = counts.get(name, 0) + 1
+                    counts["steps"] += 1
+            except BaseException as exc:
+                counts["fatal"] = 1
+                counts[f"{type(exc).__name__}: {exc}"] = 1
+                code = 1
+            try:
+                with os.fdopen(out_w, "w") as out:
+                    json.dump(counts, out)
+            finally:
+                os._exit(code)
+        os.close(self._stop_r)
+        os.close(out_w)
+
+    def stop(self, timeout: float = 20.0) -> dict[str, int]:
+        os.close(self._stop_w)
+        with os.fdopen(self._out_r) as answer:
+            ready, _, _ = select.select([answer], [], [], timeout)
+            if not ready:
+                os.kill(self.pid, signal.SIGKILL)
+                os.waitpid(self.pid, 0)
+                raise TimeoutError(f"the looping child did not stop in {timeout} s")
+            text = answer.read()
+        os.waitpid(self.pid, 0)
+        counts: dict[str, int] = json.loads(text)
+        return counts
+
+
 def try_connect(path: str, interface_id: int = 0, secret: str | None = None,
                 timeout: float = 5.0) -> dict[str, Any]:
     """One memif client's attempt at ``path``: a raw ``connect()`` (its errno), then the
     library's handshake (connected, or the reason it was refused). Runs in this thread."""
     raw = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     try:
-        raw.connect(path)
+        raw.connect("\0" + path[1:] if path.startswith("@") else path)
         errno_name = ""
     except OSError as exc:
         errno_name = errno.errorcode.get(exc.errno or 0, str(exc.errno))

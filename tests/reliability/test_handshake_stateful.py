@@ -75,8 +75,7 @@ class HandshakePair(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.setup = ServerSetup(
-            ServerTarget(id=3, name="srv", mode=Mode.IP, secret="pw", max_queue_pairs=2,
-                         max_log2_ring_size=10),
+            ServerTarget(id=3, name="srv", mode=Mode.IP, secret="pw"),
             ServerLimits(max_regions=2, max_m2s_rings=2, max_s2m_rings=2, max_log2_ring_size=8),
         )
         self.server = ServerHandshake("srv-app", {3: self.setup.target}.get, self.setup.limits)

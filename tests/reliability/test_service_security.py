@@ -5,7 +5,8 @@
   non-root user (a forked child that dropped its uid, gid and groups):
   ``connect()`` fails with EACCES.
 * ``allowed_uids`` refuses a peer of another uid even when the file lets it in,
-  telling it why; listing its uid lets the same peer in.
+  telling it why; listing its uid lets the same peer in. An interface's own
+  allow-list is checked before its secret, so a refused peer learns nothing of it.
 * A wrong secret is refused; the right one connects.
 * The API needs a token off loopback: memifd will not listen on 0.0.0.0 without
   one unless ``--insecure``; with one, requests without it get 401 (REST) and
@@ -132,6 +133,25 @@ def test_allowed_uids_refuse_another_uid_with_a_reason(
         seen = as_user(uid, gid, lambda: try_connect(str(path)))
         assert seen["connected"], seen
         assert sock.refused_peers == 0
+
+
+def test_interface_allow_list_is_checked_before_the_secret(
+    open_dir: Path, other_user: tuple[int, int]
+) -> None:
+    uid, gid = other_user
+    path = open_dir / "per-interface.sock"
+    with memif.Socket(str(path), mode=0o666) as sock:
+        sock.create_interface(memif.Arguments(id=0, role="server", name="open"))
+        sock.create_interface(memif.Arguments(
+            id=1, role="server", name="closed", secret=SECRET, allowed_uids={0}
+        ))
+        sock.start()
+        for secret in ("a guess", SECRET):  # no answer tells a wrong secret from a right one
+            seen = as_user(uid, gid, lambda s=secret: try_connect(str(path), 1, s))
+            assert not seen["connected"], seen
+            assert f"uid {uid} is not allowed on interface id 1" in seen["reason"], seen
+        assert as_user(uid, gid, lambda: try_connect(str(path), 0))["connected"]
+        assert not sock.interfaces[1].is_connected
 
 
 # -- secrets -----------------------------------------------------------------------------------

@@ -89,6 +89,7 @@ class EchoProbe(threading.Thread):
 
 
 def echo_daemon(sock_dir: Path, tmp_path: Path, **settings: Any) -> Daemon:
+    settings.setdefault("max_shared_memory", "16GiB")  # a BIG interface counts 4.4 GB
     config = write_config(
         tmp_path / "memifd.yaml",
         [{"name": "echo0", "socket": "echo.sock", "role": "server", "action": "echo"}],

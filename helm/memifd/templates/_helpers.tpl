@@ -73,10 +73,20 @@ app.kubernetes.io/managed-by: {{ .root.Release.Service }}
 {{- $found }}
 {{- end }}
 
-{{/* The config file memifd reads at start (MEMIFD_CONFIG). */}}
+{{/*
+The config file memifd reads at start (MEMIFD_CONFIG). The pod's fsGroup joins the peer
+groups server interfaces accept: every container of the pod has it as a supplementary group.
+*/}}
 {{- define "memifd.configFile" -}}
 {{- include "memifd.validateInterfaces" . }}
-{{- dict "interfaces" (.values.interfaces | default list) | toYaml }}
+{{- $gids := list }}
+{{- range .values.defaultAllowedGids }}{{ $gids = append $gids (int64 .) }}{{ end }}
+{{- with (.values.podSecurityContext | default dict).fsGroup }}{{ $gids = append $gids (int64 .) }}{{ end }}
+{{- $config := dict "interfaces" (.values.interfaces | default list) }}
+{{- $_ := set $config "socket_dirs" (.values.socketDirs | default list) }}
+{{- $_ = set $config "default_allowed_uids" (.values.defaultAllowedUids | default list) }}
+{{- $_ = set $config "default_allowed_gids" (uniq $gids) }}
+{{- $config | toYaml }}
 {{- end }}
 
 {{/*
@@ -84,6 +94,7 @@ Checks of interfaces that a JSON schema cannot express; InterfaceSpec and memifd
 make the same checks, so a value rejected here would also stop memifd from starting.
 */}}
 {{- define "memifd.validateInterfaces" -}}
+{{- $roots := prepend (.values.socketDirs | default list) .values.socketDir.path }}
 {{- $declared := dict }}
 {{- range .values.interfaces }}{{ $_ := set $declared .name true }}{{ end }}
 {{- $names := dict }}
@@ -99,6 +110,17 @@ make the same checks, so a value rejected here would also stop memifd from start
 {{- if and $iface.xconnect_to (not (hasKey $declared $iface.xconnect_to)) }}
 {{- fail (printf "%s: xconnect_to: %q is not one of the declared interfaces" $where $iface.xconnect_to) }}
 {{- end }}
+{{- $socket := $iface.socket | default "memif.sock" }}
+{{- if and (not (hasPrefix "@" $socket)) (has ".." (splitList "/" $socket)) }}
+{{- fail (printf "%s: socket: '..' is not allowed; name a file in an allowed socket directory" $where) }}
+{{- end }}
+{{- if hasPrefix "/" $socket }}
+{{- $inside := false }}
+{{- range $roots }}{{ if hasPrefix (printf "%s/" (trimSuffix "/" .)) $socket }}{{ $inside = true }}{{ end }}{{ end }}
+{{- if not $inside }}
+{{- fail (printf "%s: socket: %s is outside the socket directories (%s); add its directory to socketDirs" $where $socket (join ", " $roots)) }}
+{{- end }}
+{{- end }}
 {{- if gt (len ($iface.secret | default "")) 24 }}
 {{- fail (printf "%s: secret must be at most 24 bytes in UTF-8, got %d" $where (len $iface.secret)) }}
 {{- end }}
@@ -112,6 +134,13 @@ make the same checks, so a value rejected here would also stop memifd from start
 {{- fail (printf "%s: memory: num_queue_pairs x 2 x 2^log2_ring_size x packet_buffer_size = %d bytes exceeds the limit of 4294967296 (4 GiB, descriptor offsets are 32-bit)" $where $size) }}
 {{- end }}
 {{- end }}
+{{- end }}
+
+{{/* The Service's names in cluster DNS: the REST API answers requests sent to them. */}}
+{{- define "memifd.serviceHosts" -}}
+{{- $name := include "memifd.fullname" . }}
+{{- $ns := .root.Release.Namespace }}
+{{- printf "%s,%s.%s,%s.%s.svc,%s.%s.svc.cluster.local" $name $name $ns $name $ns $name $ns }}
 {{- end }}
 
 {{/* URL scheme of memifd's REST API. */}}
@@ -152,6 +181,8 @@ make the same checks, so a value rejected here would also stop memifd from start
       value: {{ $v.logFormat | quote }}
     - name: MEMIFD_LOG_LEVEL
       value: {{ $v.logLevel | quote }}
+    - name: MEMIFD_ALLOWED_HOSTS
+      value: {{ include "memifd.serviceHosts" . | quote }}
     {{- if $v.tls.secretName }}
     - name: MEMIFD_TLS_CERT
       value: "{{ include "memifd.tlsDir" . }}/tls.crt"

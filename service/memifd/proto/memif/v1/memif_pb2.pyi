@@ -82,7 +82,7 @@ class MemoryConfig(_message.Message):
     def __init__(self, num_queue_pairs: _Optional[int] = ..., log2_ring_size: _Optional[int] = ..., packet_buffer_size: _Optional[int] = ...) -> None: ...
 
 class InterfaceSpec(_message.Message):
-    __slots__ = ("name", "socket", "id", "role", "secret", "mode", "memory", "rx_mode", "action", "xconnect_to", "admin_up", "accept_unsealed_regions")
+    __slots__ = ("name", "socket", "id", "role", "secret", "mode", "memory", "rx_mode", "action", "xconnect_to", "admin_up", "accept_unsealed_regions", "allowed_uids", "allowed_gids")
     NAME_FIELD_NUMBER: _ClassVar[int]
     SOCKET_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
@@ -95,6 +95,8 @@ class InterfaceSpec(_message.Message):
     XCONNECT_TO_FIELD_NUMBER: _ClassVar[int]
     ADMIN_UP_FIELD_NUMBER: _ClassVar[int]
     ACCEPT_UNSEALED_REGIONS_FIELD_NUMBER: _ClassVar[int]
+    ALLOWED_UIDS_FIELD_NUMBER: _ClassVar[int]
+    ALLOWED_GIDS_FIELD_NUMBER: _ClassVar[int]
     name: str
     socket: str
     id: int
@@ -107,7 +109,9 @@ class InterfaceSpec(_message.Message):
     xconnect_to: str
     admin_up: bool
     accept_unsealed_regions: bool
-    def __init__(self, name: _Optional[str] = ..., socket: _Optional[str] = ..., id: _Optional[int] = ..., role: _Optional[_Union[Role, str]] = ..., secret: _Optional[str] = ..., mode: _Optional[_Union[Mode, str]] = ..., memory: _Optional[_Union[MemoryConfig, _Mapping]] = ..., rx_mode: _Optional[_Union[RxMode, str]] = ..., action: _Optional[_Union[Action, str]] = ..., xconnect_to: _Optional[str] = ..., admin_up: _Optional[bool] = ..., accept_unsealed_regions: _Optional[bool] = ...) -> None: ...
+    allowed_uids: _containers.RepeatedScalarFieldContainer[int]
+    allowed_gids: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, name: _Optional[str] = ..., socket: _Optional[str] = ..., id: _Optional[int] = ..., role: _Optional[_Union[Role, str]] = ..., secret: _Optional[str] = ..., mode: _Optional[_Union[Mode, str]] = ..., memory: _Optional[_Union[MemoryConfig, _Mapping]] = ..., rx_mode: _Optional[_Union[RxMode, str]] = ..., action: _Optional[_Union[Action, str]] = ..., xconnect_to: _Optional[str] = ..., admin_up: _Optional[bool] = ..., accept_unsealed_regions: _Optional[bool] = ..., allowed_uids: _Optional[_Iterable[int]] = ..., allowed_gids: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class InterfacePatch(_message.Message):
     __slots__ = ("rx_mode", "action", "xconnect_to", "admin_up")
@@ -174,7 +178,7 @@ class InterfaceStats(_message.Message):
     def __init__(self, rx: _Optional[_Union[QueueStats, _Mapping]] = ..., tx: _Optional[_Union[QueueStats, _Mapping]] = ..., rx_queues: _Optional[_Iterable[_Union[QueueStats, _Mapping]]] = ..., tx_queues: _Optional[_Iterable[_Union[QueueStats, _Mapping]]] = ..., subscriber_drops: _Optional[int] = ..., action_drops: _Optional[int] = ..., forwarded: _Optional[int] = ..., forward_drops: _Optional[int] = ..., exchanged: _Optional[int] = ..., injected: _Optional[int] = ...) -> None: ...
 
 class InterfaceStatus(_message.Message):
-    __slots__ = ("name", "socket", "id", "role", "mode", "memory", "rx_mode", "action", "xconnect_to", "admin_up", "accept_unsealed_regions", "has_secret", "socket_path", "state", "peer", "disconnect_reason", "stats")
+    __slots__ = ("name", "socket", "id", "role", "mode", "memory", "rx_mode", "action", "xconnect_to", "admin_up", "accept_unsealed_regions", "has_secret", "socket_path", "state", "peer", "disconnect_reason", "stats", "allowed_uids", "allowed_gids")
     NAME_FIELD_NUMBER: _ClassVar[int]
     SOCKET_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
@@ -192,6 +196,8 @@ class InterfaceStatus(_message.Message):
     PEER_FIELD_NUMBER: _ClassVar[int]
     DISCONNECT_REASON_FIELD_NUMBER: _ClassVar[int]
     STATS_FIELD_NUMBER: _ClassVar[int]
+    ALLOWED_UIDS_FIELD_NUMBER: _ClassVar[int]
+    ALLOWED_GIDS_FIELD_NUMBER: _ClassVar[int]
     name: str
     socket: str
     id: int
@@ -209,7 +215,9 @@ class InterfaceStatus(_message.Message):
     peer: PeerInfo
     disconnect_reason: str
     stats: InterfaceStats
-    def __init__(self, name: _Optional[str] = ..., socket: _Optional[str] = ..., id: _Optional[int] = ..., role: _Optional[_Union[Role, str]] = ..., mode: _Optional[_Union[Mode, str]] = ..., memory: _Optional[_Union[MemoryConfig, _Mapping]] = ..., rx_mode: _Optional[_Union[RxMode, str]] = ..., action: _Optional[_Union[Action, str]] = ..., xconnect_to: _Optional[str] = ..., admin_up: _Optional[bool] = ..., accept_unsealed_regions: _Optional[bool] = ..., has_secret: _Optional[bool] = ..., socket_path: _Optional[str] = ..., state: _Optional[_Union[LinkState, str]] = ..., peer: _Optional[_Union[PeerInfo, _Mapping]] = ..., disconnect_reason: _Optional[str] = ..., stats: _Optional[_Union[InterfaceStats, _Mapping]] = ...) -> None: ...
+    allowed_uids: _containers.RepeatedScalarFieldContainer[int]
+    allowed_gids: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, name: _Optional[str] = ..., socket: _Optional[str] = ..., id: _Optional[int] = ..., role: _Optional[_Union[Role, str]] = ..., mode: _Optional[_Union[Mode, str]] = ..., memory: _Optional[_Union[MemoryConfig, _Mapping]] = ..., rx_mode: _Optional[_Union[RxMode, str]] = ..., action: _Optional[_Union[Action, str]] = ..., xconnect_to: _Optional[str] = ..., admin_up: _Optional[bool] = ..., accept_unsealed_regions: _Optional[bool] = ..., has_secret: _Optional[bool] = ..., socket_path: _Optional[str] = ..., state: _Optional[_Union[LinkState, str]] = ..., peer: _Optional[_Union[PeerInfo, _Mapping]] = ..., disconnect_reason: _Optional[str] = ..., stats: _Optional[_Union[InterfaceStats, _Mapping]] = ..., allowed_uids: _Optional[_Iterable[int]] = ..., allowed_gids: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class CreateInterfaceRequest(_message.Message):
     __slots__ = ("spec", "dry_run")

@@ -93,7 +93,9 @@ class MemifServicer:
 
     def CreateInterface(self, request, context):
         """Create an interface. With dry_run the spec is only validated and the
-        status it would have is returned. ALREADY_EXISTS when the name is taken.
+        status it would have is returned. ALREADY_EXISTS when the name is taken
+        or the socket path holds something memifd does not replace (the message
+        says what); INVALID_ARGUMENT for a socket outside the socket directories.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -1,0 +1,71 @@
+"""What an interface costs in file descriptors and shared memory, and the process's fd limit.
+
+memifd checks these before it creates an interface, so a request that would
+exhaust them is refused with the limit named instead of failing half-way (or
+starving the API and the memif handshakes of file descriptors).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import resource
+
+from memif.config import MemoryConfig
+from memif.constants import DESC_SIZE, RING_HEADER_SIZE
+
+log = logging.getLogger("memifd")
+
+# Per queue pair: the rx queue's own epoll fd (for as long as the interface exists), and
+# while connected the rx and tx rings' eventfds.
+FDS_PER_QUEUE_PAIR = 3
+# Per interface while connected: the control connection and the two regions' memfds.
+FDS_PER_INTERFACE = 3
+# Per control socket: its epoll fd, its wake-up eventfd and (server role) its listener.
+FDS_PER_SOCKET = 3
+# Log files, the HTTP and gRPC listeners, TLS files, short-lived fds of a handshake.
+FD_HEADROOM = 64
+# gRPC connections open at once (grpc.max_allowed_incoming_connections).
+GRPC_MAX_CONNECTIONS = 256
+
+
+def api_fd_reserve(http_max_connections: int) -> int:
+    """File descriptors kept free for API connections and the process itself."""
+    return http_max_connections + GRPC_MAX_CONNECTIONS + FD_HEADROOM
+
+
+def interface_fds(memory: MemoryConfig) -> int:
+    """File descriptors one connected interface of this geometry holds."""
+    return FDS_PER_QUEUE_PAIR * memory.num_queue_pairs + FDS_PER_INTERFACE
+
+
+def interface_memory(memory: MemoryConfig) -> int:
+    """Bytes of shared memory (rings and packet buffers) this geometry needs."""
+    rings = 2 * memory.num_queue_pairs
+    return rings * (RING_HEADER_SIZE + DESC_SIZE * memory.ring_size) + memory.buffer_region_size
+
+
+def fd_limit() -> int:
+    """The soft RLIMIT_NOFILE (what ``open`` is held to)."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return soft if soft != resource.RLIM_INFINITY else 1 << 20
+
+
+def raise_fd_limit() -> int:
+    """Raise the soft RLIMIT_NOFILE to the hard limit (allowed without privileges);
+    returns the soft limit in force afterwards."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError) as exc:
+            log.warning("cannot raise the open file limit from %d to %d: %s", soft, hard, exc)
+    return fd_limit()
+
+
+def open_fds() -> int:
+    """File descriptors this process has open."""
+    try:
+        return len(os.listdir("/proc/self/fd")) - 1  # listdir's own fd
+    except OSError:
+        return 0
