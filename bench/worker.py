@@ -163,6 +163,8 @@ class _Window:
     def __init__(self) -> None:
         self.sent = 0
         self.received = 0
+        self.first_seq: int | None = None  # echoes come back in order: gaps are losses
+        self.last_seq = 0
         self.last: int | None = None
         self.max_gap = 0
         self.max_send_gap = 0  # the probe's own hiccups (it was not scheduled)
@@ -170,11 +172,15 @@ class _Window:
 
     def report(self, interval_ns: int) -> dict[str, float]:
         rtts = sorted(self.rtts) or [0]
-        pick = lambda q: rtts[min(len(rtts) - 1, int(q * len(rtts)))] / 1e6  # noqa: E731
+
+        def pick(q: float) -> float:
+            return rtts[min(len(rtts) - 1, int(q * len(rtts)))] / 1e6
+
         return {
             "sent": self.sent,
             "received": self.received,
-            "lost": max(0, self.sent - self.received),
+            "lost": 0 if self.first_seq is None
+            else self.last_seq - self.first_seq + 1 - self.received,
             "max_gap_ms": self.max_gap / 1e6,
             "max_send_gap_ms": self.max_send_gap / 1e6,
             "interval_ms": interval_ns / 1e6,
@@ -220,10 +226,13 @@ def case_probe(args: argparse.Namespace) -> dict[str, float]:
             next_send = max(next_send + interval, now - interval)
         for packet in rxq.recv_burst(64):
             now = clock()
-            _seq, stamp = _STAMP.unpack_from(packet, 14)
+            echoed_seq, stamp = _STAMP.unpack_from(packet, 14)
             if stamp < start:
                 continue
             window.received += 1
+            if window.first_seq is None:
+                window.first_seq = echoed_seq
+            window.last_seq = echoed_seq
             window.rtts.append(now - stamp)
             if window.last is not None:
                 window.max_gap = max(window.max_gap, now - window.last)
