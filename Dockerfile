@@ -5,7 +5,9 @@
 # non-root uid, so the sockets it creates are shared with application
 # containers through the pod's fsGroup.
 
-ARG PYTHON_IMAGE=python:3.11-slim
+# The base image by digest, so a rebuild gets the same bytes; to move to a newer
+# python:3.11-slim, take the digest from `docker buildx imagetools inspect python:3.11-slim`.
+ARG PYTHON_IMAGE=python:3.11-slim@sha256:9c900dea9e8fb7e16277c179b555cc72d29a352dbc33cff48ad5a0412fd5bfc7
 
 FROM ${PYTHON_IMAGE} AS build
 WORKDIR /src

@@ -42,6 +42,7 @@ class Memifd:
         self.socket_dir = workdir / "sockets"
         config = {
             "socket_dir": str(self.socket_dir),
+            "socket_dirs": [str(workdir.parent)],  # the cases' sockets sit beside workdir
             "http_addr": self.http,
             "grpc_addr": self.grpc,
             "log_level": "warning",

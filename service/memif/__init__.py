@@ -23,7 +23,7 @@ from .errors import (
     WireError,
 )
 from .failures import HandshakeFailure
-from .interface import Interface, PeerCredentials, State
+from .interface import Interface, LinkDetails, PeerCredentials, RegionDetails, RingDetails, State
 from .queue import RxQueue, TxQueue
 from .ring import QueueStats
 from .socket import Socket
@@ -35,6 +35,7 @@ __all__ = [
     "FailureKind",
     "HandshakeFailure",
     "Interface",
+    "LinkDetails",
     "LocalProtocolError",
     "MemifError",
     "MemoryConfig",
@@ -44,8 +45,10 @@ __all__ = [
     "PeerCredentials",
     "PeerDisconnected",
     "QueueStats",
+    "RegionDetails",
     "RegionError",
     "RemoteProtocolError",
+    "RingDetails",
     "Role",
     "RxMode",
     "RxQueue",

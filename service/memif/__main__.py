@@ -195,6 +195,7 @@ def run_responder(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> in
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    responder.wake_on_signals()
     with responder:
         say(responder.describe())
         counters = responder.run()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +41,37 @@ class PeerCredentials:
     pid: int
     uid: int
     gid: int
+
+
+@dataclass(frozen=True, slots=True)
+class RegionDetails:
+    """One shared memory region of a link."""
+
+    index: int
+    size: int
+    sealed: bool  # against shrinking (F_SEAL_SHRINK)
+
+
+@dataclass(frozen=True, slots=True)
+class RingDetails:
+    """One ring of a link, as this side sees it (``rx``: the ring we read)."""
+
+    direction: str
+    queue: int
+    size: int
+    head: int
+    tail: int
+    region: int
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class LinkDetails:
+    """The shared memory of an established link: what was negotiated and where it is."""
+
+    memory: MemoryConfig
+    regions: list[RegionDetails]
+    rings: list[RingDetails]
 
 
 class Interface:
@@ -124,6 +155,24 @@ class Interface:
         see more than it has queues (its receive queues then read several rings).
         """
         return self._negotiated
+
+    def link_details(self) -> LinkDetails | None:
+        """Regions and rings (with their head and tail right now) while connected, else None."""
+        link, memory = self._link, self._negotiated
+        if link is None or memory is None:
+            return None
+        try:
+            regions = [RegionDetails(r.index, r.size, r.sealed) for r in link.regions]
+            maps = [region.map for region in link.regions]
+            rings = [
+                RingDetails(direction, queue, ring.view.size, *ring.view.counters(),
+                            _index_of(ring.view.region, maps), ring.view.offset)
+                for direction, endpoints in (("rx", link.rx), ("tx", link.tx))
+                for queue, ring in enumerate(endpoints)
+            ]
+        except (ValueError, AttributeError):  # the link went down meanwhile
+            return None
+        return LinkDetails(memory, regions, rings)
 
     # -- queues --------------------------------------------------------------
 
@@ -273,3 +322,7 @@ class Interface:
 
     def _ring_fault(self, reason: str) -> None:
         self._socket._report_fault(self, reason)
+
+
+def _index_of(mapping: object, maps: Sequence[object]) -> int:
+    return next((index for index, candidate in enumerate(maps) if candidate is mapping), -1)

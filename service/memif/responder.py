@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import selectors
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -78,6 +79,8 @@ class Responder:
         self._failures_seen = 0
         self._failure_seen = ""
         self._sock = Socket(path, reconnect_interval=reconnect_interval)
+        self._signal_pipe: tuple[int, int] | None = None
+        self._previous_wakeup_fd = -1
         self._wake = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._selector = selectors.DefaultSelector()
         try:
@@ -116,6 +119,22 @@ class Responder:
             f"{identity}{'.'.join(str(b) for b in self.me.ip)}"
         )
 
+    def wake_on_signals(self) -> None:
+        """Let a signal wake :meth:`run` at once (call from the main thread).
+
+        The kernel may hand a signal to the socket's thread; Python then runs the handler
+        only when the main thread next runs Python code, which an idle :meth:`run` would do
+        after up to :data:`IDLE_WAIT` seconds. Python's wakeup fd, watched here, ends the
+        wait as soon as any thread receives a signal.
+        """
+        if self._signal_pipe is not None:
+            return
+        self._signal_pipe = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._selector.register(self._signal_pipe[0], selectors.EVENT_READ)
+        self._previous_wakeup_fd = signal.set_wakeup_fd(
+            self._signal_pipe[1], warn_on_full_buffer=False
+        )
+
     def run(self) -> Counters:
         """Answer until :meth:`stop`; returns the counters."""
         self._sock.start()
@@ -125,6 +144,8 @@ class Responder:
                 for key, _ in self._selector.select(IDLE_WAIT):
                     if key.fd == self._wake:
                         self._drain_wake()
+                    elif self._signal_pipe is not None and key.fd == self._signal_pipe[0]:
+                        _drain(key.fd)
         return self.counters
 
     def process(self) -> int:
@@ -153,6 +174,11 @@ class Responder:
         if self._wake >= 0:
             os.close(self._wake)
             self._wake = -1
+        if self._signal_pipe is not None:
+            signal.set_wakeup_fd(self._previous_wakeup_fd)
+            for fd in self._signal_pipe:
+                os.close(fd)
+            self._signal_pipe = None
 
     # -- internals -------------------------------------------------------------------
 
@@ -205,3 +231,9 @@ class Responder:
     def _drain_wake(self) -> None:
         with contextlib.suppress(OSError):
             os.eventfd_read(self._wake)
+
+
+def _drain(fd: int) -> None:
+    with contextlib.suppress(OSError):
+        while os.read(fd, 512):
+            pass

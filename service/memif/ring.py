@@ -91,6 +91,10 @@ class RingView:
         """The ring's magic number as currently in memory."""
         return int(self.cookie_view[0])
 
+    def counters(self) -> tuple[int, int]:
+        """The ring's ``head`` and ``tail`` as currently in memory (16 bits each)."""
+        return int(self.header[_HEAD]), int(self.header[_TAIL])
+
     def init(self) -> None:
         """Write a fresh header (client side, before the ring is offered)."""
         self.cookie_view[0] = COOKIE

@@ -159,8 +159,24 @@ def describe(mode: int) -> str:
 # -- the steps ------------------------------------------------------------------------------
 
 
-def _clear_name(dir_fd: int, name: str, path: str, stale: StalePolicy) -> None:
-    """Make sure ``name`` is free, removing it only if it is a replaceable stale socket."""
+def check_free(path: str, directory: DirectoryOpener, stale: StalePolicy) -> None:
+    """Raise what :func:`bind` would raise for what lies at ``path`` now, changing nothing
+    (a missing directory is fine: :func:`bind` creates it)."""
+    try:
+        dir_fd = directory(False)
+    except FileNotFoundError:
+        return
+    try:
+        _clear_name(dir_fd, os.path.basename(path), path, stale, remove=False)
+    finally:
+        os.close(dir_fd)
+
+
+def _clear_name(
+    dir_fd: int, name: str, path: str, stale: StalePolicy, remove: bool = True
+) -> None:
+    """Make sure ``name`` is free, removing it only if it is a replaceable stale socket
+    (and only when ``remove``: otherwise just say whether it could be)."""
     try:
         st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
     except FileNotFoundError:
@@ -181,6 +197,8 @@ def _clear_name(dir_fd: int, name: str, path: str, stale: StalePolicy) -> None:
             f"{path} is a stale socket of uid {st.st_uid}; only stale sockets of uid {euid} "
             "(this process) are replaced"
         )
+    if not remove:
+        return
     again = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
     if (again.st_dev, again.st_ino) != (st.st_dev, st.st_ino):
         raise PathInUse(f"{path} changed while it was checked; it is left in place")

@@ -23,6 +23,7 @@ DRAFT = "https://json-schema.org/draft/2020-12/schema"
 ROLE_ALIASES = ("master", "slave")
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 PORT = {"type": "integer", "minimum": 1, "maximum": 65535}
+ABSOLUTE = "^(/.*)?$"  # an absolute path, or empty
 
 
 def _obj(description: str, properties: dict[str, Schema], **extra: Any) -> Schema:
@@ -173,6 +174,15 @@ def values_schema() -> Schema:
         },
         "defaultAllowedUids": _ids("Peer uids server interfaces accept besides memifd's own."),
         "defaultAllowedGids": _ids("Peer groups server interfaces accept (plus fsGroup)."),
+        "dataPlaneSocketDir": _obj(
+            "A node directory of a data plane's sockets, mounted into memifd (hostPath).",
+            {
+                "hostPath": _str("Directory on the node; empty mounts nothing.", pattern=ABSOLUTE),
+                "mountPath": _str("Path in memifd's container; empty: as on the node.",
+                                  pattern=ABSOLUTE),
+                "type": {"enum": ["Directory", "DirectoryOrCreate"]},
+            },
+        ),
         "listenAddress": _str("Address memifd binds for REST and gRPC.", minLength=1),
         "ports": _obj(
             "Container ports.",
@@ -192,6 +202,7 @@ def values_schema() -> Schema:
         ),
         "logFormat": {"enum": ["auto", "json", "text"]},
         "logLevel": {"enum": ["debug", "info", "warning", "error", "critical"]},
+        "accessLog": _bool("Log every HTTP request."),
         "interfaces": {
             "type": "array",
             "description": "Interfaces created at start, each a POST /v1/interfaces body.",
@@ -248,6 +259,13 @@ def values_schema() -> Schema:
                 "enabled": _bool("Render it."),
                 "from": _list("Peers allowed to reach REST and gRPC; empty allows all."),
                 "extraIngress": _list("More ingress rules (the application's ports)."),
+            },
+        ),
+        "helmTest": _obj(
+            "The `helm test` pod checking REST and gRPC through the Service.",
+            {
+                "enabled": _bool("Render it."),
+                "caKey": _str("Key of the CA certificate in tls.secretName.", minLength=1),
             },
         ),
         "dashboard": _obj(

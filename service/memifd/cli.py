@@ -4,17 +4,22 @@ SIGTERM or SIGINT stops accepting requests, disconnects every peer with a
 reason, ends open streams, removes the socket files and exits with status 0,
 all within ``shutdown_timeout`` seconds: if the worker does not stop in time,
 memifd removes its socket files itself and exits with status 1.
+SIGHUP reloads the interfaces the config file declares.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
+import ipaddress
 import logging
 import os
 import signal
 import socket
+import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, NoReturn
@@ -24,12 +29,14 @@ import uvicorn
 from pydantic import ValidationError
 
 from . import __version__, logs
+from .access import AccessLog
 from .grpc_server import GrpcServerHandle, serve_grpc
 from .http_server import uvicorn_config
 from .limits import raise_fd_limit
 from .manager import Manager, ManagerError
+from .reload import Reloader
 from .rest import create_app
-from .settings import Settings, load_settings, split_address
+from .settings import ENV_PREFIX, Settings, load_settings, split_address
 
 log = logging.getLogger("memifd")
 
@@ -44,8 +51,20 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"memifd {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True,
+                     help="Print memifd's version and exit."),
+    ] = False,
+) -> None:
     """memifd: memif (shared-memory packet interface) interfaces as a service."""
 
 
@@ -84,11 +103,17 @@ def serve(
             access_log=access_log,
         )
     except ValidationError as exc:
-        _fail("invalid settings: " + describe_errors(exc))
+        _fail("invalid settings: " + describe_errors(exc), log_format=log_format)
     except (ValueError, TypeError) as exc:
-        _fail(f"invalid settings: {_one_line(str(exc))}")
+        _fail(f"invalid settings: {_one_line(str(exc))}", log_format=log_format)
     logs.configure(settings.log_format, settings.log_level)
-    run(settings)
+    flags = {
+        "config": config, "socket_dir": socket_dir, "http_addr": http_addr,
+        "grpc_addr": grpc_addr, "token_file": token_file, "insecure": insecure,
+        "tls_cert": tls_cert, "tls_key": tls_key, "root_path": root_path,
+        "log_format": log_format, "log_level": log_level, "access_log": access_log,
+    }
+    run(settings, reload=functools.partial(load_settings, **flags))
 
 
 MAX_ERRORS_SHOWN = 5
@@ -99,8 +124,9 @@ def describe_errors(exc: ValidationError) -> str:
     parts = []
     errors = exc.errors()
     for error in errors[:MAX_ERRORS_SHOWN]:
-        where = ".".join(str(part) for part in error["loc"]) or "settings"
-        parts.append(f"{where}: {_one_line(error['msg'].removeprefix('Value error, '))}")
+        where = ".".join(str(part) for part in error["loc"])
+        message = _one_line(error["msg"].removeprefix("Value error, "))
+        parts.append(f"{where}: {message}" if where else message)
     if len(errors) > MAX_ERRORS_SHOWN:
         parts.append(f"and {len(errors) - MAX_ERRORS_SHOWN} more")
     return "; ".join(parts)
@@ -113,8 +139,19 @@ def _one_line(text: str, limit: int = 500) -> str:
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
-def _fail(message: str, code: int = 2) -> NoReturn:
-    typer.echo(f"memifd: {message}", err=True)
+def _fail(message: str, code: int = 2, log_format: str | None = None) -> NoReturn:
+    """Report ``message`` as an error in the log format and exit with ``code``.
+
+    Settings that fail come before logging is set up: then the flag or the
+    environment picks the format, and text is one ``memifd: ...`` line.
+    """
+    if not logging.getLogger().handlers:
+        wanted = (log_format or os.environ.get(f"{ENV_PREFIX}LOG_FORMAT") or "auto").lower()
+        if logs.choose_format(wanted, sys.stderr) != "json":
+            typer.echo(f"memifd: {message}", err=True)
+            raise typer.Exit(code)
+        logs.configure("json")
+    log.error(message)
     raise typer.Exit(code)
 
 
@@ -159,19 +196,45 @@ def bind_http(address: str) -> socket.socket:
     return sock
 
 
+def reachable_host(host: str) -> str:
+    """``host``, or for a wildcard address (0.0.0.0, ::) an address this machine is
+    reached at: the one its default route leaves from (a pod's IP in Kubernetes),
+    else loopback. Finding the route sends nothing."""
+    if host not in ("0.0.0.0", "::", ""):
+        return host
+    probes = [(socket.AF_INET6, "2001:db8::1")] if host == "::" else []
+    probes.append((socket.AF_INET, "192.0.2.1"))  # documentation addresses (RFC 3849, 5737)
+    for family, probe in probes:
+        try:
+            with socket.socket(family, socket.SOCK_DGRAM) as udp:
+                udp.connect((probe, 9))
+                address = str(udp.getsockname()[0])
+        except OSError:
+            continue
+        if not ipaddress.ip_address(address).is_unspecified:
+            return address
+    return "127.0.0.1"
+
+
+def _host_port(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def _url(sock: socket.socket, tls: bool) -> str:
     host, port = sock.getsockname()[:2]
-    shown = f"[{host}]" if ":" in host else host
-    return f"{'https' if tls else 'http'}://{shown}:{port}"
+    return f"{'https' if tls else 'http'}://{_host_port(reachable_host(host), port)}"
 
 
-def run(settings: Settings) -> None:
-    """Serve until a signal arrives; everything is cleaned up on the way out."""
+def run(settings: Settings, reload: Callable[[], Settings] | None = None) -> None:
+    """Serve until SIGTERM or SIGINT; everything is cleaned up on the way out. SIGHUP
+    reloads the config file's interfaces with ``reload`` (see :mod:`memifd.reload`)."""
     log.info("open file limit: %d", raise_fd_limit())
     manager = Manager(settings)
     server = _make_server(manager, settings)
     for sig in (signal.SIGTERM, signal.SIGINT):  # from here on a signal means a clean stop
         signal.signal(sig, server.handle_exit)
+    reloader = Reloader(manager, reload or (lambda: load_settings(config=settings.config)))
+    signal.signal(signal.SIGHUP, lambda _sig, _frame: _on_hangup(manager, reloader))
     grpc: GrpcServerHandle | None = None
     http: socket.socket | None = None
     try:
@@ -182,7 +245,7 @@ def run(settings: Settings) -> None:
         # full collection (which stops every thread, the worker too) takes well under a
         # millisecond instead of tens.
         gc.freeze()
-        _print_banner(settings, _url(http, settings.tls) + settings.root_path, grpc.address)
+        _print_banner(settings, http, grpc.address)
         if not server.should_exit:
             server.run(sockets=[http])
     except ManagerError as exc:
@@ -200,9 +263,18 @@ def run(settings: Settings) -> None:
     log.info("memifd stopped")
 
 
+def _on_hangup(manager: Manager, reloader: Reloader) -> None:
+    if manager.settings.config is None:
+        log.warning("SIGHUP ignored: there is no config file (--config, MEMIFD_CONFIG) to reload")
+    elif not manager.running:
+        log.warning("SIGHUP ignored: memifd is not running yet, or stopping")
+    else:
+        reloader.request()
+
+
 def _make_server(manager: Manager, settings: Settings) -> _Server:
     config = uvicorn_config(
-        create_app(manager, settings),
+        AccessLog(create_app(manager, settings), enabled=settings.access_log),
         settings,
         timeout_graceful_shutdown=int(GRACEFUL_SHUTDOWN),
         ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
@@ -229,22 +301,36 @@ def _exit_now(manager: Manager, settings: Settings) -> None:
     os._exit(1)
 
 
-def _print_banner(settings: Settings, rest_url: str, grpc_address: str) -> None:
+def _print_banner(settings: Settings, http: socket.socket, grpc_address: str) -> None:
     auth = "bearer token required" if settings.token_value else "no token (loopback only)"
     if settings.token_value is None and settings.insecure:
         auth = "no token (--insecure)"
-    lines = [
-        f"memifd {__version__}",
-        f"  socket dir : {settings.socket_dir}",
-        f"  status page: {rest_url}/",
-        f"  REST API   : {rest_url}/v1/interfaces",
-        f"  API docs   : {rest_url}/docs",
-        f"  metrics    : {rest_url}/metrics",
-        f"  gRPC       : {grpc_address}{' (TLS)' if settings.tls else ''}",
-        f"  auth       : {auth}",
-        f"  interfaces : {len(settings.interfaces)} from the config",
+    rest_url = _url(http, settings.tls) + settings.root_path
+    grpc_host, _, grpc_port = grpc_address.rpartition(":")
+    grpc_host = grpc_host.strip("[]")
+    grpc_shown = _host_port(reachable_host(grpc_host), int(grpc_port))
+    tls = " (TLS)" if settings.tls else ""
+    rows: list[tuple[str, str, object, str]] = [
+        ("socket_dir", "socket dir", str(settings.socket_dir), str(settings.socket_dir)),
+        ("status_page", "status page", f"{rest_url}/", f"{rest_url}/"),
+        ("rest_api", "REST API", f"{rest_url}/v1/interfaces", f"{rest_url}/v1/interfaces"),
+        ("api_docs", "API docs", f"{rest_url}/docs", f"{rest_url}/docs"),
+        ("metrics", "metrics", f"{rest_url}/metrics", f"{rest_url}/metrics"),
+        ("grpc", "gRPC", grpc_shown, f"{grpc_shown}{tls}"),
     ]
-    print("\n".join(lines), flush=True)
+    http_host, http_port = http.getsockname()[:2]
+    bound = [_host_port(http_host, http_port), _host_port(grpc_host, int(grpc_port))]
+    if reachable_host(http_host) != http_host or reachable_host(grpc_host) != grpc_host:
+        text = f"every address: {bound[0]} (REST), {bound[1]} (gRPC)"
+        rows.append(("listen", "listening", bound, text))
+    rows += [
+        ("tls", "TLS", settings.tls, "on" if settings.tls else "off"),
+        ("auth", "auth", auth, auth),
+        ("interfaces", "interfaces", len(settings.interfaces),
+         f"{len(settings.interfaces)} from the config"),
+    ]
+    fmt = logs.choose_format(settings.log_format, sys.stderr)
+    logs.print_banner(f"memifd {__version__}", rows, fmt)
 
 
 def main() -> None:

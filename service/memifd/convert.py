@@ -23,8 +23,12 @@ from .models import (
     InterfaceSpec,
     InterfaceStats,
     InterfaceStatus,
+    LinkDetails,
     LinkEvent,
+    LinkRegion,
+    LinkRing,
     PeerInfo,
+    QueueCounters,
 )
 from .proto.memif.v1 import memif_pb2 as pb
 
@@ -445,6 +449,112 @@ def encode_packet_batch(packets: Sequence[CapturedPacket], dropped: int) -> byte
         return encoded
     append(_field(2, dropped))
     return b"".join(parts)
+
+
+# -- responses -> models (clients such as memifctl print what REST would) --------------
+
+
+def _name_of(table: Mapping[str, int], number: int) -> str:
+    return next((str(value) for value, candidate in table.items() if candidate == number), "")
+
+
+def _counters_from(msg: pb.QueueStats) -> QueueCounters:
+    return QueueCounters(
+        packets=msg.packets, bytes=msg.bytes, drops=msg.drops,
+        bad_descriptors=msg.bad_descriptors, ring_full=msg.ring_full,
+    )
+
+
+def stats_from_proto(msg: pb.InterfaceStats) -> InterfaceStats:
+    """The :class:`InterfaceStats` an ``InterfaceStats`` message carries."""
+    return InterfaceStats(
+        rx=_counters_from(msg.rx), tx=_counters_from(msg.tx),
+        rx_queues=[_counters_from(q) for q in msg.rx_queues],
+        tx_queues=[_counters_from(q) for q in msg.tx_queues],
+        action_drops=msg.action_drops, forwarded=msg.forwarded,
+        forward_drops=msg.forward_drops, exchanged=msg.exchanged, injected=msg.injected,
+        subscriber_drops=msg.subscriber_drops,
+    )
+
+
+def peer_from_proto(msg: pb.PeerInfo) -> PeerInfo:
+    """The :class:`PeerInfo` of a ``PeerInfo`` message (unset ids stay None)."""
+    return PeerInfo(
+        name=msg.name, app_name=msg.app_name,
+        pid=msg.pid if msg.HasField("pid") else None,
+        uid=msg.uid if msg.HasField("uid") else None,
+        gid=msg.gid if msg.HasField("gid") else None,
+    )
+
+
+def status_from_proto(msg: pb.InterfaceStatus) -> InterfaceStatus:
+    """The :class:`InterfaceStatus` an ``InterfaceStatus`` message carries."""
+    return InterfaceStatus.model_validate({
+        "name": msg.name, "socket": msg.socket, "id": msg.id,
+        "role": _name_of(ROLES, msg.role), "mode": _name_of(MODES, msg.mode),
+        "memory": {
+            "num_queue_pairs": msg.memory.num_queue_pairs,
+            "log2_ring_size": msg.memory.log2_ring_size,
+            "packet_buffer_size": msg.memory.packet_buffer_size,
+        },
+        "rx_mode": _name_of(RX_MODES, msg.rx_mode), "action": _name_of(ACTIONS, msg.action),
+        "xconnect_to": msg.xconnect_to or None, "admin_up": msg.admin_up,
+        "accept_unsealed_regions": msg.accept_unsealed_regions, "has_secret": msg.has_secret,
+        "allowed_uids": list(msg.allowed_uids), "allowed_gids": list(msg.allowed_gids),
+        "socket_path": msg.socket_path, "state": _name_of(LINK_STATES, msg.state),
+        "peer": peer_from_proto(msg.peer) if msg.HasField("peer") else None,
+        "disconnect_reason": msg.disconnect_reason,
+        "stats": stats_from_proto(msg.stats),
+    })
+
+
+def event_from_proto(msg: pb.LinkEvent) -> LinkEvent:
+    """The :class:`LinkEvent` a ``LinkEvent`` message carries."""
+    return LinkEvent(
+        interface=msg.interface, state=_name_of(LINK_STATES, msg.state),
+        peer=peer_from_proto(msg.peer) if msg.HasField("peer") else None,
+        reason=msg.reason, timestamp=msg.timestamp,
+    )
+
+
+def link_to_proto(details: LinkDetails) -> pb.LinkDetails:
+    """The ``LinkDetails`` message."""
+    msg = pb.LinkDetails(
+        name=details.name,
+        state=_to_number(LINK_STATES, details.state),  # type: ignore[arg-type]
+        regions=[pb.LinkRegion(index=r.index, size=r.size, sealed=r.sealed)
+                 for r in details.regions],
+        rings=[
+            pb.LinkRing(
+                direction=DIRECTIONS[r.direction],  # type: ignore[arg-type]
+                queue=r.queue, size=r.size, head=r.head, tail=r.tail, region=r.region,
+                offset=r.offset,
+            )
+            for r in details.rings
+        ],
+    )
+    if details.memory is not None:
+        msg.memory.CopyFrom(memory_to_proto(details.memory))
+    return msg
+
+
+def link_from_proto(msg: pb.LinkDetails) -> LinkDetails:
+    """The :class:`LinkDetails` a ``LinkDetails`` message carries."""
+    memory = msg.memory
+    return LinkDetails(
+        name=msg.name,
+        state=_name_of(LINK_STATES, msg.state),
+        memory=MemoryConfig(
+            num_queue_pairs=memory.num_queue_pairs, log2_ring_size=memory.log2_ring_size,
+            packet_buffer_size=memory.packet_buffer_size,
+        ) if msg.HasField("memory") else None,
+        regions=[LinkRegion(index=r.index, size=r.size, sealed=r.sealed) for r in msg.regions],
+        rings=[
+            LinkRing(direction=_name_of(DIRECTIONS, r.direction), queue=r.queue, size=r.size,
+                     head=r.head, tail=r.tail, region=r.region, offset=r.offset)
+            for r in msg.rings
+        ],
+    )
 
 
 def packets_from_batch(batch: pb.PacketBatch) -> list[CapturedPacket]:

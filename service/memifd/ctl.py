@@ -9,7 +9,7 @@ status code and the server's explanation and exit with status 1.
 from __future__ import annotations
 
 import contextlib
-import json
+import enum
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -20,17 +20,19 @@ from typing import Annotated, Any, NoReturn
 import grpc
 import typer
 import yaml
-from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
-from memif.config import Mode, Role, RxMode
+from memif.config import Mode, RxMode
 from pydantic import ValidationError
 
-from . import convert, pcap
+from . import __version__, convert, pcap
+from . import ctl_output as show
+from .ctl_output import Output
 from .models import Action, Direction, InterfaceSpec
 from .proto.memif.v1 import memif_pb2 as pb
 from .proto.memif.v1 import memif_pb2_grpc as pb_grpc
 
-DEFAULT_ADDR = "127.0.0.1:50051"
+DEFAULT_PORT = 50051
+DEFAULT_ADDR = f"127.0.0.1:{DEFAULT_PORT}"
 PROGRESS_INTERVAL = 0.1  # seconds between live counter updates
 
 app = typer.Typer(
@@ -40,6 +42,17 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+
+
+class RoleName(enum.StrEnum):
+    """Every role name the REST API, the config file and the chart accept."""
+
+    SERVER = "server"
+    CLIENT = "client"
+    MASTER = "master"
+    SLAVE = "slave"
 
 
 _DIRECTIONS = {"rx": pb.DIRECTION_RX, "tx": pb.DIRECTION_TX, "both": pb.DIRECTION_BOTH}
@@ -54,6 +67,7 @@ class Client:
     tls_ca: Path | None
     tls_server_name: str | None
     timeout: float
+    tls: bool = False  # TLS with the system's CAs unless tls_ca is given
 
     def __post_init__(self) -> None:
         self._channel: grpc.Channel | None = None
@@ -64,11 +78,12 @@ class Client:
             options: list[tuple[str, int | str]] = [
                 ("grpc.max_receive_message_length", 64 * 1024 * 1024)
             ]
-            if self.tls_ca is None:
+            if self.tls_ca is None and not self.tls:
                 self._channel = grpc.insecure_channel(self.addr, options=options)
             else:
+                ca = None
                 try:
-                    ca = self.tls_ca.read_bytes()
+                    ca = self.tls_ca.read_bytes() if self.tls_ca is not None else None
                 except OSError as exc:
                     fail(f"--tls-ca: cannot read {self.tls_ca}: {exc.strerror}")
                 if self.tls_server_name:
@@ -98,14 +113,14 @@ def fail(message: str) -> NoReturn:
 
 
 @contextlib.contextmanager
-def _reporting() -> Iterator[None]:
-    """Turn gRPC failures into ``error: CODE: detail`` and exit status 1."""
+def _reporting(label: str = "") -> Iterator[None]:
+    """Turn gRPC failures into ``error: [label]CODE: detail`` and exit status 1."""
     try:
         yield
     except grpc.RpcError as exc:
         code = exc.code() if isinstance(exc, grpc.Call) else None
         details = exc.details() if isinstance(exc, grpc.Call) else str(exc)
-        fail(f"{code.name if code else 'UNKNOWN'}: {details}")
+        fail(f"{label}{code.name if code else 'UNKNOWN'}: {details}")
 
 
 def _client(ctx: typer.Context) -> Client:
@@ -114,11 +129,51 @@ def _client(ctx: typer.Context) -> Client:
     return client
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"memifctl {__version__}")
+        raise typer.Exit()
+
+
+def parse_addr(text: str) -> tuple[str, bool]:
+    """``--addr`` as a gRPC target and whether to use TLS.
+
+    Takes ``host``, ``host:port``, ``[v6]:port`` and the same behind ``http://`` or
+    ``https://`` (TLS); the port defaults to :data:`DEFAULT_PORT`.
+    """
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        scheme, rest = "", text
+    if scheme not in ("", "http", "https"):
+        raise ValueError(f"{text!r}: the scheme must be http:// or https://, not {scheme}://")
+    rest = rest.rstrip("/")
+    if "/" in rest:
+        raise ValueError(f"{text!r}: nothing but host[:port] may follow the scheme")
+    if not rest:
+        raise ValueError(f"{text!r} is not host[:port]")
+    if rest.startswith("["):  # [v6] or [v6]:port
+        inside, _, tail = rest[1:].partition("]")
+        host, port = f"[{inside}]", tail.removeprefix(":") if tail.startswith(":") else tail
+    elif rest.count(":") > 1:  # a bare IPv6 address
+        host, port = f"[{rest}]", ""
+    else:
+        host, _, port = rest.partition(":")
+    port = port or str(DEFAULT_PORT)
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{text!r}: port {port!r} is not a number in 1..65535")
+    return f"{host}:{port}", scheme == "https"
+
+
 @app.callback()
 def _options(
     ctx: typer.Context,
     addr: Annotated[
-        str, typer.Option("--addr", envvar="MEMIFD_GRPC_ADDR", help="memifd gRPC address.")
+        str,
+        typer.Option(
+            "--addr", envvar="MEMIFD_GRPC_ADDR",
+            help=f"memifd gRPC address: host[:port] (port {DEFAULT_PORT} if left out), "
+            "also as http:// or https:// (TLS) URL.",
+        ),
     ] = DEFAULT_ADDR,
     token: Annotated[
         str | None,
@@ -135,8 +190,17 @@ def _options(
     timeout: Annotated[
         float, typer.Option("--timeout", min=0.1, help="Seconds to wait for an answer.")
     ] = 10.0,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True,
+                     help="Print memifctl's version and exit."),
+    ] = False,
 ) -> None:
-    ctx.obj = Client(addr, token or None, tls_ca, tls_server_name, timeout)
+    try:
+        target, tls = parse_addr(addr)
+    except ValueError as exc:
+        fail(f"--addr: {exc}")
+    ctx.obj = Client(target, token or None, tls_ca, tls_server_name, timeout, tls)
 
 
 # -- output helpers -------------------------------------------------------------------------
@@ -146,67 +210,61 @@ def _enum_name(enum_type: Any, number: int, prefix: str) -> str:
     return str(enum_type.Name(number)).removeprefix(prefix).lower().replace("_", "-")
 
 
-def _to_json(message: Message) -> str:
-    return json.dumps(
-        MessageToDict(
-            message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
-        ),
-        indent=2,
-    )
-
-
-def _table(rows: Sequence[Sequence[object]]) -> str:
-    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    )
-
-
-def _peer(status: pb.InterfaceStatus) -> str:
-    if not status.HasField("peer"):
-        return "-"
-    peer = status.peer
-    pid = f" pid {peer.pid}" if peer.HasField("pid") else ""
-    return f"{peer.app_name or '?'}/{peer.name or '?'}{pid}"
-
-
 # -- commands -------------------------------------------------------------------------------
 
 
+OutputOption = Annotated[
+    Output | None,
+    typer.Option("--output", "-o", help="table, wide, json or yaml (the REST API's JSON)."),
+]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Same as -o json.")]
+
+
+def _output(output: Output | None, as_json: bool, default: Output = Output.TABLE) -> Output:
+    if as_json and output not in (None, Output.JSON):
+        fail(f"--json and -o {output} contradict each other")
+    return Output.JSON if as_json else output or default
+
+
 @app.command("list")
-def list_(
-    ctx: typer.Context,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-) -> None:
-    """List interfaces."""
+def list_(ctx: typer.Context, output: OutputOption = None, as_json: JsonFlag = False) -> None:
+    """List interfaces, in creation order."""
     client = _client(ctx)
     with _reporting():
         reply = client.call("ListInterfaces", pb.ListInterfacesRequest())
-    if as_json:
-        typer.echo(_to_json(reply))
-        return
-    rows: list[list[object]] = [
-        ["NAME", "ROLE", "ID", "SOCKET", "STATE", "PEER", "ACTION", "RX", "TX"]
-    ]
-    for s in reply.interfaces:
-        rows.append([
-            s.name, _enum_name(pb.Role, s.role, "ROLE_"), s.id, s.socket_path,
-            _enum_name(pb.LinkState, s.state, "LINK_STATE_"), _peer(s),
-            _enum_name(pb.Action, s.action, "ACTION_"), s.stats.rx.packets, s.stats.tx.packets,
-        ])
-    typer.echo(_table(rows))
+    statuses = [convert.status_from_proto(s) for s in reply.interfaces]
+    typer.echo(show.interfaces(statuses, _output(output, as_json)))
 
 
 @app.command()
 def get(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Interface name.")],
+    output: OutputOption = None,
 ) -> None:
-    """Show one interface (JSON)."""
+    """Show one interface (JSON unless -o says otherwise)."""
     client = _client(ctx)
     with _reporting():
-        typer.echo(_to_json(client.call("GetInterface", pb.GetInterfaceRequest(name=name))))
+        reply = client.call("GetInterface", pb.GetInterfaceRequest(name=name))
+    status = convert.status_from_proto(reply)
+    chosen = output or Output.JSON
+    if chosen in (Output.JSON, Output.YAML):
+        typer.echo(show.serialised(status, chosen))
+    else:
+        typer.echo(show.interfaces([status], chosen))
+
+
+@app.command()
+def describe(
+    ctx: typer.Context, name: Annotated[str, typer.Argument(help="Interface name.")]
+) -> None:
+    """Describe one interface for people: spec, link state and reason, peer, memory as
+    configured and negotiated, regions, rings with head and tail, counters per queue."""
+    client = _client(ctx)
+    with _reporting():
+        reply = client.call("GetInterface", pb.GetInterfaceRequest(name=name))
+        link = client.call("GetLinkDetails", pb.GetLinkDetailsRequest(name=name))
+    typer.echo(show.describe(convert.status_from_proto(reply), convert.link_from_proto(link)))
 
 
 def _load_specs(path: Path) -> list[dict[str, Any]]:
@@ -234,7 +292,10 @@ def create(
     ] = None,
     socket: Annotated[str | None, typer.Option(help="Control socket (default memif.sock).")] = None,
     id_: Annotated[int | None, typer.Option("--id", help="Interface id.")] = None,
-    role: Annotated[Role | None, typer.Option(help="server or client.")] = None,
+    role: Annotated[
+        RoleName | None,
+        typer.Option(case_sensitive=False, help="server or client (master and slave too)."),
+    ] = None,
     secret: Annotated[str | None, typer.Option(help="Shared secret.")] = None,
     mode: Annotated[Mode | None, typer.Option(help="Interface mode.")] = None,
     queues: Annotated[int | None, typer.Option(help="Queue pairs.")] = None,
@@ -261,7 +322,7 @@ def create(
 ) -> None:
     """Create interfaces from flags or a YAML spec."""
     client = _client(ctx)
-    specs = _load_specs(file) if file is not None else [{}]
+    items = _load_specs(file) if file is not None else [{}]
     flags = {
         "name": name, "socket": socket, "id": id_, "role": role, "secret": secret, "mode": mode,
         "rx_mode": rx_mode, "action": action, "xconnect_to": xconnect_to, "admin_up": admin_up,
@@ -272,25 +333,93 @@ def create(
         "num_queue_pairs": queues, "log2_ring_size": log2_ring_size,
         "packet_buffer_size": buffer_size,
     }
-    if len(specs) > 1 and name is not None:
+    if len(items) > 1 and name is not None:
         fail("NAME cannot be given with a file holding several interfaces")
-    for data in specs:
+    entries: list[tuple[str, InterfaceSpec]] = []
+    for index, data in enumerate(items):
         data.update({key: value for key, value in flags.items() if value is not None})
         given_memory = {key: value for key, value in memory.items() if value is not None}
         if given_memory:
             data["memory"] = {**(data.get("memory") or {}), **given_memory}
+        label = _entry_label(file, index, data) if len(items) > 1 else ""
         if "name" not in data:
-            fail("give the interface NAME (or a name in --file)")
+            fail(f"{label}give the interface NAME (or a name in --file)")
         try:
-            spec = InterfaceSpec.model_validate(data)
+            entries.append((label, InterfaceSpec.model_validate(data)))
         except ValidationError as exc:
-            fail(f"invalid spec: {convert.invalid_argument(exc)}")
-        request = pb.CreateInterfaceRequest(spec=convert.spec_to_proto(spec), dry_run=dry_run)
-        with _reporting():
-            status = client.call("CreateInterface", request)
-        verb = "would create" if dry_run else "created"
+            fail(f"{label}invalid spec: {convert.invalid_argument(exc)}")
+    _check_distinct(entries)
+    statuses = _create_all(client, entries, dry_run)
+    verb = "would create" if dry_run else "created"
+    for status in statuses:
         typer.echo(f"{verb} {status.name} ({_enum_name(pb.Role, status.role, 'ROLE_')} "
                    f"id {status.id} on {status.socket_path})")
+
+
+def _entry_label(file: Path | None, index: int, data: dict[str, Any]) -> str:
+    name = data.get("name")
+    return f"{file} entry {index + 1}{f' ({name})' if isinstance(name, str) else ''}: "
+
+
+def _check_distinct(entries: list[tuple[str, InterfaceSpec]]) -> None:
+    """Refuse two entries of one file with the same name, or socket, role and id."""
+    seen: dict[object, str] = {}
+    for label, spec in entries:
+        for key, what in (
+            (("name", spec.name), f"name {spec.name!r}"),
+            (("place", spec.socket, spec.role, spec.id),
+             f"socket {spec.socket!r}, role {spec.role.value} and id {spec.id}"),
+        ):
+            if key in seen:
+                fail(f"{label}{what} already used by {seen[key].removesuffix(': ')}")
+            seen[key] = label
+
+
+def _create_all(
+    client: Client, entries: list[tuple[str, InterfaceSpec]], dry_run: bool
+) -> list[pb.InterfaceStatus]:
+    """Create every entry or none: each is checked by memifd (a dry run) before the first
+    is created, and those created are deleted again if a later one still fails.
+
+    An entry cross-connected to another entry of the same file is created with action
+    drop and switched to xconnect once its target exists.
+    """
+    names = {spec.name for _, spec in entries}
+    first = [
+        (label, spec.model_copy(update={"action": Action.DROP, "xconnect_to": None})
+         if spec.xconnect_to in names else spec)
+        for label, spec in entries
+    ]
+    previews = [_create_one(client, label, spec, dry_run=True) for label, spec in first]
+    if dry_run:
+        return previews
+    created: list[pb.InterfaceStatus] = []
+    try:
+        for label, spec in first:
+            created.append(_create_one(client, label, spec, dry_run=False))
+        for (label, spec), (_, staged) in zip(entries, first, strict=True):
+            if spec is not staged:  # its target exists now
+                patch = pb.InterfacePatch(xconnect_to=spec.xconnect_to)
+                patch.action = convert.ACTIONS[spec.action]  # type: ignore[assignment]
+                with _reporting(label):
+                    client.call(
+                        "UpdateInterface", pb.UpdateInterfaceRequest(name=spec.name, patch=patch)
+                    )
+    except typer.Exit:
+        for status in reversed(created):
+            with contextlib.suppress(grpc.RpcError):
+                client.call("DeleteInterface", pb.DeleteInterfaceRequest(name=status.name))
+        if created:
+            undone = ", ".join(status.name for status in created)
+            typer.echo(f"error: nothing created: deleted {undone} again", err=True)
+        raise
+    return created
+
+
+def _create_one(client: Client, label: str, spec: InterfaceSpec, dry_run: bool) -> Any:
+    request = pb.CreateInterfaceRequest(spec=convert.spec_to_proto(spec), dry_run=dry_run)
+    with _reporting(label):
+        return client.call("CreateInterface", request)
 
 
 @app.command()
@@ -305,6 +434,9 @@ def update(
     ] = None,
 ) -> None:
     """Change a live interface."""
+    if rx_mode is None and action is None and xconnect_to is None and admin_up is None:
+        fail("nothing to change: give --rx-mode, --action, --xconnect-to or "
+             "--admin-up/--admin-down")
     client = _client(ctx)
     patch = pb.InterfacePatch()
     if rx_mode is not None:
@@ -335,28 +467,14 @@ def delete(
 def stats(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Interface name.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    output: OutputOption = None,
+    as_json: JsonFlag = False,
 ) -> None:
     """Show the counters of an interface, in total and per queue."""
     client = _client(ctx)
     with _reporting():
         reply = client.call("GetStats", pb.GetStatsRequest(name=name))
-    if as_json:
-        typer.echo(_to_json(reply))
-        return
-    rows: list[list[object]] = [["QUEUE", "PACKETS", "BYTES", "DROPS", "BAD_DESC", "RING_FULL"]]
-
-    def row(label: str, q: pb.QueueStats) -> list[object]:
-        return [label, q.packets, q.bytes, q.drops, q.bad_descriptors, q.ring_full]
-
-    rows.append(row("rx", reply.rx))
-    rows += [row(f"rx {i}", q) for i, q in enumerate(reply.rx_queues)]
-    rows.append(row("tx", reply.tx))
-    rows += [row(f"tx {i}", q) for i, q in enumerate(reply.tx_queues)]
-    typer.echo(_table(rows))
-    for field in ("action_drops", "forwarded", "forward_drops", "exchanged", "injected",
-                  "subscriber_drops"):
-        typer.echo(f"{field}: {getattr(reply, field)}")
+    typer.echo(show.stats(convert.stats_from_proto(reply), _output(output, as_json)))
 
 
 @app.command()
@@ -373,7 +491,7 @@ def events(
     seen = 0
     with _reporting(), _cancel_on_exit(stream):
         for event in stream:
-            typer.echo(json.dumps(MessageToDict(event, preserving_proto_field_name=True)))
+            typer.echo(convert.event_from_proto(event).model_dump_json())
             seen += 1
             if count is not None and seen >= count:
                 return
@@ -388,6 +506,19 @@ def _cancel_on_exit(call: Any) -> Iterator[None]:
         pass
     finally:
         call.cancel()
+
+
+def _wait_accepted(stream: Any) -> None:
+    """Wait until memifd accepted a stream (its headers came) or refused it; a refusal
+    fails here, before anything is written."""
+    try:
+        stream.initial_metadata()
+    except KeyboardInterrupt:
+        stream.cancel()
+        raise typer.Exit(130) from None
+    if stream.done() and stream.code() is not grpc.StatusCode.OK:
+        with _reporting():
+            raise stream  # the call is its own RpcError
 
 
 class _Progress:
@@ -437,6 +568,7 @@ def capture(
     if queue is not None:
         request.queue = queue
     stream = client.stub.Capture(request, metadata=client.metadata)
+    _wait_accepted(stream)
     to_stdout = str(write) == "-"
     progress = _Progress(sys.stderr.isatty())
     packets = dropped = 0

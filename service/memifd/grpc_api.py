@@ -11,7 +11,6 @@ subscription at once.
 from __future__ import annotations
 
 import contextlib
-import operator
 import queue
 import threading
 import time
@@ -88,8 +87,8 @@ class MemifServicer:
         return convert.status_to_proto(status)
 
     def list_interfaces(self, request: pb.ListInterfacesRequest, context: Context) -> Message:
-        """ListInterfaces."""
-        statuses = sorted(self._manager.list_interfaces(), key=operator.attrgetter("name"))
+        """ListInterfaces, in creation order as REST lists them."""
+        statuses = self._manager.list_interfaces()
         return pb.ListInterfacesResponse(
             interfaces=[convert.status_to_proto(status) for status in statuses]
         )
@@ -114,12 +113,16 @@ class MemifServicer:
         """GetStats."""
         return convert.stats_to_proto(self._manager.interface_stats(_name(request.name)))
 
+    def get_link_details(self, request: pb.GetLinkDetailsRequest, context: Context) -> Message:
+        """GetLinkDetails."""
+        return convert.link_to_proto(self._manager.link_details(_name(request.name)))
+
     # -- streams --------------------------------------------------------------------------
 
     def watch_events(self, request: pb.WatchEventsRequest, context: Context) -> Iterator[Message]:
         """WatchEvents: current states first if asked, then every change."""
         wanted = request.interface
-        events = self._manager.subscribe_events()
+        events = self._manager.subscribe_events(interface=wanted or None)
         with _closing(events, context):
             if request.include_current:
                 now = time.time()
@@ -140,6 +143,7 @@ class MemifServicer:
         max_batch = convert.batch_size(request.max_batch)
         started = time.monotonic()
         packets = self._manager.capture(flt, maxsize=convert.buffer_size(request.buffer))
+        context.send_initial_metadata(())  # accepted: a client may wait for this before a packet
         delivered = reported = 0
         with _closing(packets, context):
             while context.is_active():
@@ -456,6 +460,7 @@ def add_to_server(manager: Manager, server: grpc.Server) -> MemifServicer:
         "UpdateInterface": wrap.unary(servicer.update_interface, pb.UpdateInterfaceRequest),
         "DeleteInterface": wrap.unary(servicer.delete_interface, pb.DeleteInterfaceRequest),
         "GetStats": wrap.unary(servicer.get_stats, pb.GetStatsRequest),
+        "GetLinkDetails": wrap.unary(servicer.get_link_details, pb.GetLinkDetailsRequest),
         "WatchEvents": wrap.server_stream(servicer.watch_events, pb.WatchEventsRequest),
         "Capture": wrap.server_stream(servicer.capture, pb.CaptureRequest),
         "Inject": wrap.client_stream(servicer.inject, pb.InjectRequest),

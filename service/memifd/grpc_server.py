@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
-from . import grpc_api
+from . import grpc_api, reflection
+from .grpc_log import CallLog
 from .limits import GRPC_MAX_CONNECTIONS
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ HANDSHAKE_TIMEOUT_MS = 10_000  # a connection that has not spoken HTTP/2 by then
 IDLE_TIMEOUT_MS = 300_000  # a connection without calls for this long is closed
 HEALTH_INTERVAL = 0.5  # seconds between readiness checks
 HEALTH_SERVICE = "grpc.health.v1.Health"
-SERVED = (grpc_api.SERVICE_NAME, HEALTH_SERVICE, reflection.SERVICE_NAME)
+SERVED = (grpc_api.SERVICE_NAME, HEALTH_SERVICE)  # and both reflection services
 
 
 class _TokenAuth(grpc.ServerInterceptor):  # type: ignore[misc]
@@ -146,7 +146,7 @@ def serve_grpc(
 ) -> GrpcServerHandle:
     """Start the gRPC server on ``settings.grpc_addr``; raises RuntimeError if it cannot bind."""
     token = settings.token_value
-    interceptors = [_TokenAuth(token)] if token else []
+    interceptors = [CallLog(), *([_TokenAuth(token)] if token else [])]  # logs denials too
     server = grpc.server(
         futures.ThreadPoolExecutor(
             max_workers=max_concurrent_rpcs + EXTRA_WORKERS, thread_name_prefix="memifd-grpc"
@@ -166,7 +166,7 @@ def serve_grpc(
     grpc_api.add_to_server(manager, server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(SERVED, server)
+    reflection.enable(SERVED, server)  # v1 and v1alpha
 
     credentials = _credentials(settings)
     try:

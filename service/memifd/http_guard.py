@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import http
 import ipaddress
 import json
 import re
@@ -31,7 +32,7 @@ from dataclasses import dataclass
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import pcap
+from . import pcap, problems
 
 JSON = "application/json"
 MAX_SPEC_BYTES = 64 << 10  # POST /v1/interfaces: one interface spec
@@ -132,7 +133,7 @@ class RequestGuard:
         refusal = self._refusal(headers, path, rule, length)
         if refusal is not None:
             status, detail, extra = refusal
-            await _answer(send, status, detail, extra, close=has_body)
+            await _answer(send, scope["path"], status, detail, extra, close=has_body)
             return
         if not has_body:
             await self.app(scope, receive, send)
@@ -239,14 +240,18 @@ def _media_type(headers: dict[str, str]) -> str:
 
 async def _answer(
     send: Callable[[Message], Awaitable[None]],
+    instance: str,
     status: int,
     detail: str,
     extra: list[tuple[bytes, bytes]],
     close: bool,
 ) -> None:
-    body = json.dumps({"detail": detail}, separators=(",", ":")).encode()
+    problem = problems.Problem(
+        title=http.HTTPStatus(status).phrase, status=status, detail=detail, instance=instance
+    )
+    body = json.dumps(problem.model_dump(mode="json"), separators=(",", ":")).encode()
     headers = [
-        (b"content-type", b"application/json"),
+        (b"content-type", problems.MEDIA_TYPE.encode()),
         (b"content-length", str(len(body)).encode()),
         *extra,
     ]

@@ -166,7 +166,7 @@ def uvicorn_config(app: Any, settings: Settings, **options: Any) -> uvicorn.Conf
         ws="none",
         lifespan="off",
         log_config=None,
-        access_log=settings.access_log,
+        access_log=False,  # memifd.access logs requests, with their duration and id
         root_path=settings.root_path,
         timeout_keep_alive=settings.http_idle_timeout,  # type: ignore[arg-type]
         server_header=False,

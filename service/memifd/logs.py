@@ -85,6 +85,28 @@ def _text(value: Any) -> str:
     return text
 
 
+def print_banner(
+    title: str, rows: list[tuple[str, str, Any, str]], log_format: str,
+    stream: TextIO | None = None,
+) -> None:
+    """What memifd tells at start: ``rows`` of (JSON key, label, JSON value, text).
+
+    Text: the title, then one aligned ``label: text`` line per row. JSON: a single
+    record like every log line, with the title as message and each row as a field.
+    ``log_format`` is ``text`` or ``json`` (see :func:`choose_format`).
+    """
+    stream = stream if stream is not None else sys.stdout
+    if log_format == "json":
+        record = logging.LogRecord("memifd", logging.INFO, __file__, 0, title, None, None)
+        for key, _, value, _ in rows:
+            setattr(record, key, value)
+        print(JsonFormatter().format(record), file=stream, flush=True)
+        return
+    width = max(len(label) for _, label, _, _ in rows)
+    lines = [title, *(f"  {label:<{width}}: {text}" for _, label, _, text in rows)]
+    print("\n".join(lines), file=stream, flush=True)
+
+
 def choose_format(log_format: str, stream: TextIO) -> str:
     """``json`` or ``text``; ``auto`` picks text for a terminal and JSON otherwise."""
     if log_format != "auto":

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import dataclasses
 import errno
 import logging
 import os
@@ -39,6 +40,7 @@ from typing import Any, TypeVar
 import memif
 from memif.constants import MAX_PACKET_SIZE
 
+from . import preflight
 from .limits import (
     FDS_PER_SOCKET,
     api_fd_reserve,
@@ -58,7 +60,10 @@ from .models import (
     InterfaceState,
     InterfaceStats,
     InterfaceStatus,
+    LinkDetails,
     LinkEvent,
+    LinkRegion,
+    LinkRing,
     PeerInfo,
     QueueCounters,
 )
@@ -251,6 +256,9 @@ class Manager:
         if self._thread is not None:
             return
         self._prepare_socket_dir()
+        problem = socket_dir_problem(self.settings.socket_dir)
+        if problem is not None:  # not fatal: sockets elsewhere and abstract ones still work
+            log.error("not ready: %s", problem, extra={"socket_dir": str(self.settings.socket_dir)})
         self._cmd_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._epoll = select.epoll()
         self._epoll.register(self._cmd_fd, select.EPOLLIN)
@@ -325,20 +333,30 @@ class Manager:
         except SocketDirError as exc:
             raise ManagerError(str(exc)) from None
         except OSError as exc:
-            raise ManagerError(f"socket_dir: cannot create {path}: {exc.strerror}") from None
+            raise ManagerError(
+                f"socket_dir {path} cannot be created: {exc.strerror}; {_SOCKET_DIR_HINT}"
+            ) from None
 
     @property
     def ready(self) -> bool:
-        """True while the worker runs, turned within ``worker_stall_unready`` seconds and
-        every server socket is listening."""
+        """True while the worker runs, turned within ``worker_stall_unready`` seconds,
+        every server socket is listening and the socket directory is writable."""
+        return self.not_ready_reason is None
+
+    @property
+    def not_ready_reason(self) -> str | None:
+        """Why :attr:`ready` is False, for people; None when ready."""
         thread = self._thread
-        return (
-            thread is not None
-            and thread.is_alive()
-            and not self._stopping
-            and self._bound
-            and self.worker_stall < self.settings.worker_stall_unready
-        )
+        if thread is None or not thread.is_alive():
+            return "the worker is not running"
+        if self._stopping:
+            return "shutting down"
+        if not self._bound:
+            return "a server socket is not listening"
+        stall = self.worker_stall
+        if stall >= self.settings.worker_stall_unready:
+            return f"the worker has been stalled for {stall:.1f} s"
+        return socket_dir_problem(self.settings.socket_dir)
 
     @property
     def running(self) -> bool:
@@ -370,13 +388,21 @@ class Manager:
         """Change rx_mode, action, xconnect_to or admin_up of a live interface."""
         return _status(self._call(self._do_update, name, patch))
 
-    def delete_interface(self, name: str) -> None:
-        """Disconnect and delete an interface (its socket closes with its last interface)."""
-        self._call(self._do_delete, name, "interface deleted")
+    def delete_interface(self, name: str, keep_references: bool = False) -> None:
+        """Disconnect and delete an interface (its socket closes with its last interface).
+
+        An interface other interfaces cross-connect to is refused unless
+        ``keep_references`` (their packets count as forward drops until it is back).
+        """
+        self._call(self._do_delete, name, "interface deleted", keep_references)
 
     def interface_stats(self, name: str) -> InterfaceStats:
         """Counters of one interface."""
         return _stats(self._entry(name))
+
+    def link_details(self, name: str) -> LinkDetails:
+        """The shared memory of an interface's link, its ring counters read right now."""
+        return self._call(self._do_link_details, name)
 
     def link_states(self) -> dict[str, str]:
         """Interface name to link state, for metrics and probes."""
@@ -397,11 +423,14 @@ class Manager:
 
     # -- streams -----------------------------------------------------------------------------------
 
-    def subscribe_events(self, maxsize: int = 1024) -> Subscription[LinkEvent]:
-        """Link events from now on (see :class:`LinkEvent`)."""
+    def subscribe_events(
+        self, maxsize: int = 1024, interface: str | None = None
+    ) -> Subscription[LinkEvent]:
+        """Link events from now on (see :class:`LinkEvent`); with ``interface``, that
+        interface must exist (the caller filters the events)."""
         sub: Subscription[LinkEvent] = Subscription(maxsize)
         sub._on_close = lambda: self._post(self._drop_event_sub, sub)
-        self._call(self._event_subs.append, sub)
+        self._call(self._add_event_sub, sub, interface)
         return sub
 
     def capture(self, flt: CaptureFilter, maxsize: int = 65536) -> Subscription[CapturedPacket]:
@@ -739,7 +768,12 @@ class Manager:
                 )
         self._check_xconnect(spec.name, spec.xconnect_to)
         self._check_limits(spec, path)
+        if spec.role is memif.Role.SERVER and _in_socket_dir(spec.socket):
+            problem = socket_dir_problem(self.settings.socket_dir)
+            if problem is not None:
+                raise InvalidArgumentError("socket", problem)
         if dry_run:
+            self._preflight(path, spec)
             return _preview(spec, path)
         sock, created = self._socket(path)
         try:
@@ -755,9 +789,7 @@ class Manager:
                 raise _os_error(exc) from None
             if not isinstance(exc, memif.LocalProtocolError):
                 raise
-            if isinstance(exc, memif.PathInUse):
-                raise ConflictError(str(exc)) from None
-            raise InvalidArgumentError("socket", str(exc)) from None
+            raise _socket_error(exc) from None
         entry = _Entry(spec, path, iface, iface.rx_queues, iface.tx_queues)
         entry.captures = [c for c in self._captures if c.flt.interface is None]
         self._entries = {**self._entries, spec.name: entry}
@@ -818,6 +850,18 @@ class Manager:
         }
         return spec.to_arguments().model_copy(update=allowed)
 
+    def _preflight(self, path: str, spec: InterfaceSpec) -> None:
+        """What opening the socket for ``spec`` would refuse, without opening it."""
+        sock = self._sockets.get(path)
+        listen = spec.role is memif.Role.SERVER and (sock is None or not sock.listening)
+        if sock is None or listen:
+            try:
+                preflight.check_socket(
+                    path, listen, self._dirs.opener(path), self.settings.replace_stale_sockets
+                )
+            except memif.LocalProtocolError as exc:
+                raise _socket_error(exc) from None
+
     def _check_xconnect(self, name: str, target: str | None) -> None:
         if target is None:
             return
@@ -858,10 +902,17 @@ class Manager:
         log.info("interface updated", extra={"interface": name, "changes": changes})
         return entry
 
-    def _do_delete(self, name: str, reason: str) -> None:
+    def _do_delete(self, name: str, reason: str, keep_references: bool = False) -> None:
         entry = self._entries.get(name)
         if entry is None:
             raise NotFoundError(f"interface {name!r} not found")
+        dependents = [e.name for e in self._entries.values() if e.spec.xconnect_to == name]
+        if dependents and not keep_references:
+            listed = ", ".join(repr(dependent) for dependent in dependents)
+            raise ConflictError(
+                f"interface {name!r} is the xconnect target of {listed}: change their "
+                "xconnect_to or delete them first"
+            )
         self._unwatch_queues(entry)
         entries = dict(self._entries)
         del entries[name]
@@ -880,12 +931,26 @@ class Manager:
         self._check_bound()
         log.info("interface deleted", extra={"interface": name, "reason": reason})
 
+    def _do_link_details(self, name: str) -> LinkDetails:
+        entry = self._entry(name)
+        details = entry.iface.link_details()
+        if details is None:
+            return LinkDetails(name=name, state=entry.link.state)
+        return LinkDetails(
+            name=name,
+            state=entry.link.state,
+            memory=details.memory,
+            regions=[LinkRegion(index=r.index, size=r.size, sealed=r.sealed)
+                     for r in details.regions],
+            rings=[LinkRing.model_validate(dataclasses.asdict(r)) for r in details.rings],
+        )
+
     # -- commands: streams -------------------------------------------------------------------------
 
     def _add_capture(self, cap: _Capture) -> None:
         name = cap.flt.interface
-        if name is not None and name not in self._entries:
-            raise NotFoundError(f"interface {name!r} not found")
+        if name is not None:
+            _check_queue(self._entry(name), cap.flt.queue)
         self._captures.append(cap)
         for entry in self._entries.values():
             if name is None or entry.name == name:
@@ -901,6 +966,11 @@ class Manager:
     def _end_capture(self, cap: _Capture, reason: str) -> None:
         self._drop_capture(cap)
         cap.sub.end(reason)
+
+    def _add_event_sub(self, sub: Subscription[LinkEvent], interface: str | None) -> None:
+        if interface is not None:
+            self._entry(interface)  # NotFoundError rather than a stream that stays silent
+        self._event_subs.append(sub)
 
     def _drop_event_sub(self, sub: Subscription[LinkEvent]) -> None:
         if sub in self._event_subs:
@@ -1106,6 +1176,40 @@ def _check_packets(packets: Sequence[bytes]) -> None:
                 "packets",
                 f"packet {number} is {len(packet)} bytes, allowed 1..{MAX_PACKET_SIZE}",
             )
+
+
+_SOCKET_DIR_HINT = "set socket_dir (--socket-dir, MEMIFD_SOCKET_DIR) to a writable directory"
+
+
+def socket_dir_problem(directory: os.PathLike[str] | str) -> str | None:
+    """What keeps memifd from making sockets in ``directory``, or None."""
+    if not os.path.isdir(directory):
+        return f"socket_dir {directory} does not exist or is not a directory; {_SOCKET_DIR_HINT}"
+    if not os.access(directory, os.W_OK | os.X_OK):
+        readonly = os.statvfs(directory).f_flag & os.ST_RDONLY
+        why = os.strerror(errno.EROFS if readonly else errno.EACCES)
+        return f"socket_dir {directory} is not writable: {why}; {_SOCKET_DIR_HINT}"
+    return None
+
+
+def _socket_error(exc: memif.LocalProtocolError) -> ManagerError:
+    """The library's refusal to open a socket, as the API reports it."""
+    if isinstance(exc, memif.PathInUse):
+        return ConflictError(str(exc))
+    return InvalidArgumentError("socket", str(exc))
+
+
+def _in_socket_dir(socket: str) -> bool:
+    return not socket.startswith("@") and not os.path.isabs(socket)
+
+
+def _check_queue(entry: _Entry, index: int | None) -> None:
+    """Refuse a queue filter the interface cannot match: it would wait forever."""
+    queues = len(entry.rx)
+    if index is not None and not 0 <= index < queues:
+        raise InvalidArgumentError(
+            "queue", f"queue {index} is outside 0..{queues - 1} (interface {entry.name!r})"
+        )
 
 
 def _to_captured(

@@ -2,18 +2,27 @@
 
 Per interface and direction: packets, bytes, drops, bad descriptors, ring-full;
 the same per queue; the manager's own counters (action drops, forwarded,
-forward drops, subscriber drops); the link state; stream totals; and failed
-handshakes by reason (a fixed set of labels, never the peer's text).
+forward drops, subscriber drops); the link state; stream totals; failed
+handshakes by reason (a fixed set of labels, never the peer's text); the build;
+and the standard process_* and python_* metrics of the Prometheus client.
 """
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    GCCollector,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from . import __version__
 from .logs import printable
 from .manager import Manager
 from .models import InterfaceStatus, QueueCounters
@@ -76,7 +85,9 @@ class ManagerCollector(Collector):
             value=self.manager.subscription_drops,
         )
         yield GaugeMetricFamily(
-            "memifd_ready", "1 when the worker runs, its loop turns and every socket listens",
+            "memifd_ready",
+            "1 when the worker runs and its loop turns, every socket listens, socket_dir is "
+            "writable",
             value=1 if self.manager.ready else 0,
         )
         yield GaugeMetricFamily(
@@ -148,10 +159,29 @@ def _value(row: QueueCounters, name: str) -> int:
     return value
 
 
+class BuildCollector(Collector):
+    """``memifd_build_info``: 1, labelled with the versions this process runs."""
+
+    def collect(self) -> Iterator[Metric]:
+        info = GaugeMetricFamily(
+            "memifd_build_info", "memifd's version and the Python running it (always 1)",
+            labels=["version", "python", "implementation"],
+        )
+        info.add_metric(
+            [__version__, platform.python_version(), platform.python_implementation()], 1
+        )
+        yield info
+
+
 def make_registry(manager: Manager) -> CollectorRegistry:
-    """A registry of its own (not the process-global one) holding the manager's metrics."""
+    """A registry of its own (not the process-global one) holding the manager's metrics,
+    memifd_build_info and the standard process_* and python_* collectors."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(ManagerCollector(manager))
+    registry.register(BuildCollector())
+    ProcessCollector(registry=registry)  # process_cpu_seconds_total, resident memory, fds
+    PlatformCollector(registry=registry)  # python_info
+    GCCollector(registry=registry)  # python_gc_*
     return registry
 
 

@@ -282,3 +282,35 @@ class InjectResult(BaseModel):
 
     accepted: int = Field(description="Packets queued on the ring.")
     ring_full: int = Field(description="Packets that found no room and were not sent.")
+
+
+class LinkRegion(BaseModel):
+    """One shared memory region of a link."""
+
+    index: int
+    size: int = Field(description="Bytes.")
+    sealed: bool = Field(description="Sealed against shrinking (F_SEAL_SHRINK).")
+
+
+class LinkRing(BaseModel):
+    """One ring of a link, from memifd's side: ``rx`` is a ring it reads."""
+
+    direction: Direction = Field(description="rx or tx.")
+    queue: int
+    size: int = Field(description="Descriptors.")
+    head: int = Field(description="The head counter in shared memory (16 bits).")
+    tail: int = Field(description="The tail counter in shared memory (16 bits).")
+    region: int = Field(description="The region holding the ring.")
+    offset: int = Field(description="Where the ring starts in that region.")
+
+
+class LinkDetails(BaseModel):
+    """The shared memory of an interface's link (empty unless it is connected)."""
+
+    name: str
+    state: InterfaceState
+    memory: MemoryConfig | None = Field(
+        default=None, description="The geometry negotiated with the peer."
+    )
+    regions: list[LinkRegion] = Field(default_factory=list)
+    rings: list[LinkRing] = Field(default_factory=list)

@@ -3,7 +3,9 @@
 Run ``python -m memifd.protogen`` after changing the ``.proto`` file (needs
 the dev dependency ``grpcio-tools``). protoc names modules after the proto
 path (``memif.v1``), which would clash with the :mod:`memif` library, so the
-generated imports are rewritten to ``memifd.proto.memif.v1``.
+generated imports are rewritten to ``memifd.proto.memif.v1``. A copy of the
+``.proto`` file goes next to the stubs, so the wheel and the image ship it
+(for grpcurl and stubs in other languages).
 """
 
 from __future__ import annotations
@@ -55,6 +57,10 @@ def generate(out_dir: Path) -> list[Path]:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(_fix_imports(source.read_text(), proto_module))
             written.append(target)
+    for name in PROTO_FILES:
+        copy = out_dir / name
+        copy.write_bytes((PROTO_ROOT / name).read_bytes())
+        written.append(copy)
     for directory in [out_dir, *{p.parent for p in written}]:
         while directory != out_dir.parent:
             init = directory / "__init__.py"

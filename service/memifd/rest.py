@@ -10,28 +10,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response
-from fastapi.encoders import jsonable_encoder
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from fastapi.responses import PlainTextResponse, StreamingResponse
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from memif import Mode
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from . import __version__, pcap
+from . import __version__, pcap, problems
 from .http_guard import MAX_INJECT_BYTES, TOKEN_PROBLEM, RequestGuard
 from .manager import (
-    ConflictError,
     InvalidArgumentError,
-    LimitExceededError,
     Manager,
-    ManagerError,
-    NotFoundError,
-    UnavailableError,
 )
 from .metrics import CONTENT_TYPE, make_registry, render
 from .models import (
@@ -46,6 +42,8 @@ from .models import (
     InterfaceSpec,
     InterfaceStats,
     InterfaceStatus,
+    LinkDetails,
+    LinkEvent,
 )
 from .settings import Settings
 from .subscription import Subscription
@@ -64,28 +62,23 @@ class Health(BaseModel):
     status: str
 
 
-class ErrorDetail(BaseModel):
-    """Error answer: ``detail`` is a sentence, or a list of field errors (422)."""
-
-    detail: str | list[dict[str, Any]]
-
-
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorDetail, "description": "Missing or wrong bearer token"},
-    404: {"model": ErrorDetail, "description": "No such interface"},
-    409: {"model": ErrorDetail, "description": "Conflicts with the current state"},
-    422: {"model": ErrorDetail, "description": "Invalid field (names the field and the limit)"},
-    503: {"model": ErrorDetail, "description": "The worker is not running"},
+    401: problems.documented("Missing or wrong bearer token"),
+    404: problems.documented("No such interface"),
+    409: problems.documented("Conflicts with the current state"),
+    422: problems.documented("Invalid field (errors names each field and its limit)"),
+    503: problems.documented("The worker is not running"),
 }
 _BAD_BODY: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorDetail, "description": "The body cannot be parsed"},
-    408: {"model": ErrorDetail, "description": "The body did not arrive in time"},
-    413: {"model": ErrorDetail, "description": "The body is larger than the route allows"},
-    415: {"model": ErrorDetail, "description": "The body is not of the route's media type"},
+    400: problems.documented("The body cannot be parsed"),
+    408: problems.documented("The body did not arrive in time"),
+    413: problems.documented("The body is larger than the route allows"),
+    415: problems.documented("The body is not of the route's media type"),
 }
 _LIMITS: dict[int | str, dict[str, Any]] = {
-    507: {"model": ErrorDetail, "description": "A resource limit would be passed (names it)"},
+    507: problems.documented("A resource limit would be passed (names it)"),
 }
+NamePath = Annotated[str, Path(description="The interface's name.")]
 
 
 # -- dependencies ----------------------------------------------------------------------------------
@@ -167,28 +160,35 @@ async def list_interfaces(request: Request, manager: ManagerDep) -> Response:
 
 
 @interfaces.get("/{name}", response_model=InterfaceStatus)
-async def get_interface(name: str, manager: ManagerDep) -> InterfaceStatus:
+async def get_interface(name: NamePath, manager: ManagerDep) -> InterfaceStatus:
     """One interface with its state and counters."""
     return manager.get_interface(name)
 
 
 @interfaces.patch("/{name}", response_model=InterfaceStatus, responses=_BAD_BODY)
-def update_interface(name: str, patch: InterfacePatch, manager: ManagerDep) -> InterfaceStatus:
+def update_interface(name: NamePath, patch: InterfacePatch, manager: ManagerDep) -> InterfaceStatus:
     """Change rx_mode, action, xconnect_to or admin_up of a live interface."""
     return manager.update_interface(name, patch)
 
 
 @interfaces.delete("/{name}", status_code=204, response_model=None)
-def delete_interface(name: str, manager: ManagerDep) -> Response:
+def delete_interface(name: NamePath, manager: ManagerDep) -> Response:
     """Disconnect the peer and delete the interface."""
     manager.delete_interface(name)
     return Response(status_code=204)
 
 
 @interfaces.get("/{name}/stats", response_model=InterfaceStats)
-async def interface_stats(name: str, manager: ManagerDep) -> InterfaceStats:
+async def interface_stats(name: NamePath, manager: ManagerDep) -> InterfaceStats:
     """Counters of one interface."""
     return manager.interface_stats(name)
+
+
+@interfaces.get("/{name}/link", response_model=LinkDetails)
+def interface_link(name: NamePath, manager: ManagerDep) -> LinkDetails:
+    """The shared memory of the interface's link: the geometry negotiated, the regions, and
+    the rings with their head and tail right now (empty unless connected)."""
+    return manager.link_details(name)
 
 
 @interfaces.get(
@@ -198,13 +198,25 @@ async def interface_stats(name: str, manager: ManagerDep) -> InterfaceStats:
     responses={200: {"content": {pcap.MEDIA_TYPE: {}}, "description": "A pcap file"}},
 )
 async def capture(
-    name: str,
+    name: NamePath,
     manager: ManagerDep,
-    count: Annotated[int | None, Query(ge=1, le=MAX_CAPTURE_COUNT)] = None,
-    duration: Annotated[float | None, Query(gt=0, le=MAX_CAPTURE_DURATION)] = None,
-    snaplen: Annotated[int, Query(ge=1, le=MAX_SNAPLEN)] = MAX_SNAPLEN,
-    direction: Direction = Direction.BOTH,
-    queue: Annotated[int | None, Query(ge=0, le=254)] = None,
+    count: Annotated[
+        int | None, Query(ge=1, le=MAX_CAPTURE_COUNT, description="Stop after this many packets.")
+    ] = None,
+    duration: Annotated[
+        float | None,
+        Query(gt=0, le=MAX_CAPTURE_DURATION, description="Stop after this many seconds."),
+    ] = None,
+    snaplen: Annotated[
+        int, Query(ge=1, le=MAX_SNAPLEN, description="Bytes kept of each packet.")
+    ] = MAX_SNAPLEN,
+    direction: Annotated[
+        Direction, Query(description="Packets received (rx), sent (tx) or both.")
+    ] = Direction.BOTH,
+    queue: Annotated[
+        int | None,
+        Query(ge=0, le=254, description="Only this queue (one the interface has); all if unset."),
+    ] = None,
 ) -> StreamingResponse:
     """Stream packets of the interface as a pcap file until ``count`` or ``duration``
     (or until the client goes away)."""
@@ -213,7 +225,10 @@ async def capture(
         interface=name, queue=queue, direction=direction, count=count, duration=duration,
         snaplen=snaplen,
     )
-    sub = await run_in_threadpool(manager.capture, flt)
+    try:
+        sub = await run_in_threadpool(manager.capture, flt)
+    except InvalidArgumentError as exc:  # a queue the interface lacks: name the parameter
+        raise _invalid_query(exc) from None
     header = pcap.global_header(pcap.linktype_for(status.mode), snaplen)
     return StreamingResponse(
         _pcap_stream(sub, header),
@@ -234,10 +249,12 @@ async def capture(
     },
 )
 async def inject(
-    name: str,
+    name: NamePath,
     request: Request,
     manager: ManagerDep,
-    queue: Annotated[int, Query(ge=0, le=254)] = 0,
+    queue: Annotated[
+        int, Query(ge=0, le=254, description="The transmit queue (a connected one).")
+    ] = 0,
 ) -> InjectResult:
     """Send the packets of a pcap body (LINKTYPE_ETHERNET for ethernet, LINKTYPE_RAW
     for ip); answers how many found room on the ring."""
@@ -267,11 +284,27 @@ events = APIRouter(prefix="/v1", tags=["events"], responses=_ERRORS)
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}}, "description": "Link events"}},
 )
-async def link_events(manager: ManagerDep) -> StreamingResponse:
+async def link_events(
+    manager: ManagerDep,
+    interface: Annotated[
+        str | None, Query(description="Only this interface's events (404 when it does not exist).")
+    ] = None,
+    include_current: Annotated[
+        bool, Query(description="Start with one event per interface giving its current state.")
+    ] = False,
+) -> StreamingResponse:
     """Server-sent events, one ``event: link`` per link state change."""
-    sub = await run_in_threadpool(manager.subscribe_events)
+    sub = await run_in_threadpool(manager.subscribe_events, 1024, interface)
+    current = []
+    if include_current:  # after subscribing: a change in between shows up twice, never not
+        now = time.time()
+        current = [
+            LinkEvent(interface=s.name, state=s.state.value, peer=s.peer,
+                      reason=s.disconnect_reason, timestamp=now)
+            for s in manager.list_interfaces() if interface is None or s.name == interface
+        ]
     return StreamingResponse(
-        _sse_stream(sub),
+        _sse_stream(sub, interface, current),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
@@ -297,19 +330,16 @@ async def healthz(manager: ManagerDep, response: Response) -> Health:
 
 @health.get("/readyz", response_model=Health, responses={503: {"model": Health}})
 async def readyz(manager: ManagerDep, response: Response) -> Health:
-    """Readiness: the worker runs, its loop turned within ``worker_stall_unready``
-    seconds and every socket is bound."""
-    if not manager.ready:
+    """Readiness: the worker runs, its loop turned within ``worker_stall_unready`` seconds,
+    every socket is bound, the socket directory is writable."""
+    reason = manager.not_ready_reason
+    if reason is not None:
         response.status_code = 503
-        return Health(status="not ready")
+        return Health(status=f"not ready: {reason}")
     return Health(status="ready")
 
 
-_JSON_401 = {"$ref": "#/components/schemas/ErrorDetail"}  # JSON, unlike the text/plain 200
-metrics = APIRouter(tags=["metrics"], responses={401: {
-    "description": _ERRORS[401]["description"],
-    "content": {"application/json": {"schema": _JSON_401}},
-}})
+metrics = APIRouter(tags=["metrics"], responses={401: _ERRORS[401]})
 
 
 @metrics.get("/metrics", response_class=PlainTextResponse, response_model=None)
@@ -365,13 +395,18 @@ async def _pcap_stream(sub: Subscription[CapturedPacket], header: bytes) -> Asyn
         yield pcap.records((p.timestamp_ns, p.orig_len, p.data) for p in batch)
 
 
-async def _sse_stream(sub: Subscription[Any]) -> AsyncIterator[str]:
+async def _sse_stream(
+    sub: Subscription[Any], interface: str | None = None, current: list[LinkEvent] | None = None
+) -> AsyncIterator[str]:
     yield ": memifd link events\n\n"
+    for event in current or ():
+        yield f"event: link\ndata: {event.model_dump_json()}\n\n"
     async for batch in _batches(sub, 256, SSE_KEEPALIVE):
         if not batch:
             yield ": keepalive\n\n"
         for event in batch:
-            yield f"event: link\ndata: {event.model_dump_json()}\n\n"
+            if interface is None or event.interface == interface:
+                yield f"event: link\ndata: {event.model_dump_json()}\n\n"
     yield f"event: end\ndata: {sub.close_reason or 'stream ended'}\n\n"
 
 
@@ -391,40 +426,11 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 # -- errors ----------------------------------------------------------------------------------------
 
-_STATUS: list[tuple[type[ManagerError], int]] = [
-    (NotFoundError, 404),
-    (ConflictError, 409),
-    (InvalidArgumentError, 422),
-    (UnavailableError, 503),
-    (LimitExceededError, 507),
-]
-
-
-async def _manager_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ManagerError)
-    if isinstance(exc, InvalidArgumentError):
-        detail = [{"type": "value_error", "loc": [exc.field], "msg": exc.message}]
-        return JSONResponse({"detail": detail}, status_code=422)
-    code = next((status for kind, status in _STATUS if isinstance(exc, kind)), 500)
-    return JSONResponse({"detail": exc.message}, status_code=code)
-
-
-async def _pcap_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, pcap.PcapError)
-    if exc.status == 422:
-        detail = [{"type": "value_error", "loc": ["body"], "msg": exc.message}]
-        return JSONResponse({"detail": detail}, status_code=422)
-    return JSONResponse({"detail": exc.message}, status_code=exc.status)
-
-
-async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
-    """FastAPI's format, without echoing the input (it may hold a secret)."""
-    assert isinstance(exc, RequestValidationError)
-    errors = [
-        {key: value for key, value in error.items() if key not in ("input", "url")}
-        for error in exc.errors()
-    ]
-    return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
+def _invalid_query(exc: InvalidArgumentError) -> RequestValidationError:
+    """The manager's refusal of a query parameter, reported as FastAPI reports its own."""
+    return RequestValidationError(
+        [{"type": "value_error", "loc": ("query", exc.field), "msg": exc.message}]
+    )
 
 
 # -- the app ---------------------------------------------------------------------------------------
@@ -438,6 +444,7 @@ def create_app(manager: Manager, settings: Settings) -> FastAPI:
         summary="Manage memif (shared-memory packet interface) interfaces",
         docs_url=None,  # served offline by install_ui, not from a CDN
         redoc_url=None,
+        generate_unique_id_function=_operation_id,
     )
     app.state.manager = manager
     token = settings.token_value
@@ -449,12 +456,29 @@ def create_app(manager: Manager, settings: Settings) -> FastAPI:
     app.include_router(interfaces, dependencies=auth)
     app.include_router(events, dependencies=auth)
     app.include_router(metrics, dependencies=auth)
-    app.add_exception_handler(ManagerError, _manager_error)
-    app.add_exception_handler(pcap.PcapError, _pcap_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
+    problems.install(app)
     install_ui(app)
     app.add_middleware(
         RequestGuard, token=token, allowed_hosts=settings.allowed_hosts,
         body_timeout=settings.http_body_timeout,
     )
+    openapi = app.openapi
+    app.openapi = lambda: problems.add_schemas(openapi())  # type: ignore[method-assign]
     return app
+
+
+# operationIds: the handler's name in camelCase, unless it says too little
+_OPERATION_IDS = {
+    "interface_stats": "getInterfaceStats",
+    "interface_link": "getInterfaceLink",
+    "capture": "captureInterface",
+    "inject": "injectPackets",
+    "link_events": "watchEvents",
+    "prometheus_metrics": "getMetrics",
+}
+
+
+def _operation_id(route: APIRoute) -> str:
+    name = _OPERATION_IDS.get(route.name, route.name)
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)

@@ -361,6 +361,7 @@ class Settings(BaseSettings):
                 self.resolve_socket(spec.socket)
             except SocketDirError as exc:
                 raise ValueError(f"interfaces: {spec.name}: socket: {exc}") from None
+        _check_places(self)
         if self.token is None and not self.insecure:
             for field in ("http_addr", "grpc_addr"):
                 host, _ = split_address(getattr(self, field))
@@ -392,6 +393,21 @@ class Settings(BaseSettings):
         absolute paths as they are; raises :class:`SocketDirError` (a ValueError) unless the
         path lies below one of :attr:`allowed_socket_dirs`."""
         return confine(socket, self.socket_dir, self.allowed_socket_dirs)
+
+
+def _check_places(settings: Settings) -> None:
+    """Refuse two declared interfaces with one socket, role and id, naming both."""
+    places: dict[tuple[str, str, int], str] = {}
+    for index, spec in enumerate(settings.interfaces):
+        path = settings.resolve_socket(spec.socket)
+        place = (path if path.startswith("@") else os.path.normpath(path), spec.role.value, spec.id)
+        where = f"interfaces[{index}] ({spec.name})"
+        if place in places:
+            raise ValueError(
+                f"{places[place]} and {where} both use socket {place[0]}, role {place[1]} and "
+                f"id {place[2]}; give one of them another socket or id"
+            )
+        places[place] = where
 
 
 def _read_token(path: Path) -> str:

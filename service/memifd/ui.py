@@ -14,11 +14,12 @@ import functools
 import html
 import importlib.resources
 import string
+import urllib.parse
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.routing import BaseRoute, Route
 
@@ -32,7 +33,8 @@ UI_STATIC = "/static/ui"
 DOCS_STATIC = "/static/docs"
 DOCS_URL = "/docs"
 REDOC_URL = "/redoc"
-CAPTURE_COUNT = 1000  # packets behind each row's capture link
+CAPTURE_COUNT = 1000  # each row's capture link saves at most this many packets ...
+CAPTURE_SECONDS = 10  # ... or what arrives in this many seconds, so it ends on an idle link
 
 # The page loads nothing but its own script, style and icon, and talks only to memifd.
 PAGE_CSP = (
@@ -41,11 +43,16 @@ PAGE_CSP = (
 )
 
 # Swagger UI and ReDoc need inline scripts and styles, and ReDoc a worker; nothing else.
-# ReDoc's side menu links an image on the internet: this keeps the browser from asking.
 DOCS_CSP = (
     "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
     "img-src 'self' data:; worker-src 'self' blob:; base-uri 'none'; frame-ancestors 'none'"
 )
+
+# ReDoc draws its makers' logo from their CDN; memifd serves ReDoc's script with a blank
+# inline image in its place, so the page asks nothing of the internet.
+REDOC_SCRIPT = "/static/redoc/redoc.standalone.js"
+REDOC_LOGO = "https://cdn.redoc.ly/redoc/logo-mini.svg"
+BLANK_IMAGE = "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg'/%3E"
 
 router = APIRouter(include_in_schema=False)
 
@@ -92,6 +99,9 @@ async def status_page(request: Request) -> HTMLResponse:
         static=html.escape(root + UI_STATIC),
         version=html.escape(__version__),
         rows="\n".join(render_row(status, root) for status in interfaces),
+        capture_count=CAPTURE_COUNT,
+        capture_seconds=CAPTURE_SECONDS,
+        capture_title=html.escape(CAPTURE_TITLE),
         empty_hidden="hidden" if interfaces or guarded else "",
         loading_hidden="" if guarded else "hidden",
     )
@@ -104,6 +114,12 @@ async def status_page(request: Request) -> HTMLResponse:
 @functools.cache
 def _template() -> string.Template:
     return string.Template((STATIC_DIR / "index.html").read_text())
+
+
+def capture_url(root: str, name: str) -> str:
+    """Where a row's capture link points (``app.js`` builds the same)."""
+    query = f"count={CAPTURE_COUNT}&duration={CAPTURE_SECONDS}"
+    return f"{root}/v1/interfaces/{urllib.parse.quote(name, safe='')}/capture?{query}"
 
 
 def render_row(status: InterfaceStatus, root: str) -> str:
@@ -121,24 +137,34 @@ def render_row(status: InterfaceStatus, root: str) -> str:
     state = html.escape(status.state.value)
     admin = "" if status.admin_up else ' <span class="badge admin-down">admin down</span>'
     stats = status.stats
-    capture = html.escape(f"{root}/v1/interfaces/{status.name}/capture?count={CAPTURE_COUNT}")
+    capture = html.escape(capture_url(root, status.name))
+    about_iface = (
+        f'<span data-field="role">{html.escape(status.role.value)}</span> · '
+        f"{html.escape(status.mode.value)} · id {status.id} · {html.escape(status.action.value)}"
+    )
     return f"""<tr data-name="{name}">
   <td data-field="name"><strong>{name}</strong>
-    <div class="sub">{html.escape(status.mode.value)} · id {status.id} · {html.escape(status.action.value)}</div></td>
-  <td data-field="role">{html.escape(status.role.value)}</td>
+    <div class="sub">{about_iface}</div></td>
   <td data-field="socket"><code>{html.escape(status.socket_path)}</code></td>
   <td data-field="peer">{peer}</td>
-  <td data-field="state"><span class="badge state-{state}">{state}</span>{admin}</td>
-  <td data-field="reason">{html.escape(status.disconnect_reason) or "—"}</td>
+  <td data-field="link"><span data-field="state"><span class="badge state-{state}">{state}</span>{admin}</span>
+    <div class="sub" data-field="reason">{html.escape(status.disconnect_reason) or "—"}</div></td>
   <td data-field="totals"><div>rx <span data-field="rx-packets">{stats.rx.packets:,}</span></div>
     <div>tx <span data-field="tx-packets">{stats.tx.packets:,}</span></div></td>
   <td data-field="queues">{_queue_table(stats.rx_queues, stats.tx_queues)}</td>
-  <td class="actions">
-    <a class="button" data-action="capture" href="{capture}" download="{name}.pcap">capture {CAPTURE_COUNT} packets</a>
+  <td class="actions"><div class="row-actions">
+    <a class="button" data-action="capture" href="{capture}" download="{name}.pcap" title="{CAPTURE_TITLE}">capture {CAPTURE_SECONDS} s</a>
+    <button type="button" class="secondary" data-action="edit">edit</button>
     <form class="delete" data-name="{name}"><button type="submit" class="danger">delete</button>
       <span class="field-error" role="alert"></span></form>
-  </td>
+  </div></td>
 </tr>"""  # noqa: E501
+
+
+CAPTURE_TITLE = (
+    f"save a pcap file of what the interface sends and receives: up to {CAPTURE_COUNT} "
+    f"packets, for at most {CAPTURE_SECONDS} seconds"
+)
 
 
 def _queue_table(rx: list[QueueCounters], tx: list[QueueCounters]) -> str:
@@ -195,9 +221,26 @@ async def redoc(request: Request) -> HTMLResponse:
     page = get_redoc_html(
         openapi_url=root + (app.openapi_url or "/openapi.json"),
         title=f"{app.title} - ReDoc",
-        redoc_js_url=f"{root}{DOCS_STATIC}/redoc.standalone.js",
+        redoc_js_url=f"{root}{REDOC_SCRIPT}",
         redoc_favicon_url=f"{root}{UI_STATIC}/favicon.svg",
         with_google_fonts=False,
     )
     page.headers["Content-Security-Policy"] = DOCS_CSP
     return page
+
+
+@router.get(REDOC_SCRIPT)
+async def redoc_script() -> Response:
+    """ReDoc's script, its one reference to the internet (a logo) made an inline image."""
+    return Response(
+        _redoc_script(),
+        media_type="text/javascript",
+        headers={"Cache-Control": "public, max-age=86400"},
+    )
+
+
+@functools.cache
+def _redoc_script() -> bytes:
+    return (DOCS_ASSETS / "redoc.standalone.js").read_bytes().replace(
+        REDOC_LOGO.encode(), BLANK_IMAGE.encode()
+    )

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import shutil
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,9 @@ from pydantic import ValidationError
 
 from tests.deploy.conftest import CHART, CI_VALUES, ROOT
 from tests.deploy.helm import Helm, HelmError, by_kind, one
+from tests.deploy.kube_api import KubeApi
+from tests.memifd.rest_support import Daemon
+from tests.readme import block_after
 
 KUBERNETES_VERSION = "1.33"
 # Kinds of the Prometheus Operator; their CRD schemas are not bundled, checked by hand below.
@@ -149,13 +155,19 @@ def test_memifd_gets_socket_dir_config_and_token_files(helm: Helm) -> None:
     assert env["MEMIFD_GRPC_ADDR"] == "0.0.0.0:50051"
     service = one(manifests, "Service")["metadata"]["name"]
     assert env["MEMIFD_ALLOWED_HOSTS"].split(",") == [  # the names clients reach it by
-        service, f"{service}.net", f"{service}.net.svc", f"{service}.net.svc.cluster.local"]
+        service,
+        f"{service}.net",
+        f"{service}.net.svc",
+        f"{service}.net.svc.cluster.local",
+    ]
     sockets = volume(spec, mounts[env["MEMIFD_SOCKET_DIR"]])
     assert sockets["emptyDir"]["medium"] == "Memory"
     config_dir = env["MEMIFD_CONFIG"].rsplit("/", 1)[0]
     config_map = volume(spec, mounts[config_dir])["configMap"]["name"]
     assert yaml.safe_load(config_text(manifests, config_map)) == {
-        "interfaces": [], "socket_dirs": [], "default_allowed_uids": [],
+        "interfaces": [],
+        "socket_dirs": [],
+        "default_allowed_uids": [],
         "default_allowed_gids": [10001],  # the pod's fsGroup
     }
     token_dir, token_file = env["MEMIFD_TOKEN_FILE"].rsplit("/", 1)
@@ -168,6 +180,15 @@ def test_memifd_gets_socket_dir_config_and_token_files(helm: Helm) -> None:
     )
     assert len(base64.b64decode(secret["data"]["token"])) == 40
     assert "/tmp" in mounts  # the root filesystem is read-only
+
+
+def test_access_log_value_reaches_memifd(helm: Helm, monkeypatch: pytest.MonkeyPatch) -> None:
+    def env(set_values: dict[str, str] | None = None) -> dict[str, str]:
+        return env_of(container(pod_spec(render(helm, set_values=set_values)), "memifd"))
+
+    assert "MEMIFD_ACCESS_LOG" not in env()
+    monkeypatch.setenv("MEMIFD_ACCESS_LOG", env({"accessLog": "true"})["MEMIFD_ACCESS_LOG"])
+    assert load_settings(socket_dir="/run/memif").access_log is True
 
 
 def test_service_exposes_rest_and_grpc(helm: Helm) -> None:
@@ -184,8 +205,52 @@ def test_generated_tokens_differ_and_a_given_token_is_kept(helm: Helm) -> None:
         secret = one(render(helm, set_values=set_values), "Secret")
         return base64.b64decode(secret["data"]["token"])
 
-    assert token() != token()
-    assert token({"auth.token": "my-token"}) == b"my-token"
+    assert token() != token()  # helm template cannot read the cluster: a new one each time
+    assert token({"auth.token": "my-token"}) == b"my-token" == token({"auth.token": "my-token"})
+    hint = "set auth.token or auth.existingSecret for a stable token"
+    only_secret = ("template", "rel", CHART, "--show-only", "templates/token-secret.yaml")
+    assert hint in helm.run(*only_secret)
+    assert hint not in helm.run(*only_secret, "--set", "auth.token=my-token")
+
+
+def test_a_generated_token_is_read_back_from_the_cluster(helm: Helm, tmp_path: Path) -> None:
+    api = KubeApi()
+    with api.running():
+        client = Helm(binary=helm.binary, home=tmp_path / "home")
+        client.env["KUBECONFIG"] = str(api.kubeconfig(tmp_path / "kubeconfig"))
+
+        def token(*args: str) -> bytes:
+            out = client.run(
+                "template",
+                "rel",
+                CHART,
+                "--namespace",
+                "net",
+                "--dry-run=server",
+                "--disable-openapi-validation",
+                "--show-only",
+                "templates/token-secret.yaml",
+                *args,
+            )
+            return base64.b64decode(yaml.safe_load(out)["data"]["token"])
+
+        first = token()  # no Secret in the cluster yet: a random token
+        assert len(first) == 40 and first != token()
+        stored = base64.b64encode(first).decode()
+        api.add_release_object(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": "rel-memifd-token"},
+                "type": "Opaque",
+                "data": {"token": stored},
+            },
+            release="rel",
+            namespace="net",
+        )
+        assert token() == first and token() == first  # an upgrade keeps it
+        assert "/api/v1/namespaces/net/secrets/rel-memifd-token" in api.asked
+        assert token("--set", "auth.token=chosen") == b"chosen"
 
 
 def test_config_change_changes_the_pod_template(helm: Helm) -> None:
@@ -227,6 +292,31 @@ def test_sidecar_app_values_share_the_socket_dir(helm: Helm) -> None:
     assert "podAntiAffinity" in spec["affinity"]
 
 
+def test_readme_values_install_memifd_beside_the_app(helm: Helm, tmp_path: Path) -> None:
+    values = block_after("Install memifd with your packet application", "yaml")
+    install = block_after("Install memifd with your packet application", "sh").split()
+    assert install[:3] == ["helm", "install", "net"], install
+    (tmp_path / "my-values.yaml").write_text(values)
+    # no cluster here: what `helm install` would apply, rendered by `helm template`
+    args = [arg for arg in install[3:] if arg != "--create-namespace"]
+    chart, namespace = args[0], args[args.index("--namespace") + 1]
+    manifests = helm.template(
+        ROOT / chart, [tmp_path / args[args.index("-f") + 1]], release="net", namespace=namespace
+    )
+    spec = pod_spec(manifests)
+    app = container(spec, "packet-app")
+    assert app["args"] == ["--memif-socket", "/run/memif/app.sock"]
+    assert app["image"] == "registry.example.org/packet-app:1.4.2"
+    memifd_c = container(spec, "memifd")
+    assert mounts_of(app)["/run/memif"] == mounts_of(memifd_c)["/run/memif"]
+    config = tmp_path / "config.yaml"
+    config.write_text(config_text(manifests, "net-memifd-config"))
+    settings = load_settings(config=config, token="t", socket_dir="/run/memif")
+    [app0] = settings.interfaces
+    assert settings.resolve_socket(app0.socket) == "/run/memif/app.sock"
+    assert {d["metadata"]["name"] for d in by_kind(manifests, "Service")} == {"net-memifd"}
+
+
 def test_native_sidecar_needs_kubernetes_1_29(helm: Helm) -> None:
     values = [CHART / "ci" / "sidecar-app-values.yaml"]
     assert helm.template(CHART, values, kube_version="1.29.0")
@@ -255,6 +345,78 @@ def test_sidecar_app_values_render_monitoring_and_network_policy(helm: Helm) -> 
         "kubernetes.io/metadata.name": "monitoring"
     }
     assert app_rule["ports"] == [{"port": "metrics", "protocol": "TCP"}]
+
+
+def hook_test_pod(manifests: list[dict[str, Any]]) -> dict[str, Any]:
+    (pod,) = [
+        doc
+        for doc in by_kind(manifests, "Pod")
+        if doc["metadata"]["annotations"].get("helm.sh/hook") == "test"
+    ]
+    return pod
+
+
+def test_helm_test_pod_checks_rest_and_grpc_through_the_service(helm: Helm, sock_dir: Path) -> None:
+    manifests = render(helm, set_values={"auth.token": "helm-test-token"})
+    pod = hook_test_pod(manifests)
+    service = one(manifests, "Service")
+    labels = pod["metadata"]["labels"]
+    assert not service["spec"]["selector"].items() <= labels.items()  # not a Service endpoint
+    (check,) = pod["spec"]["containers"]
+    assert check["image"] == container(pod_spec(manifests), "memifd")["image"]
+    assert check["securityContext"]["runAsNonRoot"] is True
+    assert (
+        check["env"][2]["valueFrom"]["secretKeyRef"]["name"]
+        == one(manifests, "Secret")["metadata"]["name"]
+    )
+    # Run its command with its environment, the Service's name pointing at a memifd here.
+    daemon = Daemon(sock_dir, env={"MEMIFD_TOKEN": "helm-test-token"}).start()
+    try:
+        env = {var["name"]: var.get("value", "") for var in check["env"]}
+        assert env["MEMIFD_URL"] == "http://rel-memifd.net.svc:8080"
+        assert env["MEMIFD_GRPC_ADDR"] == "rel-memifd.net.svc:50051"
+        env["MEMIFD_URL"] = daemon.url
+        env["MEMIFD_GRPC_ADDR"] = f"127.0.0.1:{daemon.grpc_port}"
+
+        def run(token: str) -> subprocess.CompletedProcess[str]:
+            command = [sys.executable, *check["command"][1:]]
+            assert check["command"][0] == "python"
+            full_env = {**os.environ, **env, "MEMIFD_TOKEN": token}
+            return subprocess.run(command, env=full_env, capture_output=True, text=True, timeout=60)
+
+        good = run("helm-test-token")
+        assert good.returncode == 0, good.stdout + good.stderr
+        assert [line.split()[0] for line in good.stdout.splitlines()] == ["ok"] * 4
+        bad = run("wrong")
+        assert bad.returncode == 1
+        failed = [line for line in bad.stdout.splitlines() if line.startswith("FAIL")]
+        assert len(failed) == 2 and "401" in failed[0] and "UNAUTHENTICATED" in failed[1]
+    finally:
+        daemon.kill()
+
+
+def test_helm_test_pod_with_tls_and_a_network_policy(helm: Helm) -> None:
+    manifests = render(
+        helm, CHART / "ci" / "sidecar-app-values.yaml", {"tls.secretName": "memifd-tls"}
+    )
+    pod = hook_test_pod(manifests)
+    (check,) = pod["spec"]["containers"]
+    env = {var["name"]: var.get("value") for var in check["env"]}
+    assert env["MEMIFD_URL"].startswith("https://")
+    assert env["MEMIFD_TLS_CA"] == "/var/run/secrets/memifd-tls/ca.crt"
+    assert pod["spec"]["volumes"][0]["secret"]["secretName"] == "memifd-tls"
+    policy = one(manifests, "NetworkPolicy")["spec"]
+    allowed = policy["ingress"][0]["from"]
+    assert {
+        "podSelector": {
+            "matchLabels": {
+                key: pod["metadata"]["labels"][key]
+                for key in ("app.kubernetes.io/name", "app.kubernetes.io/instance")
+            }
+        }
+    } in allowed
+    check_kubernetes_schemas(manifests)
+    assert not by_kind(render(helm, set_values={"helmTest.enabled": "false"}), "Pod")
 
 
 def test_dashboard_charts_memifd_metrics(helm: Helm) -> None:
@@ -326,6 +488,82 @@ def test_socket_dirs_and_peer_ids_reach_memifd(helm: Helm, tmp_path: Path) -> No
     assert settings.resolve_socket(settings.interfaces[0].socket) == "/run/vpp/memif.sock"
     assert settings.interfaces[1].allowed_uids == [1001]
     assert settings.interfaces[1].allowed_gids == [7]
+def test_interfaces_apart_by_socket_role_or_id_render_and_memifd_takes_them(
+    helm: Helm, tmp_path: Path
+) -> None:
+    values = {"interfaces": [
+        {"name": "a"}, {"name": "b", "role": "slave"}, {"name": "c", "id": 1},
+        {"name": "d", "socket": "d.sock"}, {"name": "e", "socket": "@memif.sock"},
+    ]}
+    manifests = helm.template_values(CHART, values, tmp_path)
+    config = tmp_path / "config.yaml"
+    config.write_text(config_text(manifests, "rel-memifd-config"))
+    settings = load_settings(config=config, token="t", socket_dir="/run/memif")
+    assert [spec.name for spec in settings.interfaces] == ["a", "b", "c", "d", "e"]
+
+
+VPP_VALUES: dict[str, Any] = {
+    "dataPlaneSocketDir": {"hostPath": "/run/vpp"},
+    "podSecurityContext": {"fsGroup": 10001, "supplementalGroups": [998]},
+    "app": {"enabled": True, "image": {"repository": "registry.example.org/app"}},
+    "interfaces": [{"name": "vpp0", "socket": "/run/vpp/memif.sock", "role": "client"}],
+}
+
+
+def test_a_data_plane_socket_dir_on_the_node_is_mounted_and_allowed(
+    helm: Helm, tmp_path: Path
+) -> None:
+    manifests = helm.template_values(CHART, VPP_VALUES, tmp_path)
+    check_kubernetes_schemas(manifests)
+    spec = pod_spec(manifests)
+    assert volume(spec, "data-plane-sockets")["hostPath"] == {
+        "path": "/run/vpp",
+        "type": "Directory",
+    }
+    assert mounts_of(container(spec, "memifd"))["/run/vpp"] == "data-plane-sockets"
+    assert "/run/vpp" not in mounts_of(container(spec, "app"))  # only memifd needs it
+    config = yaml.safe_load(
+        config_text(manifests, volume(spec, "memifd-config")["configMap"]["name"])
+    )
+    assert config["socket_dirs"] == ["/run/vpp"]
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    settings = load_settings(config=path, token="t", socket_dir="/run/memif")
+    assert settings.socket_dirs == [Path("/run/vpp")]
+
+    elsewhere = {
+        **VPP_VALUES,
+        "dataPlaneSocketDir": {
+            "hostPath": "/var/run/vpp",
+            "mountPath": "/run/vpp",
+            "type": "DirectoryOrCreate",
+        },
+    }
+    spec = pod_spec(helm.template_values(CHART, elsewhere, tmp_path))
+    assert volume(spec, "data-plane-sockets")["hostPath"] == {
+        "path": "/var/run/vpp",
+        "type": "DirectoryOrCreate",
+    }
+    assert mounts_of(container(spec, "memifd"))["/run/vpp"] == "data-plane-sockets"
+
+
+def test_without_the_data_plane_dir_its_sockets_are_refused(helm: Helm, tmp_path: Path) -> None:
+    manifests = helm.template_values(
+        CHART, {"interfaces": VPP_VALUES["interfaces"]} | {"socketDirs": ["/run/vpp"]}, tmp_path
+    )
+    assert "data-plane-sockets" not in {v["name"] for v in pod_spec(manifests)["volumes"]}
+    with pytest.raises(HelmError, match="outside the socket directories"):
+        helm.template_values(CHART, {"interfaces": VPP_VALUES["interfaces"]}, tmp_path)
+    with pytest.raises(HelmError, match="dataPlaneSocketDir"):
+        helm.template_values(CHART, {"dataPlaneSocketDir": {"hostPath": "run/vpp"}}, tmp_path)
+
+
+def test_a_parent_chart_pod_gets_the_data_plane_dir(helm: Helm, parent_chart: Path) -> None:
+    values = parent_chart / "vpp-values.yaml"
+    values.write_text(yaml.safe_dump({"memifd": {"dataPlaneSocketDir": {"hostPath": "/run/vpp"}}}))
+    spec = one(helm.template(parent_chart, [values]), "Deployment")["spec"]["template"]["spec"]
+    assert volume(spec, "data-plane-sockets")["hostPath"]["path"] == "/run/vpp"
+    assert mounts_of(container(spec, "memifd"))["/run/vpp"] == "data-plane-sockets"
 
 
 def test_client_interfaces_with_secrets_keep_them_out_of_configmaps(
@@ -391,6 +629,20 @@ BAD_VALUES: dict[str, tuple[dict[str, Any], str]] = {
     "duplicate-names": (
         {"interfaces": [{"name": "a"}, {"name": "a", "id": 1}]},
         'name "a" is used by more than one interface',
+    ),
+    "defaults-share-socket-role-and-id": (
+        {"interfaces": [{"name": "a"}, {"name": "b", "action": "echo"}]},
+        "interfaces[0] (a) and interfaces[1] (b) both use socket /run/memif/memif.sock, "
+        "role server and id 0; give one of them another socket or id",
+    ),
+    "one-socket-spelt-two-ways": (
+        {"interfaces": [
+            {"name": "a", "socket": "x.sock", "role": "client", "id": 4},
+            {"name": "b", "socket": "c.sock", "role": "client", "id": 4},
+            {"name": "c", "socket": "/run/memif/./x.sock", "role": "slave", "id": 4},
+        ]},
+        "interfaces[0] (a) and interfaces[2] (c) both use socket /run/memif/x.sock, "
+        "role client and id 4",
     ),
     "xconnect-to-itself": (
         {"interfaces": [{"name": "a", "action": "xconnect", "xconnect_to": "a"}]},
@@ -566,3 +818,24 @@ def test_versions_agree() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert chart["appVersion"] == values["image"]["tag"] == project["version"]
     assert project["version"] == memifd.__version__
+
+
+def test_chart_icon_is_memifds_logo_inline(helm: Helm) -> None:
+    icon = yaml.safe_load((CHART / "Chart.yaml").read_text())["icon"]
+    prefix = "data:image/svg+xml;base64,"
+    assert icon.startswith(prefix)
+    logo = ROOT / "service" / "memifd" / "static" / "favicon.svg"
+    assert base64.b64decode(icon.removeprefix(prefix)) == logo.read_bytes()
+    assert "icon" not in helm.lint(CHART)  # no "icon is recommended", no "invalid icon URL"
+
+
+@pytest.mark.parametrize("readme", [ROOT / "README.md", CHART / "README.md"], ids=["main", "chart"])
+def test_readme_data_plane_values_render(helm: Helm, tmp_path: Path, readme: Path) -> None:
+    blocks = re.findall(r"```yaml\n(dataPlaneSocketDir:.*?)```", readme.read_text(), re.S)
+    assert len(blocks) == 1
+    values = yaml.safe_load(blocks[0])
+    manifests = helm.template_values(CHART, values, tmp_path)
+    check_kubernetes_schemas(manifests)
+    spec = pod_spec(manifests)
+    assert volume(spec, "data-plane-sockets")["hostPath"]["path"] == "/run/vpp"
+    assert spec["securityContext"]["supplementalGroups"] == [998]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sysconfig
@@ -47,8 +48,10 @@ def test_hadolint_reports_a_bad_dockerfile(tmp_path: Path) -> None:
     assert "DL3006" in result.stdout  # untagged base image
 
 
-def test_both_stages_use_the_official_slim_python() -> None:
-    assert [stage.base for stage in DOCKERFILE_INFO.stages] == ["python:3.11-slim"] * 2
+def test_both_stages_use_the_official_slim_python_pinned_by_digest() -> None:
+    bases = {stage.base for stage in DOCKERFILE_INFO.stages}
+    assert len(DOCKERFILE_INFO.stages) == 2 and len(bases) == 1
+    assert re.fullmatch(r"python:3\.11-slim@sha256:[0-9a-f]{64}", bases.pop())
 
 
 def test_build_stage_makes_a_wheel_without_dependencies() -> None:
@@ -125,3 +128,16 @@ def test_dockerignore_sends_only_the_build_inputs() -> None:
     ):
         assert ignore.ignored(path), path
     assert not ignore.ignored("service/memifd/proto/memif_pb2.py")
+
+
+def test_readme_docker_run_example_fits_the_image() -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Run in a container", 1)[1].split("\n## ", 1)[0]
+    command = section[section.index("docker run") :].split("\n# ", 1)[0].replace("\\\n", " ")
+    words = command.split()
+    mounts = [words[i + 1] for i, word in enumerate(words) if word == "-v"]
+    targets = {mount.split(":")[1] for mount in mounts}
+    assert ENV["MEMIFD_SOCKET_DIR"] in targets and ENV["MEMIFD_TOKEN_FILE"] in targets
+    published = {words[i + 1].rsplit(":", 1)[1] for i, word in enumerate(words) if word == "-p"}
+    assert published == set(FINAL.last("EXPOSE").args.split())
+    assert words[-1] == "memifd:0.1.0" and f"docker build -t {words[-1]} ." in section

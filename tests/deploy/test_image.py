@@ -23,6 +23,7 @@ import sysconfig
 import tempfile
 import time
 import venv
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,15 @@ def _free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def outside_env() -> dict[str, str]:
+    """This process's environment without what would lead Python to the work tree."""
+    return {
+        key: value
+        for key, value in os.environ.items()
+        if key != "PYTHONPATH" and not key.startswith("MEMIFD_")
+    }
 
 
 def _rooted(root: Path, image_path: str) -> Path:
@@ -119,6 +129,8 @@ class InstalledImage:
     dockerfile: Dockerfile
     root: Path
     venv: Path
+    build_output: str  # what the wheel build printed
+    wheel: Path
 
 
 @pytest.fixture(scope="module")
@@ -130,15 +142,30 @@ def image() -> Iterator[InstalledImage]:
         _, wheel_words = dockerfile.stage("build").last("RUN").split()
         # Offline: the installed setuptools builds the wheel instead of a fresh download.
         build = [*image_command(wheel_words, Path(sys.executable), root), "--no-build-isolation"]
-        subprocess.run(build, cwd=workdir, check=True, capture_output=True, timeout=300)
+        built = subprocess.run(
+            build,
+            cwd=workdir,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=outside_env(),
+        )
+        (wheel,) = (root / "wheels").glob("memifd-*.whl")
         env_dir = fresh_venv(root / "venv")
         install = next(i for i in dockerfile.final.all("RUN") if "pip install" in i.args)
         _, install_words = install.split()
         # --no-index: the wheel's dependencies must all be satisfied by what is installed.
         command = image_command(install_words, env_dir / "bin" / "python", root)
         command.append("--no-index")
-        subprocess.run(command, check=True, capture_output=True, timeout=300)
-        yield InstalledImage(dockerfile=dockerfile, root=root, venv=env_dir)
+        subprocess.run(command, check=True, capture_output=True, timeout=300, env=outside_env())
+        yield InstalledImage(
+            dockerfile=dockerfile,
+            root=root,
+            venv=env_dir,
+            build_output=built.stdout + built.stderr,
+            wheel=wheel,
+        )
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -150,6 +177,7 @@ def test_the_venv_runs_the_wheel_not_the_work_tree(image: InstalledImage) -> Non
         text=True,
         check=True,
         cwd=image.root,
+        env=outside_env(),
     ).stdout.strip()
     assert out.startswith(str(image.venv)), out
     files = {p.relative_to(Path(out).parent).as_posix() for p in Path(out).parent.rglob("*.py")}
@@ -159,6 +187,31 @@ def test_the_venv_runs_the_wheel_not_the_work_tree(image: InstalledImage) -> Non
         if "__pycache__" not in p.parts
     }
     assert sources <= files, sorted(sources - files)
+
+
+def test_the_wheel_builds_without_warnings(image: InstalledImage) -> None:
+    assert "Created wheel for memifd" in image.build_output
+    assert "warning" not in image.build_output.lower(), image.build_output
+
+
+def test_the_wheel_and_the_image_ship_the_proto_file(image: InstalledImage) -> None:
+    source = (ROOT / "proto" / "memif" / "v1" / "memif.proto").read_bytes()
+    with zipfile.ZipFile(image.wheel) as wheel:
+        assert wheel.read("memifd/proto/memif/v1/memif.proto") == source
+    found = subprocess.run(
+        [
+            str(image.venv / "bin" / "python"),
+            "-c",
+            "import importlib.resources as r; "
+            "print(r.files('memifd.proto') / 'memif' / 'v1' / 'memif.proto')",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=image.root,
+        env=outside_env(),
+    ).stdout.strip()
+    assert found.startswith(str(image.venv)) and Path(found).read_bytes() == source
 
 
 @dataclass
@@ -174,7 +227,7 @@ class Running:
 @pytest.fixture
 def running(image: InstalledImage, helm: Helm) -> Iterator[Running]:
     final = image.dockerfile.final
-    env = {key: value for key, value in os.environ.items() if not key.startswith("MEMIFD_")}
+    env = outside_env()
     for key, value in final.env().items():
         env[key] = str(_rooted(image.root, value)) if value.startswith("/") else value
     http_port, grpc_port = _free_port(), _free_port()

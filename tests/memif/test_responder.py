@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -124,6 +127,44 @@ def test_sigterm_exits_zero_and_removes_the_socket_file(
         assert iface.wait_disconnected(WAIT)
     assert not path.exists()
     proc.wait_for("SIGTERM, stopping")
+
+
+# A responder whose idle wait is a minute: it must still stop at once on a signal.
+_SLOW_IDLE = """
+import sys
+import memif.responder
+from memif.__main__ import main
+memif.responder.IDLE_WAIT = 60.0
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("role", ["server", "client"])
+def test_a_signal_the_kernel_gives_another_thread_still_stops_it_at_once(
+    sock_dir: Path, role: str
+) -> None:
+    path = sock_dir / "resp.sock"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SLOW_IDLE, "responder", "--socket", str(path), "--role", role],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        tasks = Path(f"/proc/{proc.pid}/task")
+        deadline = time.monotonic() + WAIT
+        while len(list(tasks.iterdir())) < 2:  # the socket's loop thread runs
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.02)
+        time.sleep(0.3)  # the main thread is asleep in its idle wait
+        other = next(int(t.name) for t in tasks.iterdir() if int(t.name) != proc.pid)
+        assert ctypes.CDLL(None, use_errno=True).tgkill(proc.pid, other, signal.SIGINT) == 0
+        assert proc.wait(timeout=WAIT) == 0  # not after the minute of idle wait
+        output = proc.communicate()[0]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert "SIGINT, stopping" in output and "stopped: received 0 packets" in output
+    assert not path.exists()
 
 
 def test_link_down_is_reported_with_the_reason(

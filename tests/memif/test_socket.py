@@ -241,6 +241,34 @@ def test_link_facts_while_connected(pair: PairFactory) -> None:
         )
 
 
+def test_link_details_show_regions_and_rings_with_their_counters(pair: PairFactory) -> None:
+    memory = MemoryConfig(num_queue_pairs=2, log2_ring_size=5, packet_buffer_size=1024)
+    p = pair(memory=memory)
+    assert p.client.tx_queue(1).send_burst([b"x" * 60] * 3) == 3
+    server, client = p.server.link_details(), p.client.link_details()
+    assert server is not None and client is not None
+    assert server.memory == client.memory == memory
+    # libmemif's layout, made by the client: rings in region 0, buffers in region 1
+    assert [(r.index, r.sealed) for r in client.regions] == [(0, True), (1, True)]
+    assert server.regions == client.regions
+    assert client.regions[1].size == 2 * 2 * 32 * 1024
+    rings = {(r.direction, r.queue): r for r in client.rings}
+    assert sorted(rings) == [("rx", 0), ("rx", 1), ("tx", 0), ("tx", 1)]
+    assert {r.size for r in client.rings} == {32} and {r.region for r in client.rings} == {0}
+    assert (rings["tx", 1].head, rings["tx", 1].tail) == (3, 0)  # sent, not yet taken back
+    assert (rings["rx", 0].head, rings["rx", 0].tail) == (32, 0)  # every buffer posted
+    seen = {(r.direction, r.queue): r for r in server.rings}
+    assert seen["rx", 1].offset == rings["tx", 1].offset  # one ring, both ends
+    assert (seen["rx", 1].head, seen["rx", 1].tail) == (3, 0)
+    assert p.server.rx_queue(1).recv_burst() == [b"x" * 60] * 3
+    after = p.server.link_details()
+    assert after is not None
+    assert {(r.direction, r.queue): r for r in after.rings}["rx", 1].tail == 3
+    p.client.set_admin_up(False)  # down, and it stays down
+    assert wait_until(lambda: p.server.link_details() is None)
+    assert wait_until(lambda: p.client.link_details() is None)
+
+
 # -- loops ---------------------------------------------------------------------------------------
 
 

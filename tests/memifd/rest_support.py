@@ -4,6 +4,7 @@ Python memif peers, and test packets."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -140,6 +141,7 @@ class Daemon:
     grpc_port: int = field(default_factory=free_port)
     proc: subprocess.Popen[str] | None = None
     banner: list[str] = field(default_factory=list)
+    started: dict[str, Any] = field(default_factory=dict)  # the banner's fields (JSON logs)
     log_path: Path = field(
         default_factory=lambda: Path(tempfile.mkstemp(prefix="memifd-", suffix=".log")[1])
     )
@@ -177,6 +179,9 @@ class Daemon:
             if not line:
                 raise RuntimeError(f"memifd exited early:\n{self.stop_output()}")
             self.banner.append(line.rstrip("\n"))
+            if line.startswith("{"):  # JSON logs: the banner is one record
+                self.started = json.loads(line)
+                return
             if line.strip().startswith("interfaces"):
                 return
 

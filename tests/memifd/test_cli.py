@@ -11,9 +11,13 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import httpx
+import memifd
 import pytest
 from memifd import logs
+from memifd.proto.memif.v1 import memif_pb2 as pb
+from memifd.proto.memif.v1 import memif_pb2_grpc as pb_grpc
 
 from tests.memifd.rest_support import Daemon, memif_clients, wait_for
 
@@ -38,11 +42,15 @@ def daemon(sock_dir: Path, tmp_path: Path) -> Iterator[Daemon]:
 def test_serve_prints_addresses_and_stops_cleanly_on_sigterm(
     daemon: Daemon, sock_dir: Path
 ) -> None:
-    banner = "\n".join(daemon.banner)
-    assert f"socket dir : {sock_dir}" in banner
-    assert f"REST API   : {daemon.url}/v1/interfaces" in banner
-    assert f"API docs   : {daemon.url}/docs" in banner
-    assert f"gRPC       : 127.0.0.1:{daemon.grpc_port}" in banner
+    started = daemon.started  # log_format: json, so the banner is one JSON record
+    assert started["message"] == f"memifd {memifd.__version__}"
+    assert started["socket_dir"] == str(sock_dir)
+    assert started["status_page"] == f"{daemon.url}/"
+    assert started["rest_api"] == f"{daemon.url}/v1/interfaces"
+    assert started["api_docs"] == f"{daemon.url}/docs"
+    assert started["grpc"] == f"127.0.0.1:{daemon.grpc_port}"
+    assert (started["interfaces"], started["tls"]) == (1, False)
+    assert "listen" not in started  # loopback: the URLs are where it listens
     with daemon.client() as api:
         assert api.get("/readyz").json() == {"status": "ready"}
         assert api.get("/docs").status_code == 200
@@ -64,7 +72,10 @@ def test_serve_prints_addresses_and_stops_cleanly_on_sigterm(
             assert "memifd shutting down" in client.disconnect_reason
     assert any("memifd shutting down" in line for line in ended)  # the stream ended with a reason
     assert list(sock_dir.iterdir()) == []
-    records = [json.loads(line) for line in daemon.log().splitlines() if line.startswith("{")]
+    assert daemon.proc is not None and daemon.proc.stdout is not None
+    stdout = daemon.proc.stdout.read().splitlines()
+    records = [json.loads(line) for line in daemon.log().splitlines() + stdout]  # all JSON
+    assert any(r["logger"] == "uvicorn.error" for r in records)
     link_up = [r for r in records if r["message"] == "link up"]
     assert link_up and link_up[0]["interface"] == "vnf0" and link_up[0]["peer"] == "py0"
     link_down = [r for r in records if r["message"] == "link down"]
@@ -99,6 +110,20 @@ def test_bad_settings_exit_2_naming_the_field(tmp_path: Path) -> None:
     assert "0123456789012345678901234567" not in bad.stderr
 
 
+def test_interfaces_on_one_socket_role_and_id_are_refused_naming_both(tmp_path: Path) -> None:
+    config = tmp_path / "clash.yaml"
+    config.write_text("interfaces:\n  - name: vnf0\n  - name: vnf1\n    role: master\n")
+    result = run_serve(
+        "--config", str(config), "--socket-dir", str(tmp_path), "--log-format", "text"
+    )
+    assert result.returncode == 2
+    assert result.stderr == (
+        "memifd: invalid settings: "
+        f"interfaces[0] (vnf0) and interfaces[1] (vnf1) both use socket {tmp_path}/memif.sock, "
+        "role server and id 0; give one of them another socket or id\n"
+    )
+
+
 def test_port_in_use_is_reported(sock_dir: Path, daemon: Daemon) -> None:
     second = run_serve(
         "--socket-dir", str(sock_dir / "other"), "--http-addr", f"127.0.0.1:{daemon.http_port}",
@@ -131,8 +156,8 @@ def test_tls_serves_https(sock_dir: Path, tmp_path: Path) -> None:
     daemon = Daemon(sock_dir, args=["--tls-cert", str(cert), "--tls-key", str(key)]).start()
     try:
         url = f"https://127.0.0.1:{daemon.http_port}"
-        assert f"REST API   : {url}/v1/interfaces" in "\n".join(daemon.banner)
-        assert any(line.endswith("(TLS)") for line in daemon.banner)
+        assert daemon.started["rest_api"] == f"{url}/v1/interfaces"
+        assert daemon.started["tls"] is True
         with httpx.Client(base_url=url, verify=str(cert)) as api:
             assert api.get("/healthz").json() == {"status": "ok"}
         with pytest.raises(httpx.HTTPError), httpx.Client(base_url=url) as untrusting:
@@ -145,11 +170,137 @@ def test_tls_serves_https(sock_dir: Path, tmp_path: Path) -> None:
 def test_root_path_prefixes_the_docs(sock_dir: Path) -> None:
     daemon = Daemon(sock_dir, args=["--root-path", "/memifd/"]).start()
     try:
-        assert f"API docs   : {daemon.url}/memifd/docs" in "\n".join(daemon.banner)
+        assert daemon.started["api_docs"] == f"{daemon.url}/memifd/docs"
         with daemon.client() as api:  # a proxy strips the prefix before memifd sees it
             assert api.get("/v1/interfaces").json() == []
             assert api.get("/openapi.json").json()["servers"] == [{"url": "/memifd"}]
             assert "/memifd/openapi.json" in api.get("/docs").text
+    finally:
+        daemon.kill()
+
+
+def test_text_banner_for_a_terminal(sock_dir: Path) -> None:
+    daemon = Daemon(sock_dir, args=["--log-format", "text"]).start()
+    try:
+        assert daemon.banner[0] == f"memifd {memifd.__version__}"
+        assert f"  socket dir : {sock_dir}" in daemon.banner
+        assert f"  REST API   : {daemon.url}/v1/interfaces" in daemon.banner
+        assert f"  gRPC       : 127.0.0.1:{daemon.grpc_port}" in daemon.banner
+        assert "  interfaces : 0 from the config" in daemon.banner
+        assert daemon.terminate()[0] == 0
+        assert not daemon.log().lstrip().startswith("{")
+    finally:
+        daemon.kill()
+
+
+def test_bound_to_every_address_the_banner_shows_a_reachable_url(sock_dir: Path) -> None:
+    daemon = Daemon(sock_dir, args=[
+        "--http-addr", f"0.0.0.0:{daemon_port()}", "--grpc-addr", f"0.0.0.0:{daemon_port()}",
+        "--insecure",
+    ])
+    http_port, grpc_port = (int(a.rsplit(":", 1)[1]) for a in daemon.args[1:4:2])
+    daemon.start()
+    try:
+        started = daemon.started
+        assert started["listen"] == [f"0.0.0.0:{http_port}", f"0.0.0.0:{grpc_port}"]
+        page = httpx.URL(started["status_page"])
+        assert page.host not in ("0.0.0.0", "") and page.port == http_port
+        assert httpx.get(f"{started['status_page']}healthz", timeout=5).status_code == 200
+        host, port = started["grpc"].rsplit(":", 1)
+        assert host == page.host and int(port) == grpc_port
+        with grpc.insecure_channel(started["grpc"]) as channel:
+            assert pb_grpc.MemifStub(channel).ListInterfaces(
+                pb.ListInterfacesRequest(), timeout=5
+            ).interfaces == []
+    finally:
+        daemon.kill()
+
+
+def daemon_port() -> int:
+    from tests.memifd.rest_support import free_port
+
+    return free_port()
+
+
+def test_settings_errors_are_json_lines_too(tmp_path: Path) -> None:
+    bad = run_serve("--http-addr", "nowhere", "--log-format", "json")
+    assert bad.returncode == 2
+    (line,) = bad.stderr.splitlines()
+    record = json.loads(line)
+    assert record["level"] == "error" and "http_addr" in record["message"]
+    config = tmp_path / "bad.yaml"
+    config.write_text("interfaces: [1, 2\n")
+    broken = run_serve("--config", str(config))  # stderr is no terminal: JSON by default
+    assert broken.returncode == 2
+    (line,) = broken.stderr.splitlines()
+    assert json.loads(line)["message"].startswith(f"invalid settings: config: {config}")
+
+
+def test_access_log_has_method_path_status_duration_and_request_id(sock_dir: Path) -> None:
+    daemon = Daemon(sock_dir, args=["--access-log", "--log-format", "json"]).start()
+    try:
+        with daemon.client() as api:
+            given = api.get("/v1/interfaces/nope", headers={"X-Request-ID": "lb-42.a"})
+            made = api.get("/v1/interfaces")
+            forged = api.get("/v1/interfaces", headers={"X-Request-ID": "x\tinjected line"})
+            api.get("/healthz")  # probes only at debug level
+            api.get("/v1/interfaces/a%0Ab")  # a newline cannot start a forged log line
+        assert given.status_code == 404 and given.headers["x-request-id"] == "lb-42.a"
+        made_id = made.headers["x-request-id"]
+        assert len(made_id) == 16 and int(made_id, 16) >= 0
+        assert forged.headers["x-request-id"] not in ("x\tinjected line", made_id)
+        assert daemon.terminate()[0] == 0
+        records = [json.loads(line) for line in daemon.log().splitlines()]
+        access = [r for r in records if r["logger"] == "memifd.access"]
+        assert [(r["method"], r["path"], r["status"]) for r in access] == [
+            ("GET", "/v1/interfaces/nope", 404),
+            ("GET", "/v1/interfaces", 200),
+            ("GET", "/v1/interfaces", 200),
+            ("GET", "/v1/interfaces/a\\x0ab", 404),
+        ]
+        assert [r["request_id"] for r in access[:3]] == [
+            "lb-42.a", made_id, forged.headers["x-request-id"]
+        ]
+        assert all(0 < r["duration_ms"] < 5000 and r["level"] == "info" for r in access)
+        assert access[0]["message"] == "GET /v1/interfaces/nope 404"
+        assert not any(r["logger"] == "uvicorn.access" for r in records)
+    finally:
+        daemon.kill()
+
+
+def test_grpc_calls_are_logged_at_debug(sock_dir: Path) -> None:
+    daemon = Daemon(sock_dir, args=["--log-level", "debug", "--log-format", "json"]).start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{daemon.grpc_port}") as channel:
+            stub = pb_grpc.MemifStub(channel)
+            stub.ListInterfaces(pb.ListInterfacesRequest(), timeout=5)
+            with pytest.raises(grpc.RpcError):
+                stub.GetInterface(pb.GetInterfaceRequest(name="nope"), timeout=5)
+            events = stub.WatchEvents(pb.WatchEventsRequest(), timeout=0.5)
+            with pytest.raises(grpc.RpcError):
+                list(events)
+        assert daemon.terminate()[0] == 0
+        calls = [
+            json.loads(line) for line in daemon.log().splitlines() if '"memifd.grpc"' in line
+        ]
+        by_method = {c["method"].rsplit("/", 1)[1]: c for c in calls}
+        assert by_method["ListInterfaces"]["status"] == "OK"
+        assert by_method["GetInterface"]["status"] == "NOT_FOUND"
+        assert "nope" in by_method["GetInterface"]["details"]
+        assert by_method["WatchEvents"]["status"] in ("CANCELLED", "DEADLINE_EXCEEDED")
+        assert {c["level"] for c in calls} == {"debug"}
+        assert all(c["peer"].startswith("ipv4:127.0.0.1:") for c in calls), calls
+    finally:
+        daemon.kill()
+
+
+def test_grpc_calls_are_not_logged_at_info(sock_dir: Path) -> None:
+    daemon = Daemon(sock_dir, args=["--log-format", "json"]).start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{daemon.grpc_port}") as channel:
+            pb_grpc.MemifStub(channel).ListInterfaces(pb.ListInterfacesRequest(), timeout=5)
+        assert daemon.terminate()[0] == 0
+        assert '"memifd.grpc"' not in daemon.log()
     finally:
         daemon.kill()
 

@@ -12,12 +12,16 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import memifd
 import pytest
-from memifd.ctl import app
+import yaml
+from memifd.ctl import app, parse_addr
+from memifd.proto.memif.v1 import memif_pb2 as pb
 from typer.testing import CliRunner, Result
 
 from tests import testpmd as testpmd_mod
 from tests.memifd.grpc_support import GrpcEnv, grpc_env, start_env, tls_files, wait_connected
+from tests.memifd.rest_support import Daemon, memif_clients, wait_for
 
 __all__ = ["grpc_env", "tls_files"]
 
@@ -54,7 +58,7 @@ def test_create_list_get_update_stats_delete(grpc_env: GrpcEnv) -> None:
     ]
 
     listed = json.loads(run(grpc_env, "list", "--json").stdout)
-    assert [s["name"] for s in listed["interfaces"]] == ["m0"]
+    assert [s["name"] for s in listed] == ["m0"]
     got = json.loads(run(grpc_env, "get", "m0").stdout)
     assert got["memory"]["num_queue_pairs"] == 2 and "secret" not in got
 
@@ -105,6 +109,73 @@ def test_create_from_file(grpc_env: GrpcEnv, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("would create f1 (server id 0 on")
     assert [s.name for s in grpc_env.manager.list_interfaces()] == ["f0"]
+
+
+def test_create_from_file_is_all_or_nothing_and_names_the_entry(
+    grpc_env: GrpcEnv, tmp_path: Path
+) -> None:
+    grpc_env.create("taken", socket="other.sock")
+    spec = tmp_path / "three.yaml"
+    cases = {
+        "- name: f1\n- name: f2\n  memory: {log2_ring_size: 15}\n- name: f3\n":
+            f"error: {spec} entry 2 (f2): invalid spec: memory.log2_ring_size: "
+            "Input should be less than or equal to 14",
+        "- name: f1\n- name: f2\n  id: 1\n- name: taken\n  id: 2\n":
+            f"error: {spec} entry 3 (taken): ALREADY_EXISTS: interface 'taken' already exists",
+        "- name: f1\n- name: f2\n  id: 1\n  action: xconnect\n  xconnect_to: ghost\n":
+            f"error: {spec} entry 2 (f2): INVALID_ARGUMENT: spec.xconnect_to: "
+            "interface 'ghost' does not exist",
+        "- name: f1\n- name: f2\n  socket: memif.sock\n":
+            f"error: {spec} entry 2 (f2): socket 'memif.sock', role server and id 0 already "
+            f"used by {spec} entry 1 (f1)",
+        "- name: f1\n- name: f1\n  id: 1\n":
+            f"error: {spec} entry 2 (f1): name 'f1' already used by {spec} entry 1 (f1)",
+    }
+    for text, message in cases.items():
+        spec.write_text(text)
+        result = run(grpc_env, "create", "-f", str(spec))
+        assert (result.exit_code, result.stderr.strip()) == (1, message), text
+        assert [s.name for s in grpc_env.manager.list_interfaces()] == ["taken"], text
+
+    # one socket spelt two ways: each entry passes its dry run alone, the second create fails
+    spec.write_text("- {name: f1, socket: a.sock}\n- {name: f2, socket: ./a.sock}\n")
+    result = run(grpc_env, "create", "-f", str(spec))
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"error: {spec} entry 2 (f2): ALREADY_EXISTS: a server interface with id 0 already "
+        f"exists on {grpc_env.socket_path('a.sock')} ('f1')",
+        "error: nothing created: deleted f1 again",
+    ]
+    assert [s.name for s in grpc_env.manager.list_interfaces()] == ["taken"]
+
+
+def test_create_from_file_cross_connects_entries_of_the_file(
+    grpc_env: GrpcEnv, tmp_path: Path
+) -> None:
+    spec = tmp_path / "pair.yaml"
+    spec.write_text(
+        "interfaces:\n"
+        "  - {name: west, action: xconnect, xconnect_to: east}\n"
+        "  - {name: east, id: 1, action: xconnect, xconnect_to: west}\n"
+    )
+    result = run(grpc_env, "create", "-f", str(spec))
+    assert result.exit_code == 0, result.output
+    assert [line.split()[:2] for line in result.stdout.splitlines()] == [
+        ["created", "west"], ["created", "east"]
+    ]
+    targets = {s.name: (s.action, s.xconnect_to) for s in grpc_env.manager.list_interfaces()}
+    assert targets == {"west": ("xconnect", "east"), "east": ("xconnect", "west")}
+
+
+@pytest.mark.parametrize("given, role", [
+    ("master", "server"), ("slave", "client"), ("Client", "client"), ("server", "server"),
+])
+def test_create_takes_every_role_name_rest_and_yaml_take(
+    grpc_env: GrpcEnv, given: str, role: str
+) -> None:
+    result = run(grpc_env, "create", "r0", "--role", given, "--socket", "roles.sock")
+    assert result.exit_code == 0, result.output
+    assert grpc_env.manager.get_interface("r0").role == role
 
 
 @pytest.mark.parametrize("args, message", [
@@ -179,12 +250,12 @@ def _tshark_frames(path: Path) -> list[str]:
 
 
 def _memifctl(
-    env: GrpcEnv, *args: str, cwd: Path | None = None
+    env: GrpcEnv, *args: str, cwd: Path | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
     """The installed ``memifctl`` entry point, as a user runs it."""
     command = shutil.which("memifctl") or f"{sys.executable} -m memifd.ctl"
     return subprocess.run(
-        [*shlex.split(command), *args], capture_output=True, text=True, timeout=120, cwd=cwd,
+        [*shlex.split(command), *args], capture_output=True, text=True, timeout=timeout, cwd=cwd,
         env={**os.environ, "MEMIFD_GRPC_ADDR": env.address},
     )
 
@@ -213,6 +284,170 @@ def test_capture_with_duration_and_no_traffic(grpc_env: GrpcEnv, tmp_path: Path)
     assert result.exit_code == 0, result.output
     assert "0 packets captured, 0 dropped" in result.stderr
     assert _tshark_frames(out) == []
+
+
+def test_capture_of_a_queue_the_interface_lacks_fails_before_writing(
+    grpc_env: GrpcEnv, tmp_path: Path
+) -> None:
+    grpc_env.create("q")
+    out = tmp_path / "q.pcap"
+    result = run(grpc_env, "capture", "q", "-w", str(out), "--queue", "3", "--duration", "1")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        "error: INVALID_ARGUMENT: queue 3 is outside 0..0 (interface 'q')"
+    )
+    assert not out.exists()
+
+
+def test_events_of_an_unknown_interface_fail_at_once(grpc_env: GrpcEnv) -> None:
+    result = _memifctl(grpc_env, "events", "ghost", timeout=30)
+    assert result.returncode == 1
+    assert result.stderr.strip() == "error: NOT_FOUND: interface 'ghost' not found"
+
+
+def test_json_is_the_rest_apis_and_events_are_too(sock_dir: Path) -> None:
+    daemon = Daemon(sock_dir).start()
+    addr = f"127.0.0.1:{daemon.grpc_port}"
+    try:
+        peers = memif_clients(str(sock_dir / "j.sock"), [0], secret="s")
+        with daemon.client() as api, peers as (peer,):
+            for body in ({"name": "zeta", "socket": "j.sock", "action": "echo", "secret": "s"},
+                         {"name": "alpha", "socket": "@json-test", "role": "client", "id": 7,
+                          "memory": {"num_queue_pairs": 2}, "admin_up": False},
+                         {"name": "mid", "socket": "j.sock", "id": 1, "action": "xconnect",
+                          "xconnect_to": "zeta", "rx_mode": "polling"}):
+                assert api.post("/v1/interfaces", json=body).status_code == 201
+            assert peer.wait_connected(5)
+            peer.tx_queue(0).send_burst([b"\x02" * 60] * 5)
+            assert wait_for(lambda: api.get("/v1/interfaces/zeta/stats").json()["forwarded"] == 5)
+            rest = api.get("/v1/interfaces").json()
+            assert json.loads(run(None, "--addr", addr, "list", "--json").stdout) == rest
+            for name in ("zeta", "alpha", "mid"):
+                got = json.loads(run(None, "--addr", addr, "get", name).stdout)
+                assert got == api.get(f"/v1/interfaces/{name}").json()
+                stats = json.loads(run(None, "--addr", addr, "stats", name, "--json").stdout)
+                assert stats == api.get(f"/v1/interfaces/{name}/stats").json()
+            table = run(None, "--addr", addr, "list").stdout.splitlines()
+            assert [line.split()[4] for line in table[1:]] == [s["state"] for s in rest]
+
+            with api.stream("GET", "/v1/events?interface=zeta") as stream:
+                watcher = subprocess.Popen(
+                    [sys.executable, "-m", "memifd.ctl", "--addr", addr, "events", "zeta",
+                     "--count", "1"], stdout=subprocess.PIPE, text=True,
+                )
+                assert wait_for(lambda: 'memifd_subscriptions{kind="events"} 2.0'
+                                in api.get("/metrics").text)
+                peer.socket.close()
+                line = next(line for line in stream.iter_lines() if line.startswith("data: "))
+            printed, _ = watcher.communicate(timeout=20)
+        event = json.loads(line[6:])
+        assert event["state"] == "disconnected" and event["peer"]["pid"] == os.getpid()
+        assert [json.loads(printed)] == [event]
+    finally:
+        daemon.kill()
+
+
+def test_version_of_memifctl_and_memifd() -> None:
+    assert run(None, "--version").stdout == f"memifctl {memifd.__version__}\n"
+    served = subprocess.run([sys.executable, "-m", "memifd", "--version"], capture_output=True,
+                            text=True, timeout=30)
+    assert served.stdout == f"memifd {memifd.__version__}\n"
+
+
+def test_output_formats_and_describe(grpc_env: GrpcEnv) -> None:
+    grpc_env.create("o1", socket="out.sock", secret="s", memory=pb.MemoryConfig(num_queue_pairs=2))
+    with memif_clients(grpc_env.socket_path("out.sock"), [0], secret="s") as (peer,):
+        assert peer.wait_connected(5)
+        wait_connected(grpc_env, "o1")
+        as_json = json.loads(run(grpc_env, "list", "-o", "json").stdout)
+        assert yaml.safe_load(run(grpc_env, "list", "-o", "yaml").stdout) == as_json
+        assert json.loads(run(grpc_env, "list", "--json").stdout) == as_json
+        header, row = run(grpc_env, "list", "-o", "wide").stdout.splitlines()
+        assert header.split()[9:] == ["MODE", "QUEUES", "RX_MODE", "XCONNECT_TO", "ADMIN",
+                                      "SECRET", "REASON"]
+        assert row.split()[-7:] == ["ethernet", "2", "interrupt", "-", "up", "yes", "-"]
+        assert yaml.safe_load(run(grpc_env, "get", "o1", "-o", "yaml").stdout) == as_json[0]
+        stats = json.loads(run(grpc_env, "stats", "o1", "-o", "json").stdout)
+        assert yaml.safe_load(run(grpc_env, "stats", "o1", "-o", "yaml").stdout) == stats
+        described = run(grpc_env, "describe", "o1").stdout.splitlines()
+    assert described[:8] == [
+        "Name:            o1",
+        "Role:            server, id 0, mode ethernet",
+        f"Socket:          {grpc_env.socket_path('out.sock')} (given as out.sock)",
+        "State:           connected",
+        "Reason:          -",
+        "Peer:            interface 'py0' of 'memif-python'",
+        f"Peer process:    pid {os.getpid()}, uid {os.getuid()}, gid {os.getgid()}",
+        "Memory:          2 queue pair(s), 1024 descriptors per ring, 2048-byte buffers",
+    ]
+    # the peer asked for one queue pair: that is what was negotiated
+    assert described[8] == (
+        "Negotiated:      1 queue pair(s), 1024 descriptors per ring, 2048-byte buffers"
+    )
+    assert re.fullmatch(r"Regions: +0: \d+ bytes, 1: 4194304 bytes", described[9])
+    assert described[10] == "  RING  QUEUE  SIZE  HEAD  TAIL  REGION  OFFSET"
+    rings = [line.split() for line in described[11:13]]
+    assert [(r[0], r[1], r[2], r[3], r[5]) for r in rings] == [
+        ("rx", "0", "1024", "0", "0"), ("tx", "0", "1024", "1024", "0"),
+    ]
+    assert "rx 1" in "\n".join(described) and "Secret:          set" in described
+    contradiction = run(grpc_env, "list", "--json", "-o", "yaml")
+    assert (contradiction.exit_code, contradiction.stderr.strip()) == (
+        1, "error: --json and -o yaml contradict each other"
+    )
+
+
+def test_update_with_nothing_to_change_is_an_error(grpc_env: GrpcEnv) -> None:
+    grpc_env.create("u1")
+    result = run(grpc_env, "update", "u1")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        "error: nothing to change: give --rx-mode, --action, --xconnect-to or "
+        "--admin-up/--admin-down"
+    )
+
+
+@pytest.mark.parametrize("given, target, tls", [
+    ("127.0.0.1:50051", "127.0.0.1:50051", False),
+    ("memifd.example", "memifd.example:50051", False),
+    ("http://127.0.0.1:9000/", "127.0.0.1:9000", False),
+    ("https://memifd.example", "memifd.example:50051", True),
+    ("[::1]", "[::1]:50051", False),
+    ("::1", "[::1]:50051", False),
+    ("https://[fe80::1]:443", "[fe80::1]:443", True),
+])
+def test_addr_takes_urls_and_defaults_the_port(given: str, target: str, tls: bool) -> None:
+    assert parse_addr(given) == (target, tls)
+
+
+@pytest.mark.parametrize("given, problem", [
+    ("ftp://host", "the scheme must be http:// or https://, not ftp://"),
+    ("http://host/v1", "nothing but host[:port] may follow the scheme"),
+    ("host:http", "port 'http' is not a number in 1..65535"),
+])
+def test_addr_refuses_what_it_cannot_use(given: str, problem: str) -> None:
+    result = run(None, "--addr", given, "list")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == f"error: --addr: {given!r}: {problem}"
+
+
+def test_addr_as_url_reaches_memifd(grpc_env: GrpcEnv) -> None:
+    grpc_env.create("url0")
+    result = run(None, "--addr", f"http://{grpc_env.address}/", "list")
+    assert result.exit_code == 0 and "url0" in result.stdout
+
+
+def test_https_addr_uses_tls(sock_dir: Path, tls_files: tuple[Path, Path]) -> None:
+    env = start_env(sock_dir, tls=tls_files)
+    try:
+        addr = f"https://localhost:{env.handle.port}"
+        result = run(None, "--addr", addr, "--tls-ca", str(tls_files[0]), "create", "s0")
+        assert result.exit_code == 0, result.output
+        # without --tls-ca the system's CAs do not know the test's self-signed certificate
+        refused = run(None, "--addr", addr, "--timeout", "3", "list")
+        assert refused.exit_code == 1 and "CERTIFICATE_VERIFY_FAILED" in refused.stderr
+    finally:
+        env.close()
 
 
 def readme_commands(text: str) -> list[list[str]]:

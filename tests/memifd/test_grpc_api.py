@@ -182,6 +182,16 @@ def test_capture_of_unknown_interface_is_not_found(grpc_env: GrpcEnv) -> None:
     assert _code(excinfo) == grpc.StatusCode.NOT_FOUND
 
 
+def test_capture_of_a_queue_the_interface_lacks_is_invalid(grpc_env: GrpcEnv) -> None:
+    grpc_env.create("a")
+    request = pb.CaptureRequest(interface="a", queue=9, duration=2)
+    with pytest.raises(grpc.RpcError) as excinfo:
+        list(grpc_env.stub.Capture(request, timeout=10))
+    assert _code(excinfo) == grpc.StatusCode.INVALID_ARGUMENT
+    assert _details(excinfo) == "queue 9 is outside 0..0 (interface 'a')"
+    assert grpc_env.manager.subscription_counts()["capture"] == 0
+
+
 @pytest.mark.parametrize("requests, field, limit", [
     ([pb.InjectRequest(packets=[b"x" * 60])], "interface", "required"),
     ([pb.InjectRequest(interface="a", packets=[b"x" * 70_000])], "packets[0]", "65535"),
@@ -302,6 +312,36 @@ def test_watch_events_filters_by_interface(pair: GrpcEnv) -> None:
     event = next(stream)
     assert (event.interface, event.state) == ("b", pb.LINK_STATE_DISCONNECTED)
     stream.cancel()
+
+
+def test_link_details(pair: GrpcEnv) -> None:
+    details = pair.stub.GetLinkDetails(pb.GetLinkDetailsRequest(name="a"), timeout=10)
+    assert details.name == "a" and details.state == pb.LINK_STATE_CONNECTED
+    assert details.HasField("memory") and len(details.regions) == 2
+    assert {(r.direction, r.queue) for r in details.rings} == {
+        (pb.DIRECTION_RX, 0), (pb.DIRECTION_TX, 0)
+    }
+    with pytest.raises(grpc.RpcError) as excinfo:
+        pair.stub.GetLinkDetails(pb.GetLinkDetailsRequest(name="nope"), timeout=10)
+    assert _code(excinfo) == grpc.StatusCode.NOT_FOUND
+
+
+def test_delete_of_an_xconnect_target_fails_precondition(grpc_env: GrpcEnv) -> None:
+    grpc_env.create("target")
+    grpc_env.create("user", id=1, action=pb.ACTION_XCONNECT, xconnect_to="target")
+    with pytest.raises(grpc.RpcError) as excinfo:
+        grpc_env.stub.DeleteInterface(pb.DeleteInterfaceRequest(name="target"), timeout=10)
+    assert _code(excinfo) == grpc.StatusCode.FAILED_PRECONDITION
+    assert "xconnect target of 'user'" in _details(excinfo)
+    assert {s.name for s in grpc_env.manager.list_interfaces()} == {"target", "user"}
+
+
+def test_watch_events_of_an_unknown_interface_is_not_found(grpc_env: GrpcEnv) -> None:
+    with pytest.raises(grpc.RpcError) as excinfo:
+        next(grpc_env.stub.WatchEvents(pb.WatchEventsRequest(interface="ghost"), timeout=5))
+    assert _code(excinfo) == grpc.StatusCode.NOT_FOUND
+    assert _details(excinfo) == "interface 'ghost' not found"
+    assert grpc_env.manager.subscription_counts()["events"] == 0
 
 
 # -- exchange ---------------------------------------------------------------------------------

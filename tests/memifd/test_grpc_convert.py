@@ -16,7 +16,10 @@ from memifd.models import (
     InterfaceState,
     InterfaceStats,
     InterfaceStatus,
+    LinkDetails,
     LinkEvent,
+    LinkRegion,
+    LinkRing,
     PeerInfo,
     QueueCounters,
 )
@@ -164,6 +167,34 @@ def test_event_to_proto() -> None:
     assert convert.event_to_proto(event) == pb.LinkEvent(
         interface="a", state=pb.LINK_STATE_DELETED, reason="gone", timestamp=12.5
     )
+
+
+def test_status_and_event_come_back_as_the_models_rest_serves() -> None:
+    status = _status()
+    back = convert.status_from_proto(convert.status_to_proto(status))
+    assert back.model_dump(mode="json") == status.model_dump(mode="json")
+    bare = status.model_copy(update={"peer": None, "xconnect_to": None})
+    assert convert.status_from_proto(convert.status_to_proto(bare)) == bare
+    for event in (
+        LinkEvent(interface="a", state="deleted", reason="gone", timestamp=12.5),
+        LinkEvent(interface="b", state="connected", peer=PeerInfo(name="p", app_name="x", pid=3),
+                  timestamp=1.25),
+    ):
+        assert convert.event_from_proto(convert.event_to_proto(event)) == event
+
+
+def test_link_details_come_back_as_they_went() -> None:
+    details = LinkDetails(
+        name="a", state=InterfaceState.CONNECTED,
+        memory=MemoryConfig(num_queue_pairs=2, log2_ring_size=6, packet_buffer_size=2048),
+        regions=[LinkRegion(index=0, size=4608, sealed=True),
+                 LinkRegion(index=1, size=2**20, sealed=False)],
+        rings=[LinkRing(direction=Direction.RX, queue=1, size=64, head=65535, tail=3, region=0,
+                        offset=1152)],
+    )
+    assert convert.link_from_proto(convert.link_to_proto(details)) == details
+    down = LinkDetails(name="b", state=InterfaceState.DISCONNECTED)
+    assert convert.link_from_proto(convert.link_to_proto(down)) == down
 
 
 captured = st.builds(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import queue
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -34,6 +35,18 @@ def _reflect(channel: grpc.Channel, request: reflection_pb2.ServerReflectionRequ
     return next(stub.ServerReflectionInfo(iter([request]), timeout=10, metadata=metadata))
 
 
+def _reflect_v1(
+    channel: grpc.Channel, request: reflection_pb2.ServerReflectionRequest
+) -> reflection_pb2.ServerReflectionResponse:
+    """As a v1 client asks: v1's messages are v1alpha's, field for field."""
+    call = channel.stream_stream(
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+        response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+    )
+    return next(call(iter([request]), timeout=10))
+
+
 def test_health_serves_while_the_manager_is_ready(grpc_env: GrpcEnv) -> None:
     serving = health_pb2.HealthCheckResponse.SERVING
     assert _health(grpc_env.channel) == serving
@@ -45,17 +58,22 @@ def test_health_serves_while_the_manager_is_ready(grpc_env: GrpcEnv) -> None:
     )
 
 
-def test_reflection_lists_the_services(grpc_env: GrpcEnv) -> None:
-    reply = _reflect(grpc_env.channel, reflection_pb2.ServerReflectionRequest(list_services=""))
+@pytest.mark.parametrize("reflect", [_reflect, _reflect_v1], ids=["v1alpha", "v1"])
+def test_reflection_lists_the_services(grpc_env: GrpcEnv, reflect: Any) -> None:
+    reply = reflect(grpc_env.channel, reflection_pb2.ServerReflectionRequest(list_services=""))
     names = {service.name for service in reply.list_services_response.service}
     assert names == {
-        "memif.v1.Memif", "grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"
+        "memif.v1.Memif", "grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection",
+        "grpc.reflection.v1.ServerReflection",
     }
-    reply = _reflect(grpc_env.channel, reflection_pb2.ServerReflectionRequest(
-        file_containing_symbol="memif.v1.Memif"
-    ))
-    files = reply.file_descriptor_response.file_descriptor_proto
-    assert files and b"memif/v1/memif.proto" in files[0]
+    for symbol, file in [("memif.v1.Memif", b"memif/v1/memif.proto"),
+                         ("grpc.reflection.v1.ServerReflection",
+                          b"grpc/reflection/v1/reflection.proto")]:
+        reply = reflect(grpc_env.channel, reflection_pb2.ServerReflectionRequest(
+            file_containing_symbol=symbol
+        ))
+        files = reply.file_descriptor_response.file_descriptor_proto
+        assert files and file in files[0], symbol
 
 
 @pytest.fixture

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import memif
+import memifd
 import pytest
 from memif import FailureKind
 from memifd import pcap
@@ -40,9 +44,14 @@ def create(api: httpx.Client, name: str, **fields: Any) -> dict[str, Any]:
 
 
 def errors(response: httpx.Response) -> list[dict[str, Any]]:
+    """The field errors of a 422 problem answer."""
     assert response.status_code == 422, response.text
-    detail: list[dict[str, Any]] = response.json()["detail"]
-    return detail
+    assert response.headers["content-type"] == "application/problem+json"
+    found: list[dict[str, Any]] = response.json()["errors"]
+    assert response.json()["detail"] == "; ".join(
+        f"{e['field']}: {e['msg']}" if e["field"] else e["msg"] for e in found
+    )
+    return found
 
 
 # -- interfaces ------------------------------------------------------------------------------------
@@ -75,6 +84,57 @@ def test_dry_run_validates_only(api: httpx.Client, sock_dir: Path) -> None:
     create(api, "x", socket="d.sock")
     again = api.post("/v1/interfaces?dry_run=true", json={"name": "x", "socket": "d.sock"})
     assert again.status_code == 409
+
+
+def test_dry_run_refuses_what_create_refuses(api: httpx.Client, sock_dir: Path) -> None:
+    (sock_dir / "plain-file").write_text("not a socket")
+    create(api, "mine", socket="mine.sock")
+    busy = memif.Socket(str(sock_dir / "busy.sock"))
+    busy.create_interface(id=0, role="server", name="busy")
+    abstract = memif.Socket(f"@memifd-dry-run-{os.getpid()}")
+    abstract.create_interface(id=0, role="server", name="busy")
+    bodies = [
+        {"socket": "@"},
+        {"socket": "plain-file"},
+        {"socket": "plain-file/below.sock"},
+        {"socket": "busy.sock"},
+        {"socket": abstract.path},
+        {"socket": "mine.sock", "id": 1},  # memifd's own listener is not "in use"
+        {"socket": "mine.sock", "role": "client"},
+        {"socket": "new/dir/x.sock"},
+        {"socket": "@memifd-free-abstract-name", "role": "client"},
+    ]
+    try:
+        answers = []
+        for number, body in enumerate(bodies):
+            spec = {"name": f"x{number}", **body}
+            tried = api.post("/v1/interfaces?dry_run=true", json=spec)
+            assert not (sock_dir / "new").exists() or number > 7  # a dry run creates nothing
+            real = api.post("/v1/interfaces", json=spec)
+            assert (tried.status_code, real.status_code) in [(200, 201), (409, 409), (422, 422)]
+            if real.status_code != 201:
+                assert tried.json() == real.json()
+            answers.append(real.status_code)
+    finally:
+        busy.close()
+        abstract.close()
+    assert answers == [422, 409, 422, 409, 409, 201, 201, 201, 201]
+
+
+def test_delete_of_an_xconnect_target_is_refused_naming_the_dependents(
+    api: httpx.Client,
+) -> None:
+    create(api, "target")
+    create(api, "west", id=1, action="xconnect", xconnect_to="target")
+    create(api, "east", id=2, action="xconnect", xconnect_to="target")
+    refused = api.delete("/v1/interfaces/target")
+    assert refused.status_code == 409
+    assert refused.json()["detail"] == ("interface 'target' is the xconnect target of 'west', "
+                                        "'east': change their xconnect_to or delete them first")
+    assert api.patch("/v1/interfaces/west", json={"action": "drop", "xconnect_to": None}).is_success
+    assert api.delete("/v1/interfaces/east").status_code == 204
+    assert api.delete("/v1/interfaces/target").status_code == 204
+    assert [i["name"] for i in api.get("/v1/interfaces").json()] == ["west"]
 
 
 def test_conflicts(api: httpx.Client) -> None:
@@ -201,6 +261,15 @@ def test_capture_bad_parameters(api: httpx.Client) -> None:
     assert api.get("/v1/interfaces/zz/capture?count=1").status_code == 404
 
 
+def test_capture_of_a_queue_the_interface_lacks_is_refused(api: httpx.Client) -> None:
+    create(api, "a", memory={"num_queue_pairs": 2})
+    detail = errors(api.get("/v1/interfaces/a/capture?queue=2&duration=2"))
+    assert detail == [{"type": "value_error", "loc": ["query", "queue"], "field": "queue",
+                       "msg": "queue 2 is outside 0..1 (interface 'a')"}]
+    ok = api.get("/v1/interfaces/a/capture?queue=1&duration=0.2")
+    assert ok.status_code == 200 and pcap.read(ok.content).packets == []
+
+
 def test_inject_a_pcap(api: httpx.Client, sock_dir: Path) -> None:
     create(api, "a")
     with memif_clients(str(sock_dir / "r.sock"), [0]) as (client,):
@@ -268,6 +337,25 @@ def test_events_stream_link_changes(api: httpx.Client, sock_dir: Path) -> None:
     assert rest[0]["reason"]
 
 
+def test_events_of_one_interface(api: httpx.Client, sock_dir: Path) -> None:
+    create(api, "a")
+    create(api, "b", id=1)
+    with api.stream("GET", "/v1/events?interface=b") as response:
+        assert response.status_code == 200
+        lines = response.iter_lines()
+        assert api.delete("/v1/interfaces/a").status_code == 204
+        assert api.delete("/v1/interfaces/b").status_code == 204
+        events = read_events(lines, "deleted")
+    assert [(e["interface"], e["state"]) for e in events] == [("b", "deleted")]
+
+
+def test_events_of_an_unknown_interface_are_not_found(api: httpx.Client) -> None:
+    with api.stream("GET", "/v1/events?interface=ghost") as response:
+        assert response.status_code == 404
+        response.read()
+        assert response.json()["detail"] == "interface 'ghost' not found"
+
+
 def test_probes_and_metrics(rest: RestServer, api: httpx.Client, sock_dir: Path) -> None:
     assert api.get("/healthz").json() == {"status": "ok"}
     assert api.get("/readyz").json() == {"status": "ready"}
@@ -307,6 +395,41 @@ def test_handshake_failures_are_counted_by_reason(
     assert {line.split('"')[1] for line in lines if "_total{" in line} == {
         kind.value for kind in FailureKind
     }
+def test_link_details_show_negotiated_memory_regions_and_rings(
+    api: httpx.Client, sock_dir: Path
+) -> None:
+    create(api, "a", memory={"num_queue_pairs": 2, "log2_ring_size": 8})
+    down = api.get("/v1/interfaces/a/link").json()
+    assert down == {"name": "a", "state": "disconnected", "memory": None, "regions": [],
+                    "rings": []}
+    small = memif.MemoryConfig(num_queue_pairs=1, log2_ring_size=6)
+    with memif_clients(str(sock_dir / "r.sock"), [0], memory=small) as (client,):
+        assert client.wait_connected(5)
+        client.tx_queue(0).send_burst([frame(i) for i in range(5)])
+        assert wait_for(lambda: api.get("/v1/interfaces/a/stats").json()["rx"]["packets"] == 5)
+        up = api.get("/v1/interfaces/a/link").json()
+    assert up["state"] == "connected"
+    assert up["memory"] == {"num_queue_pairs": 1, "log2_ring_size": 6, "packet_buffer_size": 2048}
+    assert [(r["index"], r["sealed"]) for r in up["regions"]] == [(0, True), (1, True)]
+    rx, tx = up["rings"]
+    assert (rx["direction"], rx["queue"], rx["size"], rx["head"], rx["tail"]) == (
+        "rx", 0, 64, 5, 5
+    )
+    assert (tx["direction"], tx["head"], tx["region"]) == ("tx", 64, 0)
+    assert api.get("/v1/interfaces/ghost/link").status_code == 404
+
+
+def test_metrics_carry_the_build_and_the_process(api: httpx.Client) -> None:
+    text = api.get("/metrics").text
+    python = ".".join(str(part) for part in sys.version_info[:3])
+    assert (
+        f'memifd_build_info{{implementation="CPython",python="{python}",'
+        f'version="{memifd.__version__}"}} 1.0'
+    ) in text
+    samples = {line.split("{")[0].split(" ")[0] for line in text.splitlines()
+               if not line.startswith("#")}
+    assert {"process_resident_memory_bytes", "process_open_fds", "process_cpu_seconds_total",
+            "python_info", "python_gc_objects_collected_total"} <= samples
 
 
 def test_openapi_documents_every_route(api: httpx.Client) -> None:
@@ -319,6 +442,83 @@ def test_openapi_documents_every_route(api: httpx.Client) -> None:
             assert content or ok[0] == "204", f"{method} {path} has no response model"
     schema = spec["paths"]["/v1/interfaces"]["get"]["responses"]["200"]["content"]
     assert "InterfaceStatus" in json.dumps(schema)
+
+
+PROBLEM_KEYS = {"type", "title", "status", "detail", "instance", "errors"}
+
+
+def test_every_error_is_a_problem_document(sock_dir: Path) -> None:
+    with RestServer(Settings(socket_dir=sock_dir, token=TOKEN)) as server:
+        api = server.client
+        create(api, "a")
+        pcap_body = {"headers": {"Content-Type": pcap.MEDIA_TYPE}}
+        cases = [
+            (httpx.Client(base_url=server.url).get("/v1/interfaces"), 401, []),
+            (api.get("/v1/interfaces/ghost"), 404, []),
+            (api.get("/no/such/route"), 404, []),
+            (api.put("/v1/interfaces/a"), 405, []),
+            (api.post("/v1/interfaces", json={"name": "a", "socket": "r.sock"}), 409, []),
+            (api.post("/v1/interfaces", json={"name": "b", "memory": {"log2_ring_size": 15}}),
+             422, ["memory.log2_ring_size"]),
+            (api.get("/v1/interfaces/a/capture?count=0"), 422, ["count"]),
+            (api.post("/v1/interfaces/a/packets", content=b"garbage", **pcap_body), 400, []),
+            (api.post("/v1/interfaces/a/packets", content=b"x" * (64 << 20 | 1), **pcap_body),
+             413, []),
+        ]
+        for response, status, fields in cases:
+            where = f"{response.request.method} {response.request.url.path}"
+            assert response.status_code == status, (where, response.text)
+            assert response.headers["content-type"] == "application/problem+json", where
+            body = response.json()
+            assert set(body) == PROBLEM_KEYS, where
+            assert (body["type"], body["status"], body["instance"]) == (
+                "about:blank", status, response.request.url.path
+            ), where
+            assert body["title"] == httpx.codes.get_reason_phrase(status), where
+            assert isinstance(body["detail"], str) and body["detail"], where
+            assert [e["field"] for e in body["errors"]] == fields, where
+
+
+def test_openapi_names_operations_and_parameters_and_the_error_shape(api: httpx.Client) -> None:
+    spec = api.get("/openapi.json").json()
+    ids = []
+    for path, methods in spec["paths"].items():
+        for method, operation in methods.items():
+            ids.append(operation["operationId"])
+            assert re.fullmatch(r"[a-z]+([A-Z][a-z]*)*", ids[-1]), (path, method, ids[-1])
+            for parameter in operation.get("parameters", []):
+                assert parameter.get("description"), (path, method, parameter["name"])
+            for code, answer in operation["responses"].items():
+                if code.startswith(("4", "5")) and path not in ("/healthz", "/readyz"):
+                    assert list(answer["content"]) == ["application/problem+json"], (path, code)
+                    schema = answer["content"]["application/problem+json"]["schema"]
+                    assert schema == {"$ref": "#/components/schemas/Problem"}
+    assert len(set(ids)) == len(ids)
+    assert {"createInterface", "listInterfaces", "getInterfaceStats", "captureInterface",
+            "injectPackets", "watchEvents", "getMetrics"} <= set(ids)
+    problem = spec["components"]["schemas"]["Problem"]
+    assert set(problem["properties"]) == PROBLEM_KEYS
+
+
+def test_events_start_with_the_current_states_when_asked(
+    api: httpx.Client, sock_dir: Path
+) -> None:
+    create(api, "a")
+    create(api, "b", id=1)
+    with memif_clients(str(sock_dir / "r.sock"), [1]) as (peer,):
+        assert peer.wait_connected(5)
+        assert wait_for(lambda: api.get("/v1/interfaces/b").json()["state"] == "connected")
+        with api.stream("GET", "/v1/events?include_current=true") as stream:
+            lines = stream.iter_lines()
+            current = [json.loads(next(line for line in lines if line.startswith("data: "))[6:])
+                       for _ in range(2)]
+        with api.stream("GET", "/v1/events?include_current=true&interface=b") as stream:
+            only_b = json.loads(next(x for x in stream.iter_lines() if x.startswith("data: "))[6:])
+    assert [(e["interface"], e["state"]) for e in current] == [
+        ("a", "disconnected"), ("b", "connected")
+    ]
+    assert current[1]["peer"]["name"] == "py1"
+    assert (only_b["interface"], only_b["state"]) == ("b", "connected")
 
 
 # -- auth ------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from pathlib import Path
 from memifd import pcap
 
 from tests.memifd.rest_support import Daemon, frame, memif_clients, receive, wait_for
+from tests.readme import block_after
 
 ADDRESS = "127.0.0.1:8080"
 
@@ -84,7 +85,8 @@ def test_readme_examples(sock_dir: Path, tmp_path: Path) -> None:
             stats = json.loads(sh(STATS, tmp_path, daemon))
             assert stats["rx"]["packets"] == 60 and stats["injected"] == 100
             invalid = json.loads(sh(DRY_RUN, tmp_path, daemon))
-            assert invalid["detail"][0]["loc"] == ["body", "memory", "log2_ring_size"]
+            assert invalid["errors"][0]["loc"] == ["body", "memory", "log2_ring_size"]
+            assert invalid == json.loads(block_after("Every error has one shape", "json"))
             metrics = sh(METRICS, tmp_path, daemon)
             rx = 'memifd_interface_packets_total{direction="rx",interface="vnf0"} 60.0'
             assert rx in metrics
@@ -103,7 +105,8 @@ def test_readme_token_example(sock_dir: Path, tmp_path: Path) -> None:
     token.write_text("readme-token\n")
     daemon = Daemon(sock_dir, args=["--token-file", str(token)]).start()
     try:
-        assert sh(LIST, tmp_path, daemon).startswith('{"detail":"missing or invalid bearer')
+        refused = json.loads(sh(LIST, tmp_path, daemon))
+        assert refused["detail"].startswith("missing or invalid bearer")
         listed = sh(WITH_TOKEN, tmp_path, daemon, **{"/etc/memifd/token": str(token)})
         assert json.loads(listed) == []
     finally:

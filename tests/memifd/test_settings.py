@@ -90,6 +90,12 @@ interfaces:
     [
         ("interfaces:\n  - name: a\n    memory: {log2_ring_size: 15}\n", "or equal to 14"),
         ("interfaces:\n  - {name: a}\n  - {name: a, id: 1}\n", "duplicate names a"),
+        (
+            "socket_dir: /run/x\ninterfaces:\n  - {name: a, socket: s.sock}\n"
+            "  - {name: b, role: client}\n  - {name: c, socket: /run/x/./s.sock, id: 0}\n",
+            r"interfaces\[0\] \(a\) and interfaces\[2\] \(c\) both use socket /run/x/s.sock, "
+            "role server and id 0",
+        ),
         ("unknown_key: 1\n", "unknown_key"),
         ("- a\n- b\n", "must hold a mapping"),
         ("http_addr: [unclosed\n", "not valid YAML"),

@@ -200,7 +200,7 @@ def test_a_path_outside_the_socket_directories_is_refused(
         for path in (str(outside), "/etc/memifd.sock", str(world.victim / "secret")):
             response = api.post("/v1/interfaces", json=spec("out", path, role=role))
             assert response.status_code == 422, response.text
-            (error,) = response.json()["detail"]
+            (error,) = response.json()["errors"]
             assert error["loc"] == ["socket"]
             assert f"{path} is outside the socket directories memifd may use" in error["msg"]
             assert f"({world.sockets}, {world.app})" in error["msg"]
@@ -230,7 +230,7 @@ def test_dot_dot_is_refused(world: World, daemon: Daemon) -> None:
         for path in escapes:
             response = api.post("/v1/interfaces", json=spec("up", path))
             assert response.status_code == 422, response.text
-            (error,) = response.json()["detail"]
+            (error,) = response.json()["errors"]
             assert error["loc"] == ["body", "socket"]
             assert "'..' is not allowed" in error["msg"]
     with grpc.insecure_channel(f"127.0.0.1:{daemon.grpc_port}") as channel:
@@ -352,7 +352,7 @@ def test_abstract_server_refuses_other_uids_unless_allowed(world: World, daemon:
         assert refused["errno"] == "" and not refused["connected"], refused
         reason = f"uid {uid} is not allowed on any interface of this socket"
         assert refused["reason"].startswith(f"peer disconnected: {reason}"), refused
-        assert wait_for(lambda: f"peer refused: {reason}" in daemon.log())
+        assert wait_for(lambda: f"handshake failed (not_allowed): {reason}" in daemon.log())
         assert api.get("/v1/interfaces/by-default").json()["state"] == "disconnected"
 
         # On one socket: the interface that lists the uid lets it in, the other does not.

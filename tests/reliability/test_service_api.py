@@ -137,7 +137,7 @@ def test_nul_in_a_socket_path_is_a_clear_error(daemon: Daemon, api: httpx.Client
     """Found by the fuzzer: this was a 500 (os calls refuse NUL) and left a socket open."""
     response = api.post("/v1/interfaces", json={"name": "nul", "socket": "a\u0000b"})
     assert response.status_code == 422
-    assert response.json()["detail"][0]["loc"] == ["body", "socket"]
+    assert response.json()["errors"][0]["loc"] == ["body", "socket"]
     assert "NUL" in response.text
     with grpc.insecure_channel(f"127.0.0.1:{daemon.grpc_port}") as channel, \
             pytest.raises(grpc.RpcError) as excinfo:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import http.server
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -141,11 +142,12 @@ def test_cross_origin_page_cannot_inject_or_create(
         assert receive(peer, 1, timeout=1.0) == []
         assert api.get("/v1/interfaces/vnf0/stats").json()["injected"] == 0
         assert [i["name"] for i in api.get("/v1/interfaces").json()] == ["vnf0"]
-        access = [line.rsplit(" ", 1)[1] for line in daemon.log().splitlines()
-                  if '"POST /v1/interfaces' in line]
+        logged = daemon.log().splitlines()
+        access = [re.findall(r" status=(\d+) ", line)[0] for line in logged
+                  if "memifd.access: POST /v1/interfaces" in line]
         assert access == ["201", "415", "415", "415", "415"], access  # ours, then the page's
-        preflights = [line for line in daemon.log().splitlines() if '"OPTIONS /v1/' in line]
-        assert len(preflights) == 2 and all(line.endswith(" 405") for line in preflights)
+        preflights = [line for line in logged if "memifd.access: OPTIONS /v1/" in line]
+        assert len(preflights) == 2 and all(" status=405 " in line for line in preflights)
         # the same pcap, sent by a client that names its media type, goes through
         sent = api.post("/v1/interfaces/vnf0/packets", content=packets,
                         headers={"Content-Type": pcap.MEDIA_TYPE})
@@ -198,7 +200,7 @@ def test_control_characters_in_names_and_sockets_are_refused(daemon: Daemon) -> 
                                  "xconnect_to")):
                 response = api.post("/v1/interfaces", json=body)
                 assert response.status_code == 422, (body, response.text)
-                assert response.json()["detail"][0]["loc"][:2] == ["body", field]
+                assert response.json()["errors"][0]["loc"][:2] == ["body", field]
                 with pytest.raises(grpc.RpcError) as excinfo:
                     stub.CreateInterface(pb.CreateInterfaceRequest(spec=pb.InterfaceSpec(
                         **{k: v for k, v in body.items() if k != "action"})), timeout=10)
@@ -266,7 +268,8 @@ def test_bad_config_is_one_clear_line(kind: str, tmp_path: Path, sock_dir: Path)
     config.write_text(BAD_CONFIGS[kind])
     done = subprocess.run(
         [sys.executable, "-m", "memifd", "serve", "--config", str(config), "--socket-dir",
-         str(sock_dir), "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0"],
+         str(sock_dir), "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0",
+         "--log-format", "text"],
         capture_output=True, text=True, timeout=60,
     )
     assert done.returncode == 2, done.stderr[-2000:]

@@ -117,8 +117,10 @@ def test_anonymous_client_gets_401_before_any_validation(daemon: Daemon) -> None
             response = anonymous.post("/v1/interfaces", content=body,
                                       headers={"Content-Type": content_type})
             assert response.status_code == 401, response.text
-            assert response.json() == {
-                "detail": "missing or invalid bearer token (Authorization: Bearer <token>)"}
+            problem = response.json()
+            assert problem["detail"] == (
+                "missing or invalid bearer token (Authorization: Bearer <token>)")
+            assert (problem["status"], problem["errors"]) == (401, [])
 
 
 def test_bodies_are_held_to_each_routes_limit_and_media_type(daemon: Daemon) -> None:

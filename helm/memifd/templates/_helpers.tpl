@@ -64,6 +64,17 @@ app.kubernetes.io/component: memif
 app.kubernetes.io/managed-by: {{ .root.Release.Service }}
 {{- end }}
 
+{{/*
+Labels of the `helm test` pod: not memifd's selector labels, so neither the Service nor
+the Deployment takes it for one of memifd's pods.
+*/}}
+{{- define "memifd.testLabels" -}}
+helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/name: {{ include "memifd.name" . }}-test
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+{{- end }}
+
 {{/* "true" when any interface carries a secret: the config file then goes in a Secret. */}}
 {{- define "memifd.configHasSecrets" -}}
 {{- $found := false }}
@@ -71,6 +82,19 @@ app.kubernetes.io/managed-by: {{ .root.Release.Service }}
 {{- if .secret }}{{ $found = true }}{{ end }}
 {{- end }}
 {{- $found }}
+{{- end }}
+
+{{/* socketDirs plus the mount path of dataPlaneSocketDir, as a JSON list. */}}
+{{- define "memifd.socketDirs" -}}
+{{- $dirs := .values.socketDirs | default list }}
+{{- $dataPlane := include "memifd.dataPlaneMountPath" . }}
+{{- if and $dataPlane (not (has $dataPlane $dirs)) }}{{ $dirs = append $dirs $dataPlane }}{{ end }}
+{{- toJson $dirs }}
+{{- end }}
+
+{{/* Where memifd sees dataPlaneSocketDir.hostPath; empty when it is not mounted. */}}
+{{- define "memifd.dataPlaneMountPath" -}}
+{{- with .values.dataPlaneSocketDir }}{{ if .hostPath }}{{ .mountPath | default .hostPath }}{{ end }}{{ end }}
 {{- end }}
 
 {{/*
@@ -83,7 +107,7 @@ groups server interfaces accept: every container of the pod has it as a suppleme
 {{- range .values.defaultAllowedGids }}{{ $gids = append $gids (int64 .) }}{{ end }}
 {{- with (.values.podSecurityContext | default dict).fsGroup }}{{ $gids = append $gids (int64 .) }}{{ end }}
 {{- $config := dict "interfaces" (.values.interfaces | default list) }}
-{{- $_ := set $config "socket_dirs" (.values.socketDirs | default list) }}
+{{- $_ := set $config "socket_dirs" (include "memifd.socketDirs" . | fromJsonArray) }}
 {{- $_ = set $config "default_allowed_uids" (.values.defaultAllowedUids | default list) }}
 {{- $_ = set $config "default_allowed_gids" (uniq $gids) }}
 {{- $config | toYaml }}
@@ -94,16 +118,30 @@ Checks of interfaces that a JSON schema cannot express; InterfaceSpec and memifd
 make the same checks, so a value rejected here would also stop memifd from starting.
 */}}
 {{- define "memifd.validateInterfaces" -}}
-{{- $roots := prepend (.values.socketDirs | default list) .values.socketDir.path }}
+{{- $roots := prepend (include "memifd.socketDirs" . | fromJsonArray) .values.socketDir.path }}
 {{- $declared := dict }}
 {{- range .values.interfaces }}{{ $_ := set $declared .name true }}{{ end }}
 {{- $names := dict }}
+{{- $places := dict }}
+{{- $socketDir := .values.socketDir.path }}
 {{- range $i, $iface := .values.interfaces }}
 {{- $where := printf "interfaces[%d] (%s)" $i $iface.name }}
 {{- if hasKey $names $iface.name }}
 {{- fail (printf "%s: name %q is used by more than one interface" $where $iface.name) }}
 {{- end }}
 {{- $_ := set $names $iface.name true }}
+{{- /* memifd tells interfaces apart by socket, role and id; defaults as in InterfaceSpec */}}
+{{- $socket := $iface.socket | default "memif.sock" }}
+{{- if not (hasPrefix "@" $socket) }}
+{{- $socket = clean (ternary $socket (printf "%s/%s" $socketDir $socket) (hasPrefix "/" $socket)) }}
+{{- end }}
+{{- $role := lower ($iface.role | default "server") }}
+{{- $role = get (dict "master" "server" "slave" "client") $role | default $role }}
+{{- $place := printf "socket %s, role %s and id %d" $socket $role (int64 ($iface.id | default 0)) }}
+{{- if hasKey $places $place }}
+{{- fail (printf "%s and %s both use %s; give one of them another socket or id" (get $places $place) $where $place) }}
+{{- end }}
+{{- $_ := set $places $place $where }}
 {{- if and $iface.xconnect_to (eq $iface.xconnect_to $iface.name) }}
 {{- fail (printf "%s: xconnect_to: an interface cannot be cross-connected to itself" $where) }}
 {{- end }}
@@ -181,6 +219,10 @@ make the same checks, so a value rejected here would also stop memifd from start
       value: {{ $v.logFormat | quote }}
     - name: MEMIFD_LOG_LEVEL
       value: {{ $v.logLevel | quote }}
+    {{- if $v.accessLog }}
+    - name: MEMIFD_ACCESS_LOG
+      value: "true"
+    {{- end }}
     - name: MEMIFD_ALLOWED_HOSTS
       value: {{ include "memifd.serviceHosts" . | quote }}
     {{- if $v.tls.secretName }}
@@ -241,6 +283,10 @@ make the same checks, so a value rejected here would also stop memifd from start
     {{- end }}
     - name: memifd-tmp
       mountPath: /tmp
+    {{- with include "memifd.dataPlaneMountPath" . }}
+    - name: data-plane-sockets
+      mountPath: {{ . }}
+    {{- end }}
     {{- with $v.extraVolumeMounts }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
@@ -278,6 +324,14 @@ make the same checks, so a value rejected here would also stop memifd from start
   emptyDir:
     medium: Memory
     sizeLimit: 16Mi
+{{- with $v.dataPlaneSocketDir }}
+{{- if .hostPath }}
+- name: data-plane-sockets
+  hostPath:
+    path: {{ .hostPath }}
+    type: {{ .type | default "Directory" }}
+{{- end }}
+{{- end }}
 {{- end }}
 
 {{/*

@@ -1,4 +1,5 @@
-// memifd status page: keeps the interface table live and drives the create and delete forms.
+// memifd status page: keeps the interface table live and drives the create, edit and delete
+// forms.
 //
 // Counters come from polling /v1/interfaces (memifd answers it from a cache, so this is
 // cheap); rates are the deltas between two polls. Link changes arrive at once over
@@ -15,7 +16,9 @@
   const RETRY_MS = 2000;
   const RATE_KEYS = ["rx-packets", "rx-bytes", "rx-drops", "tx-packets", "tx-bytes", "tx-drops"];
   const RATE_LABELS = { packets: "pkt/s", bytes: "B/s", drops: "drop/s" };
-  const CAPTURE_COUNT = 1000;
+  const CAPTURE_COUNT = document.body.dataset.captureCount || "1000";
+  const CAPTURE_SECONDS = document.body.dataset.captureSeconds || "10";
+  const CAPTURE_TITLE = document.body.dataset.captureTitle || "";
 
   const tbody = document.querySelector("#interfaces tbody");
   const rows = new Map(); // interface name -> <tr>
@@ -50,12 +53,24 @@
     return `/v1/interfaces/${encodeURIComponent(name)}`;
   }
 
-  async function detailOf(response) {
+  // An error answer as {detail: a sentence, errors: the fields at fault}: from RFC 9457
+  // problem details ({detail, errors}) or FastAPI's shape (detail: a sentence or the list).
+  async function problemOf(response) {
     try {
-      return (await response.json()).detail;
+      const body = await response.json();
+      if (Array.isArray(body.detail)) return { detail: describe(body.detail), errors: body.detail };
+      return { detail: String(body.detail), errors: body.errors || [] };
     } catch {
-      return `${response.status} ${response.statusText}`;
+      return { detail: `${response.status} ${response.statusText}`, errors: [] };
     }
+  }
+
+  async function detailOf(response) {
+    return (await problemOf(response)).detail;
+  }
+
+  function describe(errors) {
+    return errors.map((item) => `${(item.loc || []).join(".")}: ${item.msg}`).join("; ");
   }
 
   // -- token -----------------------------------------------------------------------------------
@@ -187,24 +202,27 @@
   }
 
   function addRow(name) {
-    const captureUrl = `${ROOT}${interfacePath(name)}/capture?count=${CAPTURE_COUNT}`;
+    const query = `count=${CAPTURE_COUNT}&duration=${CAPTURE_SECONDS}`;
+    const captureUrl = `${ROOT}${interfacePath(name)}/capture?${query}`;
     const row = element("tr", { "data-name": name },
       element("td", { "data-field": "name" }),
-      element("td", { "data-field": "role" }),
       element("td", { "data-field": "socket" }),
       element("td", { "data-field": "peer" }),
-      element("td", { "data-field": "state" }),
-      element("td", { "data-field": "reason" }),
+      element("td", { "data-field": "link" },
+        element("span", { "data-field": "state" }),
+        element("div", { class: "sub", "data-field": "reason" })),
       element("td", { "data-field": "totals" }),
       element("td", { "data-field": "queues" }),
-      element("td", { class: "actions" },
+      element("td", { class: "actions" }, element("div", { class: "row-actions" },
         element("a", { class: "button", "data-action": "capture", href: captureUrl,
-          download: `${name}.pcap` }, `capture ${CAPTURE_COUNT} packets`),
+          download: `${name}.pcap`, title: CAPTURE_TITLE }, `capture ${CAPTURE_SECONDS} s`),
+        " ",
+        element("button", { type: "button", class: "secondary", "data-action": "edit" }, "edit"),
         " ",
         element("form", { class: "delete", "data-name": name },
           element("button", { type: "submit", class: "danger" }, "delete"),
           " ",
-          element("span", { class: "field-error", role: "alert" }))));
+          element("span", { class: "field-error", role: "alert" })))));
     tbody.append(row);
     rows.set(name, row);
     return row;
@@ -223,8 +241,8 @@
   function updateRow(row, status, now) {
     cell(row, "name").replaceChildren(
       element("strong", {}, status.name),
-      element("div", { class: "sub" }, `${status.mode} · id ${status.id} · ${status.action}`));
-    cell(row, "role").textContent = status.role;
+      element("div", { class: "sub" }, element("span", { "data-field": "role" }, status.role),
+        ` · ${status.mode} · id ${status.id} · ${status.action}`));
     cell(row, "socket").replaceChildren(element("code", {}, status.socket_path));
     updateLink(row, status.state, status.peer, status.disconnect_reason, status.admin_up);
     const stats = status.stats;
@@ -238,6 +256,7 @@
   }
 
   function updateLink(row, state, peer, reason, adminUp) {
+    if (adminUp === undefined) adminUp = !row.querySelector(".admin-down"); // a link event
     const badges = [element("span", { class: `badge state-${state}` }, state)];
     if (adminUp === false) badges.push(" ", element("span", { class: "badge admin-down" }, "admin down"));
     cell(row, "state").replaceChildren(...badges);
@@ -375,7 +394,7 @@
     error.textContent = "";
     try {
       const response = await api(interfacePath(name), { method: "DELETE" });
-      if (!response.ok) throw new Error(describe(await detailOf(response)));
+      if (!response.ok) throw new Error(await detailOf(response));
       removeRow(name);
       notify(`deleted ${name}`);
       poll();
@@ -384,25 +403,30 @@
     }
   });
 
-  function describe(detail) {
-    if (!Array.isArray(detail)) return String(detail);
-    return detail.map((item) => `${(item.loc || []).join(".")}: ${item.msg}`).join("; ");
-  }
-
   const createForm = document.getElementById("create-form");
 
-  function specFrom(form) {
-    const spec = {};
-    for (const input of form.querySelectorAll("input, select")) {
-      const raw = input.value.trim();
-      if (!raw) continue;
-      const value = input.type === "number" && /^-?\d+$/.test(raw) ? Number(raw) : raw;
+  // A form's fields as a request body: "memory.log2_ring_size" nests, numbers and id lists
+  // ("1000, 1001") become numbers where they are numbers (the rest is sent for memifd to
+  // refuse, naming the field), checkboxes are booleans; empty fields are left out.
+  function bodyFrom(form) {
+    const body = {};
+    for (const input of form.querySelectorAll("input[name], select[name]")) {
+      let value;
+      if (input.type === "checkbox") {
+        value = input.checked;
+      } else {
+        const raw = input.value.trim();
+        if (!raw) continue;
+        const number = (text) => (/^-?\d+$/.test(text) ? Number(text) : text);
+        if (input.dataset.list === "ids") value = raw.split(/[\s,]+/).filter(Boolean).map(number);
+        else value = input.type === "number" ? number(raw) : raw;
+      }
       const path = input.name.split(".");
-      let target = spec;
+      let target = body;
       for (const key of path.slice(0, -1)) target = target[key] ??= {};
       target[path[path.length - 1]] = value;
     }
-    return spec;
+    return body;
   }
 
   function clearErrors(form) {
@@ -410,8 +434,9 @@
     for (const input of form.querySelectorAll("[aria-invalid]")) input.removeAttribute("aria-invalid");
   }
 
-  // A 422 detail entry names its field in loc (["body", "memory", "log2_ring_size"]); checks
-  // across fields put it at the start of the message ("xconnect_to: required when ...").
+  // A field error names its field in loc (["body", "memory", "log2_ring_size"], or
+  // ["body", "allowed_uids", 2] for a list item); checks across fields put it at the start of
+  // the message ("xconnect_to: required when ..."). Without a field it goes by the button.
   function placeError(form, item) {
     let loc = (item.loc || []).map(String);
     if (loc[0] === "body") loc = loc.slice(1);
@@ -422,41 +447,121 @@
       field = named[1];
       message = named[2];
     }
-    let span = form.querySelector(`[data-error-for="${field}"]`);
-    if (!span) {
+    let span = null;
+    for (let parts = loc.length ? loc : field.split("."); parts.length; parts = parts.slice(0, -1)) {
+      span = form.querySelector(`[data-error-for="${parts.join(".")}"]`);
+      if (span) {
+        if (parts.length < loc.length) message = `item ${loc.slice(parts.length).join(".")}: ${message}`;
+        field = parts.join(".");
+        break;
+      }
+    }
+    if (!span || !field) {
       span = form.querySelector('[data-error-for=""]');
       if (field) message = `${field}: ${message}`;
+      field = "";
     }
     span.textContent = span.textContent ? `${span.textContent}; ${message}` : message;
-    form.querySelector(`[name="${field}"]`)?.setAttribute("aria-invalid", "true");
+    if (field) form.querySelector(`[name="${field}"]`)?.setAttribute("aria-invalid", "true");
+  }
+
+  // A 409 says in words what clashes; these are memifd's words for the fields of a spec.
+  const CONFLICTS = [
+    [/^interface '.*' already exists$/s, "name"],
+    [/^a (server|client) interface with id \d+ already exists on /, "id"],
+    [/( exists and is .*not a socket| is a stale socket | changed while it was checked)/, "socket"],
+  ];
+
+  function conflictField(detail) {
+    for (const [pattern, field] of CONFLICTS) if (pattern.test(detail)) return field;
+    return "";
+  }
+
+  // Show an error answer in a form: each field at fault by its input, a 409 by the field it
+  // concerns, anything else by the form's button.
+  async function showProblem(form, response) {
+    const problem = await problemOf(response);
+    if (problem.errors.length) {
+      for (const item of problem.errors) placeError(form, item);
+      return;
+    }
+    const field = response.status === 409 ? conflictField(problem.detail) : "";
+    placeError(form, { loc: field ? [field] : [], msg: problem.detail });
+  }
+
+  async function submitWith(form, send) {
+    clearErrors(form);
+    const button = form.querySelector("button[type=submit]");
+    button.disabled = true;
+    try {
+      const response = await send(bodyFrom(form));
+      if (!response.ok) {
+        await showProblem(form, response);
+        return null;
+      }
+      return await response.json();
+    } catch (error) {
+      if (!(error instanceof AuthRequired)) placeError(form, { loc: [], msg: error.message });
+      return null;
+    } finally {
+      button.disabled = false;
+    }
   }
 
   createForm.addEventListener("submit", async (event) => {
     event.preventDefault();
-    clearErrors(createForm);
-    const button = createForm.querySelector("button[type=submit]");
-    button.disabled = true;
+    const created = await submitWith(createForm, (spec) => api("/v1/interfaces", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(spec),
+    }));
+    if (!created) return;
+    createForm.reset();
+    notify(`created ${created.name}`);
+    poll();
+  });
+
+  // -- editing a live interface ----------------------------------------------------------------
+
+  const editDialog = document.getElementById("edit-dialog");
+  const editForm = document.getElementById("edit-form");
+
+  tbody.addEventListener("click", async (event) => {
+    const button = event.target.closest("button[data-action=edit]");
+    if (!button) return;
+    const name = button.closest("tr").dataset.name;
     try {
-      const spec = specFrom(createForm);
-      const response = await api("/v1/interfaces", {
-        method: "POST",
-        headers: { "Content-Type": "application/json" },
-        body: JSON.stringify(spec),
-      });
-      if (response.ok) {
-        createForm.reset();
-        notify(`created ${spec.name}`);
-        poll();
-        return;
-      }
-      const detail = await detailOf(response);
-      if (Array.isArray(detail)) for (const item of detail) placeError(createForm, item);
-      else placeError(createForm, { loc: [], msg: detail });
+      const response = await api(interfacePath(name));
+      if (!response.ok) throw new Error(await detailOf(response));
+      const status = await response.json();
+      clearErrors(editForm);
+      editForm.dataset.name = name;
+      document.getElementById("edit-name").textContent = name;
+      editForm.elements.rx_mode.value = status.rx_mode;
+      editForm.elements.action.value = status.action;
+      editForm.elements.xconnect_to.value = status.xconnect_to || "";
+      editForm.elements.admin_up.checked = status.admin_up;
+      editDialog.showModal();
     } catch (error) {
-      if (!(error instanceof AuthRequired)) placeError(createForm, { loc: [], msg: error.message });
-    } finally {
-      button.disabled = false;
+      if (!(error instanceof AuthRequired)) notify(`cannot edit ${name}: ${error.message}`, true);
     }
+  });
+
+  document.getElementById("edit-cancel").addEventListener("click", () => editDialog.close());
+
+  editForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const name = editForm.dataset.name;
+    const updated = await submitWith(editForm, (patch) => api(interfacePath(name), {
+      method: "PATCH",
+      headers: { "Content-Type": "application/json" },
+      // an empty cross-connect clears it (null); the other fields are always sent
+      body: JSON.stringify({ ...patch, xconnect_to: patch.xconnect_to ?? null }),
+    }));
+    if (!updated) return;
+    editDialog.close();
+    notify(`updated ${name}`);
+    poll();
   });
 
   document.addEventListener("visibilitychange", () => {

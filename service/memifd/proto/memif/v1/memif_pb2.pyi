@@ -267,6 +267,54 @@ class GetStatsRequest(_message.Message):
     name: str
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
+class GetLinkDetailsRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class LinkRegion(_message.Message):
+    __slots__ = ("index", "size", "sealed")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    SEALED_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    size: int
+    sealed: bool
+    def __init__(self, index: _Optional[int] = ..., size: _Optional[int] = ..., sealed: _Optional[bool] = ...) -> None: ...
+
+class LinkRing(_message.Message):
+    __slots__ = ("direction", "queue", "size", "head", "tail", "region", "offset")
+    DIRECTION_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    HEAD_FIELD_NUMBER: _ClassVar[int]
+    TAIL_FIELD_NUMBER: _ClassVar[int]
+    REGION_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    direction: Direction
+    queue: int
+    size: int
+    head: int
+    tail: int
+    region: int
+    offset: int
+    def __init__(self, direction: _Optional[_Union[Direction, str]] = ..., queue: _Optional[int] = ..., size: _Optional[int] = ..., head: _Optional[int] = ..., tail: _Optional[int] = ..., region: _Optional[int] = ..., offset: _Optional[int] = ...) -> None: ...
+
+class LinkDetails(_message.Message):
+    __slots__ = ("name", "state", "memory", "regions", "rings")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_FIELD_NUMBER: _ClassVar[int]
+    REGIONS_FIELD_NUMBER: _ClassVar[int]
+    RINGS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    state: LinkState
+    memory: MemoryConfig
+    regions: _containers.RepeatedCompositeFieldContainer[LinkRegion]
+    rings: _containers.RepeatedCompositeFieldContainer[LinkRing]
+    def __init__(self, name: _Optional[str] = ..., state: _Optional[_Union[LinkState, str]] = ..., memory: _Optional[_Union[MemoryConfig, _Mapping]] = ..., regions: _Optional[_Iterable[_Union[LinkRegion, _Mapping]]] = ..., rings: _Optional[_Iterable[_Union[LinkRing, _Mapping]]] = ...) -> None: ...
+
 class WatchEventsRequest(_message.Message):
     __slots__ = ("interface", "include_current")
     INTERFACE_FIELD_NUMBER: _ClassVar[int]

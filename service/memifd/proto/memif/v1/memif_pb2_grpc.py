@@ -65,6 +65,11 @@ class MemifStub:
                 request_serializer=memif_dot_v1_dot_memif__pb2.GetStatsRequest.SerializeToString,
                 response_deserializer=memif_dot_v1_dot_memif__pb2.InterfaceStats.FromString,
                 _registered_method=True)
+        self.GetLinkDetails = channel.unary_unary(
+                '/memif.v1.Memif/GetLinkDetails',
+                request_serializer=memif_dot_v1_dot_memif__pb2.GetLinkDetailsRequest.SerializeToString,
+                response_deserializer=memif_dot_v1_dot_memif__pb2.LinkDetails.FromString,
+                _registered_method=True)
         self.WatchEvents = channel.unary_stream(
                 '/memif.v1.Memif/WatchEvents',
                 request_serializer=memif_dot_v1_dot_memif__pb2.WatchEventsRequest.SerializeToString,
@@ -102,7 +107,7 @@ class MemifServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListInterfaces(self, request, context):
-        """Every interface, sorted by name.
+        """Every interface, in creation order (as GET /v1/interfaces lists them).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -132,6 +137,15 @@ class MemifServicer:
 
     def GetStats(self, request, context):
         """Counters of an interface, in total and per queue.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetLinkDetails(self, request, context):
+        """The shared memory of an interface's link: the geometry negotiated, the
+        regions, and the rings with their head and tail right now (no memory,
+        regions or rings while the interface is not connected).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -204,6 +218,11 @@ def add_MemifServicer_to_server(servicer, server):
                     servicer.GetStats,
                     request_deserializer=memif_dot_v1_dot_memif__pb2.GetStatsRequest.FromString,
                     response_serializer=memif_dot_v1_dot_memif__pb2.InterfaceStats.SerializeToString,
+            ),
+            'GetLinkDetails': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetLinkDetails,
+                    request_deserializer=memif_dot_v1_dot_memif__pb2.GetLinkDetailsRequest.FromString,
+                    response_serializer=memif_dot_v1_dot_memif__pb2.LinkDetails.SerializeToString,
             ),
             'WatchEvents': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchEvents,
@@ -389,6 +408,33 @@ class Memif:
             '/memif.v1.Memif/GetStats',
             memif_dot_v1_dot_memif__pb2.GetStatsRequest.SerializeToString,
             memif_dot_v1_dot_memif__pb2.InterfaceStats.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetLinkDetails(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/memif.v1.Memif/GetLinkDetails',
+            memif_dot_v1_dot_memif__pb2.GetLinkDetailsRequest.SerializeToString,
+            memif_dot_v1_dot_memif__pb2.LinkDetails.FromString,
             options,
             channel_credentials,
             insecure,
