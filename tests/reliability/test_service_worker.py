@@ -2,7 +2,8 @@
 
 Each test runs ``memifd serve`` (real uvicorn, real grpcio) with an echo
 interface and a Python memif client that sends a packet every millisecond
-through it and notes the longest gap between echoes. The attacks: a listener
+through it (by way of dpdk-testpmd where big interfaces come and go) and notes
+the longest gap between echoes. The attacks: a listener
 whose backlog is full (a blocking ``connect()`` to it would never return),
 interfaces of 255 queue pairs × 2^14 descriptors created, connected and
 deleted, hostile peers at SIGTERM, and the worker thread itself frozen with
@@ -16,7 +17,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from tests.memif import hostile_peer as hp
 from tests.memifd.rest_support import Daemon, frame, wait_for
 from tests.reliability.freeze import WALL, FrozenThread, thread_id
 from tests.reliability.service_support import start_daemon, write_config
+from tests.testpmd import TestPmd
 
 BIG = {"num_queue_pairs": 255, "log2_ring_size": 14, "packet_buffer_size": 512}
 NO_STALL = 0.5  # seconds: the "does not stop for seconds" bound of the echo probe
@@ -327,11 +329,18 @@ def test_a_server_that_hangs_up_on_a_big_client_stalls_nothing(
 
 
 def test_big_interfaces_come_and_go_without_stopping_an_echo_interface(
-    sock_dir: Path, tmp_path: Path
+    sock_dir: Path, tmp_path: Path, testpmd: Callable[..., TestPmd]
 ) -> None:
+    """The probe's packets reach memifd's echo interface through dpdk-testpmd (``io``)."""
     daemon = echo_daemon(sock_dir, tmp_path)
+    probe_sock = sock_dir / "probe.sock"
     try:
-        with daemon.client() as api, EchoProbe(str(sock_dir / "echo.sock")) as probe:
+        testpmd(
+            socket=str(sock_dir / "echo.sock"), role="client", forward_mode="io",
+            extra_ports=(f"net_memif1,role=server,socket={probe_sock},id=0,socket-abstract=no",),
+        )
+        assert wait_for(probe_sock.exists, 15)
+        with daemon.client() as api, EchoProbe(str(probe_sock)) as probe:
             for _ in range(2):
                 for role in ("server", "client"):
                     spec = {
