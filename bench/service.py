@@ -58,7 +58,9 @@ class Memifd:
         core = self.core
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "memifd", "serve", "--config", str(self.config)],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(self.workdir / "memifd.log", "wb"),
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.workdir / "memifd.log", "wb"),
             preexec_fn=lambda: os.sched_setaffinity(0, {core}),
         )
         deadline = time.monotonic() + 30
@@ -75,10 +77,13 @@ class Memifd:
         return (self.workdir / "memifd.log").read_text(errors="replace")
 
     def cpu_seconds(self) -> float:
-        """User + system CPU time the process has used."""
+        """CPU time the process's threads have used (scheduler nanoseconds, not clock ticks)."""
         assert self.proc is not None
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        total = 0
+        for task in Path(f"/proc/{self.proc.pid}/task").iterdir():
+            with contextlib.suppress(FileNotFoundError, ProcessLookupError):  # thread ended
+                total += int((task / "schedstat").read_text().split()[0])
+        return total / 1e9
 
     def get(self, path: str) -> bytes:
         with urllib.request.urlopen(f"http://{self.http}{path}", timeout=10) as r:
@@ -100,8 +105,10 @@ def _stubs() -> tuple[object, object]:
     return memif_pb2, memif_pb2_grpc
 
 
-_GRPC_OPTIONS = [("grpc.max_receive_message_length", 64 << 20),
-                 ("grpc.max_send_message_length", 64 << 20)]
+_GRPC_OPTIONS = [
+    ("grpc.max_receive_message_length", 64 << 20),
+    ("grpc.max_send_message_length", 64 << 20),
+]
 
 
 def grpc_capture(addr: str, interface: str, seconds: float) -> tuple[float, int, int]:
@@ -112,7 +119,8 @@ def grpc_capture(addr: str, interface: str, seconds: float) -> tuple[float, int,
     with grpc.insecure_channel(addr, options=_GRPC_OPTIONS) as channel:
         stub = pb_grpc.MemifStub(channel)  # type: ignore[attr-defined]
         request = pb.CaptureRequest(  # type: ignore[attr-defined]
-            interface=interface, duration=seconds + 30, max_batch=256)
+            interface=interface, duration=seconds + 30, max_batch=256
+        )
         stream = stub.Capture(request)
         packets = 0
         dropped = 0
@@ -143,7 +151,8 @@ def grpc_inject(addr: str, interface: str, seconds: float, size: int = 64) -> tu
         first = True
         while time.perf_counter() < deadline:
             yield pb.InjectRequest(  # type: ignore[attr-defined]
-                interface=interface if first else "", packets=batch)
+                interface=interface if first else "", packets=batch
+            )
             first = False
 
     with grpc.insecure_channel(addr, options=_GRPC_OPTIONS) as channel:
@@ -159,9 +168,20 @@ def wrk(url: str, seconds: float, connections: int = 32) -> tuple[float, float]:
     if shutil.which("wrk") is None:
         raise RuntimeError("wrk not installed (Debian package wrk)")
     out = subprocess.run(
-        ["taskset", "-c", "0", "wrk", "-t2", f"-c{connections}", f"-d{max(1, int(seconds))}s",
-         "--latency", url],
-        capture_output=True, text=True, check=True,
+        [
+            "taskset",
+            "-c",
+            "0",
+            "wrk",
+            "-t2",
+            f"-c{connections}",
+            f"-d{max(1, int(seconds))}s",
+            "--latency",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     rps = float(re.search(r"Requests/sec:\s*([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
@@ -193,11 +213,24 @@ def bare_fastapi(payload: bytes, core: int) -> Iterator[str]:
     (tmp / "bare_app.py").write_text(BARE_APP)
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "bare_app:app", "--app-dir", str(tmp),
-         "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
-         "--log-level", "warning"],
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bare_app:app",
+            "--app-dir",
+            str(tmp),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
         env={**os.environ, "BARE_PAYLOAD": str(tmp / "payload.json")},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
         preexec_fn=lambda: os.sched_setaffinity(0, {core}),
     )
     url = f"http://127.0.0.1:{port}/v1/interfaces"
@@ -237,5 +270,10 @@ time.sleep({seconds})
 for s in socks.values():
     s.close()
 """
-    return subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE,
-                            text=True, preexec_fn=lambda: os.sched_setaffinity(0, {0}))
+    return subprocess.Popen(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: os.sched_setaffinity(0, {0}),
+    )

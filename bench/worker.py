@@ -1,7 +1,10 @@
 """The Python side of each benchmark case, run in its own pinned process.
 
 ``python -m bench.worker CASE --socket PATH ...`` prints one JSON object with
-its measurements on stdout when done.
+its measurements on stdout when done. With ``--serve`` (rx and tx) it connects,
+prints ``{"ready": true}`` and then measures one window per ``run SECONDS``
+line on stdin, idle in between; ``drain`` receives what is left and prints the
+totals, ``quit`` ends it.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import argparse
 import contextlib
 import json
 import os
+import resource
 import signal
 import statistics
 import struct
@@ -19,11 +23,13 @@ from collections.abc import Callable
 
 import memif
 
-PAYLOAD_HEADER = bytes.fromhex("02fe00000001" "02fe00000002" "0800")
+PAYLOAD_HEADER = bytes.fromhex("02fe0000000102fe000000020800")
 
 
-def _frame(size: int) -> bytes:
-    return PAYLOAD_HEADER + bytes(size - len(PAYLOAD_HEADER))
+def _frame(size: int, number: int = 0) -> bytes:
+    """An Ethernet frame of ``size`` bytes whose payload starts with ``number``."""
+    body = number.to_bytes(4, "little") + bytes(size - len(PAYLOAD_HEADER) - 4)
+    return PAYLOAD_HEADER + body
 
 
 def _pin(core: int | None) -> None:
@@ -46,20 +52,56 @@ def _connect(args: argparse.Namespace) -> tuple[memif.Socket, memif.Interface]:
     return sock, iface
 
 
-def _run_for(seconds: float, step: Callable[[], int]) -> tuple[int, float]:
-    """Call ``step`` in rounds of 64 for ``seconds``; returns its summed results and the time.
+def _minor_faults() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
-    The clock is read once a round, so its cost stays out of the figures.
+
+SLICE = 0.1  # seconds per rate sample inside a window
+
+
+def _run_for(
+    seconds: float, step: Callable[[], int], slices: list[float] | None = None
+) -> tuple[int, float, int]:
+    """Call ``step`` in rounds of 64 for ``seconds``.
+
+    Returns its summed results, the time and the minor page faults the process
+    took meanwhile; the rate of every :data:`SLICE` goes into ``slices``. The
+    clock is read once a round, so its cost stays out of the figures.
     """
     count = 0
+    faults = _minor_faults()
     start = time.perf_counter()
     end = start + seconds
-    now = start
+    now = mark = start
+    marked = 0
     while now < end:
         for _ in range(64):
             count += step()
         now = time.perf_counter()
-    return count, now - start
+        if slices is not None and now - mark >= SLICE:
+            slices.append((count - marked) / (now - mark))
+            mark, marked = now, count
+    return count, now - start, _minor_faults() - faults
+
+
+def _serve(step: Callable[[], int], drain: Callable[[], dict[str, int]]) -> None:
+    """Measure one window per ``run SECONDS`` command until ``quit``."""
+    _reply({"ready": True})
+    for line in sys.stdin:
+        command, _, value = line.strip().partition(" ")
+        if command == "run":
+            slices: list[float] = []
+            count, elapsed, faults = _run_for(float(value), step, slices)
+            _reply({"packets": count, "seconds": elapsed, "faults": faults, "slices": slices})
+        elif command == "drain":
+            _reply(drain())
+        elif command == "quit":
+            return
+
+
+def _reply(message: dict[str, object]) -> None:
+    json.dump(message, sys.stdout)
+    print(flush=True)
 
 
 def case_rx(args: argparse.Namespace) -> dict[str, float]:
@@ -67,22 +109,46 @@ def case_rx(args: argparse.Namespace) -> dict[str, float]:
     sock, iface = _connect(args)
     rxq = iface.rx_queue(0)
     burst = args.burst
-    batch = args.api == "batch"
-    recv = rxq.recv_batch if batch else rxq.recv_burst
+    recv = rxq.recv_burst if args.api == "list" else getattr(rxq, f"recv_{args.api}")
+
+    def receive() -> int:
+        return len(recv(burst))
+
+    if args.serve:
+
+        def drain() -> dict[str, int]:
+            quiet = time.monotonic() + 0.3
+            while time.monotonic() < quiet:
+                if receive():
+                    quiet = time.monotonic() + 0.3
+            stats = iface.stats()["rx"]
+            return {
+                "total": stats["packets"],
+                "drops": stats["drops"],
+                "bad_descriptors": stats["bad_descriptors"],
+            }
+
+        _serve(receive, drain)
+        sock.close()
+        return {}
     while not rxq.pending():
         time.sleep(0.001)
-    count, elapsed = _run_for(args.seconds, lambda: len(recv(burst)))
+    count, elapsed, faults = _run_for(args.seconds, receive)
     nbytes = iface.stats()["rx"]["bytes"]
     sock.close()
-    return {"pps": count / elapsed, "bytes": nbytes, "seconds": elapsed}
+    return {
+        "pps": count / elapsed,
+        "bytes": nbytes,
+        "seconds": elapsed,
+        "faults_per_packet": faults / max(count, 1),
+    }
 
 
 def case_tx(args: argparse.Namespace) -> dict[str, float]:
     """Send bursts for ``seconds``; the accepted packet rate."""
     sock, iface = _connect(args)
     txq = iface.tx_queue(0)
-    frame = _frame(args.size)
-    packets = [frame] * args.burst
+    packets = [_frame(args.size, n) for n in range(args.burst)]
     if args.api == "batch":
         from memif.batch import Batch
 
@@ -90,10 +156,14 @@ def case_tx(args: argparse.Namespace) -> dict[str, float]:
         send = lambda: txq.send_batch(batch)  # noqa: E731
     else:
         send = lambda: txq.send_burst(packets)  # noqa: E731
+    if args.serve:
+        _serve(send, lambda: {"total": iface.stats()["tx"]["packets"]})
+        sock.close()
+        return {}
     time.sleep(0.5)  # let the peer settle after CONNECTED
-    count, elapsed = _run_for(args.seconds, send)
+    count, elapsed, faults = _run_for(args.seconds, send)
     sock.close()
-    return {"pps": count / elapsed, "seconds": elapsed}
+    return {"pps": count / elapsed, "seconds": elapsed, "faults_per_packet": faults / max(count, 1)}
 
 
 def case_echo(args: argparse.Namespace) -> dict[str, float]:
@@ -106,7 +176,7 @@ def case_echo(args: argparse.Namespace) -> dict[str, float]:
         packets = rxq.recv_burst(burst)
         return txq.send_burst(packets) if packets else 0
 
-    count, elapsed = _run_for(args.seconds, echo)
+    count, elapsed, _ = _run_for(args.seconds, echo)
     stats = iface.stats()
     sock.close()
     return {
@@ -179,7 +249,8 @@ class _Window:
         return {
             "sent": self.sent,
             "received": self.received,
-            "lost": 0 if self.first_seq is None
+            "lost": 0
+            if self.first_seq is None
             else self.last_seq - self.first_seq + 1 - self.received,
             "max_gap_ms": self.max_gap / 1e6,
             "max_send_gap_ms": self.max_send_gap / 1e6,
@@ -263,12 +334,13 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--burst", type=int, default=256)
-    parser.add_argument("--api", choices=["list", "batch"], default="list")
+    parser.add_argument("--api", choices=["list", "batch", "views"], default="list")
     parser.add_argument("--rx-mode", default="polling")
     parser.add_argument("--log2-ring", type=int, default=10)
     parser.add_argument("--buffer-size", type=int, default=2048)
     parser.add_argument("--core", type=int)
     parser.add_argument("--connect-timeout", type=float, default=20.0)
+    parser.add_argument("--serve", action="store_true", help="measure windows on command")
     parser.add_argument("--interval-us", type=int, default=500)
     args = parser.parse_args()
     _pin(args.core)
@@ -279,8 +351,8 @@ def main() -> int:
         "pingpong": case_pingpong,
         "probe": case_probe,
     }[args.case](args)
-    json.dump(result, sys.stdout)
-    print()
+    if result:
+        _reply(result)
     return 0
 
 

@@ -30,4 +30,13 @@ def test_quick_benchmark_prints_every_figure(tmp_path: Path) -> None:
     assert not missing, f"figures missing: {sorted(missing)}"
     measured = {k: v for k, v in figures.items() if k.endswith("_pps")}
     assert all(v > 0 for v in measured.values()), measured  # every case moved packets
+    for name in ("py_rx_64", "py_tx_64", "py_rx_1500", "py_tx_1500", "batch_rx_64", "batch_tx_64"):
+        # interleaved: three rounds, each an anchor window and a case window
+        rounds = figures[f"{name}_pps_rounds"]
+        anchors = figures[f"{name}_anchor_pps_rounds"]
+        ratios = figures[f"{name}_ratio_rounds"]
+        assert len(rounds) == len(anchors) == len(ratios) == 3, name
+        assert all(r > 0 for r in rounds + anchors), name
+        assert figures[f"{name}_lost"] == 0, f"{name}: packets lost after the ring took them"
+        assert figures[f"{name}_faults_per_packet"] < 0.05, f"{name}: page faults per packet"
     assert plot.stat().st_size > 10_000

@@ -55,6 +55,13 @@ RUN_BY: dict[str, list[str]] = {
     ],
     "socket_dir: /run/memif": ["tests/test_readme.py::test_config_file_example_loads"],
     **{
+        first: ["tests/memifd/test_ctl.py::test_readme_table_and_watch_output_is_memifctls"]
+        for first in (
+            "NAME    ROLE    ID  STATE      ADMIN  MODE      QUEUES  RX  TX  REASON",
+            "NAME    ROLE    ID  STATE         ADMIN  MODE      QUEUES  RX  TX  REASON",
+        )
+    },
+    **{
         first: ["tests/memifd/test_rest_readme.py::test_readme_examples"]
         for first in (
             "curl -s -X POST http://127.0.0.1:8080/v1/interfaces \\",
@@ -282,7 +289,7 @@ def test_reach_the_api_from_your_machine(sock_dir: Path, tmp_path: Path) -> None
                 env={**os.environ, "MEMIFD_TOKEN": "from-your-machine"},
             )
             assert done.returncode == 0, done.stderr
-            empty = ("[]", "NAME  ROLE  ID  SOCKET  STATE  PEER  ACTION  RX  TX")
+            empty = ("[]", "NAME  ROLE  ID  STATE  ADMIN  MODE  QUEUES  RX  TX  REASON")
             assert done.stdout.strip() in empty
     finally:
         daemon.kill()

@@ -17,8 +17,9 @@ import contextlib
 import os
 import select
 import threading
+from collections import deque
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from .config import RxMode
 from .errors import LocalProtocolError
@@ -39,6 +40,7 @@ MAX_BURST = 1 << 14
 
 FaultHandler = Callable[[str], None]
 RxRing = ServerRxRing | ClientRxRing
+_P = TypeVar("_P", bytes, memoryview)
 
 
 def _check_burst(count: int) -> None:
@@ -72,6 +74,8 @@ class RxQueue(_Queue):
         self._mode = RxMode(mode)
         self._epoll = select.epoll()
         self._registered: list[int] = []
+        self._views: list[memoryview] = []  # handed out by recv_views, valid until the next call
+        self._views_ring: ServerRxRing | ClientRxRing | None = None
 
     @property
     def connected(self) -> bool:
@@ -108,6 +112,8 @@ class RxQueue(_Queue):
         """Return up to ``max_packets`` received packets (possibly none); never blocks."""
         _check_burst(max_packets)
         with self._lock:
+            if self._views_ring is not None:
+                self._end_views()
             ring = self._ring
             if ring is None:
                 return []
@@ -116,15 +122,70 @@ class RxQueue(_Queue):
             packets = ring.recv_burst(max_packets, self.stats)
             if packets:
                 return packets
-            if ring.fault is not None:
-                self._detach_broken(ring)
+            return self._nothing_read(ring, ring.recv_burst, max_packets)
+
+    def recv_views(self, max_packets: int = DEFAULT_BURST) -> list[memoryview]:
+        """Zero-copy receive: up to ``max_packets`` read-only views into the shared buffers.
+
+        The views are valid until the next receive call on this queue (or a
+        disconnect): then their slots go back to the peer and the views are
+        released, so touching one raises ``ValueError``. Slices or other
+        objects made from a view outlive that but may then show the peer's
+        next packets. The bounds of every view were validated once and stay
+        fixed, but the bytes are the peer's shared memory: a misbehaving peer
+        can change them while you read, so copy (``bytes(view)``) whatever
+        you check before you act on it. Chained packets arrive as views of a
+        private copy, and so does everything a server queue reads while it
+        takes a client's extra rings in turn (see :attr:`rings`).
+        """
+        _check_burst(max_packets)
+        with self._lock:
+            if self._views_ring is not None:
+                self._end_views()
+            ring = self._ring
+            if ring is None:
                 return []
-            if self._mode is RxMode.INTERRUPT:
-                # Drain the eventfd first, then look again: a kick that lands after
-                # the drain leaves the fd readable, so no wake-up is ever lost.
-                _drain(ring.eventfd)
-                return ring.recv_burst(max_packets, self.stats)
+            if self._folded:  # several rings read in turn: views of private copies
+                return [memoryview(p) for p in self._recv_folded(max_packets)]
+            views = ring.recv_views(max_packets, self.stats)
+            if not views:
+                views = self._nothing_read(ring, ring.recv_views, max_packets)
+            if views:
+                self._views = views
+                self._views_ring = ring
+            elif ring.held and ring is self._ring:  # only bad descriptors: hand them back now
+                ring.hand_back()
+            return views
+
+    def _nothing_read(
+        self,
+        ring: ServerRxRing | ClientRxRing,
+        read: Callable[[int, QueueStats], list[_P]],
+        max_packets: int,
+    ) -> list[_P]:
+        """After an empty read: report a broken ring, or re-arm interrupts and look again."""
+        if ring.fault is not None:
+            self._detach_broken(ring)
             return []
+        if self._mode is RxMode.INTERRUPT:
+            # Drain the eventfd first, then look again: a kick that lands after
+            # the drain leaves the fd readable, so no wake-up is ever lost.
+            _drain(ring.eventfd)
+            return read(max_packets, self.stats)
+        return []
+
+    def _end_views(self) -> None:
+        """Release the views of the last :meth:`recv_views` and hand their slots back."""
+        try:
+            deque(map(memoryview.release, self._views), 0)
+        except BufferError:  # one was exported further: release the others one by one
+            for view in self._views:
+                with contextlib.suppress(BufferError):  # that one stays readable
+                    view.release()
+        self._views = []
+        ring, self._views_ring = self._views_ring, None
+        if ring is not None and ring is self._ring:
+            ring.hand_back()
 
     def _recv_folded(self, max_packets: int) -> list[bytes]:
         """:meth:`recv_burst` over several rings, starting with a different one each time."""
@@ -205,11 +266,12 @@ class RxQueue(_Queue):
             self._detach_locked()
 
     def _detach_locked(self) -> None:
+        self._ring = None  # views are released, their slots die with the ring
+        self._end_views()
         for fd in self._registered:
             with contextlib.suppress(OSError):
                 self._epoll.unregister(fd)
         self._registered = []
-        self._ring = None
         self._folded = ()
 
     def _detach_broken(self, ring: RxRing) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import array
 import collections
 import contextlib
+import errno
 import logging
 import os
 import select
@@ -38,6 +39,7 @@ from .errors import (
     FailureKind,
     LocalProtocolError,
     MemifError,
+    PathInUse,
     PeerDisconnected,
     RemoteProtocolError,
 )
@@ -509,7 +511,8 @@ class Socket:
         except OSError as exc:
             sock.close()
             self._remove_file()
-            raise LocalProtocolError(f"cannot listen on {self.path}: {exc.strerror}") from None
+            error = PathInUse if exc.errno == errno.EADDRINUSE else LocalProtocolError
+            raise error(f"cannot listen on {self.path}: {exc.strerror}") from None
         except BaseException:  # e.g. the path is in use: do not leave the socket open
             sock.close()
             self._remove_file()

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import queue
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -23,11 +25,12 @@ import yaml
 from google.protobuf.message import Message
 from memif.config import Mode, RxMode
 from pydantic import ValidationError
+from typer.core import TyperGroup
 
 from . import __version__, convert, pcap
 from . import ctl_output as show
 from .ctl_output import Output
-from .models import Action, Direction, InterfaceSpec
+from .models import Action, Direction, InterfaceSpec, InterfaceStatus
 from .proto.memif.v1 import memif_pb2 as pb
 from .proto.memif.v1 import memif_pb2_grpc as pb_grpc
 
@@ -35,11 +38,36 @@ DEFAULT_PORT = 50051
 DEFAULT_ADDR = f"127.0.0.1:{DEFAULT_PORT}"
 PROGRESS_INTERVAL = 0.1  # seconds between live counter updates
 
+COMPLETION_TIMEOUT = 1.0  # seconds shell completion waits for memifd's interface names
+
+
+class _Group(TyperGroup):
+    """memifctl's commands, their flags shown without a value placeholder in help."""
+
+    def get_params(self, ctx: Any) -> Any:
+        return _plain_flags(super().get_params(ctx))
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            _plain_flags(command.get_params(ctx))
+        return command
+
+
+def _plain_flags(params: list[Any]) -> list[Any]:
+    """Show on/off flags (``--dry-run``, ``--help``) without the ``<bool>`` typer gives them."""
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
 app = typer.Typer(
     name="memifctl",
+    cls=_Group,
     help="Manage memifd's memif interfaces and capture their packets over gRPC.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
 )
 
@@ -170,25 +198,30 @@ def _options(
     addr: Annotated[
         str,
         typer.Option(
-            "--addr", envvar="MEMIFD_GRPC_ADDR",
+            "--addr", envvar="MEMIFD_GRPC_ADDR", metavar="ADDR",
             help=f"memifd gRPC address: host[:port] (port {DEFAULT_PORT} if left out), "
             "also as http:// or https:// (TLS) URL.",
         ),
     ] = DEFAULT_ADDR,
     token: Annotated[
         str | None,
-        typer.Option("--token", envvar="MEMIFD_TOKEN", help="API token.", show_default=False),
+        typer.Option("--token", envvar="MEMIFD_TOKEN", metavar="TOKEN", help="API token.",
+                     show_default=False),
     ] = None,
     tls_ca: Annotated[
         Path | None,
-        typer.Option("--tls-ca", envvar="MEMIFD_TLS_CA", help="CA certificate (PEM): use TLS."),
+        typer.Option("--tls-ca", envvar="MEMIFD_TLS_CA", metavar="FILE",
+                     help="CA certificate (PEM): use TLS.", show_default=False),
     ] = None,
     tls_server_name: Annotated[
         str | None,
-        typer.Option("--tls-server-name", help="Name to expect in the server certificate."),
+        typer.Option("--tls-server-name", metavar="HOST", show_default=False,
+                     help="Name to expect in the server certificate."),
     ] = None,
     timeout: Annotated[
-        float, typer.Option("--timeout", min=0.1, help="Seconds to wait for an answer.")
+        float,
+        typer.Option("--timeout", min=0.1, metavar="SECONDS",
+                     help="Seconds to wait for an answer."),
     ] = 10.0,
     version: Annotated[
         bool,
@@ -213,11 +246,48 @@ def _enum_name(enum_type: Any, number: int, prefix: str) -> str:
 # -- commands -------------------------------------------------------------------------------
 
 
+def _complete_names(ctx: typer.Context, incomplete: str) -> list[str]:
+    """memifd's interface names for shell completion; none when memifd does not answer
+    within :data:`COMPLETION_TIMEOUT`."""
+    given = ctx.find_root().params
+    tls_ca = given.get("tls_ca")
+    try:
+        target, tls = parse_addr(given.get("addr") or DEFAULT_ADDR)
+        if tls_ca is not None and not Path(tls_ca).is_file():
+            return []
+        client = Client(target, given.get("token") or None, tls_ca,
+                        given.get("tls_server_name"), COMPLETION_TIMEOUT, tls)
+        try:
+            reply = client.call("ListInterfaces", pb.ListInterfacesRequest())
+        finally:
+            client.close()
+    except (ValueError, OSError, grpc.RpcError):
+        return []
+    return [s.name for s in reply.interfaces if s.name.startswith(incomplete)]
+
+
+NameArgument = Annotated[
+    str,
+    typer.Argument(metavar="NAME", help="Interface name.", show_default=False,
+                   autocompletion=_complete_names),
+]
+XconnectOption = Annotated[
+    str | None,
+    typer.Option(metavar="NAME", help="Target of action xconnect: an interface name.",
+                 show_default=False, autocompletion=_complete_names),
+]
 OutputOption = Annotated[
     Output | None,
-    typer.Option("--output", "-o", help="table, wide, json or yaml (the REST API's JSON)."),
+    typer.Option("--output", "-o", show_default=False,
+                 help="A table, a wide table, or the REST API's JSON or YAML."),
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Same as -o json.")]
+RxModeOption = Annotated[
+    RxMode | None, typer.Option(show_default=False, help="How received packets are noticed.")
+]
+ActionOption = Annotated[
+    Action | None, typer.Option(show_default=False, help="What to do with received packets.")
+]
 
 
 def _output(output: Output | None, as_json: bool, default: Output = Output.TABLE) -> Output:
@@ -226,10 +296,22 @@ def _output(output: Output | None, as_json: bool, default: Output = Output.TABLE
     return Output.JSON if as_json else output or default
 
 
+WatchFlag = Annotated[
+    bool,
+    typer.Option("--watch", "-w", help="Then print a row for each change, until Ctrl-C."),
+]
+
+
 @app.command("list")
-def list_(ctx: typer.Context, output: OutputOption = None, as_json: JsonFlag = False) -> None:
+def list_(
+    ctx: typer.Context, output: OutputOption = None, as_json: JsonFlag = False,
+    watch: WatchFlag = False,
+) -> None:
     """List interfaces, in creation order."""
     client = _client(ctx)
+    if watch:
+        _watch(client, _output(output, as_json), None)
+        return
     with _reporting():
         reply = client.call("ListInterfaces", pb.ListInterfacesRequest())
     statuses = [convert.status_from_proto(s) for s in reply.interfaces]
@@ -239,11 +321,20 @@ def list_(ctx: typer.Context, output: OutputOption = None, as_json: JsonFlag = F
 @app.command()
 def get(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Interface name.")],
+    name: NameArgument,
     output: OutputOption = None,
+    watch: Annotated[
+        bool,
+        typer.Option("--watch", "-w",
+                     help="Print a table row now and one for each change, until Ctrl-C or "
+                     "the interface is deleted."),
+    ] = False,
 ) -> None:
-    """Show one interface (JSON unless -o says otherwise)."""
+    """Show one interface (JSON unless -o or --watch says otherwise)."""
     client = _client(ctx)
+    if watch:
+        _watch(client, output or Output.TABLE, name)
+        return
     with _reporting():
         reply = client.call("GetInterface", pb.GetInterfaceRequest(name=name))
     status = convert.status_from_proto(reply)
@@ -254,9 +345,107 @@ def get(
         typer.echo(show.interfaces([status], chosen))
 
 
+# -- watching -------------------------------------------------------------------------------
+
+
+WATCH_REFRESH = 2.0  # seconds between re-reads while watching, for changes without a link event
+_STREAM_ENDED = object()
+
+
+def _watch(client: Client, output: Output, name: str | None) -> None:
+    """Print the interface table, then a row for each interface whose state or settings
+    change (a link event, or seen by a re-read every :data:`WATCH_REFRESH` seconds), and a
+    ``deleted`` row for each one deleted; until Ctrl-C or, for one interface, its deletion."""
+    if output not in (Output.TABLE, Output.WIDE):
+        fail(f"--watch prints a table (-o table or wide), not {output}; "
+             "'memifctl events' prints link events as JSON")
+
+    def read() -> list[InterfaceStatus]:
+        with _reporting():
+            if name is None:
+                reply = client.call("ListInterfaces", pb.ListInterfacesRequest())
+                return [convert.status_from_proto(s) for s in reply.interfaces]
+            try:
+                one = client.call("GetInterface", pb.GetInterfaceRequest(name=name))
+            except grpc.RpcError as exc:
+                if isinstance(exc, grpc.Call) and exc.code() is grpc.StatusCode.NOT_FOUND and shown:
+                    return []  # deleted since it was shown
+                raise
+            return [convert.status_from_proto(one)]
+
+    shown: dict[str, InterfaceStatus] = {}
+    stream = None
+    try:
+        statuses = read()
+        rows: list[Sequence[object]] = [
+            show.header(output), *(show.interface_row(s, output) for s in statuses)
+        ]
+        widths = show.widths(rows)
+        typer.echo(show.table(rows))
+        shown = {s.name: s for s in statuses}
+        stream = client.stub.WatchEvents(
+            pb.WatchEventsRequest(interface=name or ""), metadata=client.metadata
+        )
+        events: queue.Queue[object] = queue.Queue(maxsize=1024)
+        threading.Thread(target=_pump, args=(stream, events), daemon=True).start()
+        while True:
+            _next_change(events)
+            current = {s.name: s for s in read()}
+            for status in current.values():
+                if _changed(shown.get(status.name), status):
+                    typer.echo(show.aligned(show.interface_row(status, output), widths))
+            for gone in shown.keys() - current.keys():
+                cells = show.interface_row(shown[gone], output)
+                cells[show.header(output).index("STATE")] = "deleted"
+                typer.echo(show.aligned(cells, widths))
+            shown = current
+            if name is not None and not shown:
+                return
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if stream is not None:
+            stream.cancel()
+
+
+def _pump(stream: Any, events: queue.Queue[object]) -> None:
+    """Move a WatchEvents stream's events into ``events`` (run in a thread)."""
+    try:
+        for event in stream:
+            events.put(event)
+    except grpc.RpcError as exc:
+        events.put(exc)
+    else:
+        events.put(_STREAM_ENDED)
+
+
+def _next_change(events: queue.Queue[object]) -> None:
+    """Wait for link events (taking all that came) or :data:`WATCH_REFRESH` seconds; fail
+    if the stream failed or ended."""
+    taken = []
+    with contextlib.suppress(queue.Empty):
+        taken.append(events.get(timeout=WATCH_REFRESH))
+        while True:
+            taken.append(events.get_nowait())
+    for item in taken:
+        if item is _STREAM_ENDED:
+            fail("memifd ended the event stream")
+        if isinstance(item, grpc.RpcError):
+            with _reporting():
+                raise item
+
+
+def _changed(before: InterfaceStatus | None, after: InterfaceStatus) -> bool:
+    """Whether an interface changed in more than its counters."""
+    if before is None:
+        return True
+    ignore = {"stats"}
+    return before.model_dump(exclude=ignore) != after.model_dump(exclude=ignore)
+
+
 @app.command()
 def describe(
-    ctx: typer.Context, name: Annotated[str, typer.Argument(help="Interface name.")]
+    ctx: typer.Context, name: NameArgument
 ) -> None:
     """Describe one interface for people: spec, link state and reason, peer, memory as
     configured and negotiated, regions, rings with head and tail, counters per queue."""
@@ -285,25 +474,50 @@ def _load_specs(path: Path) -> list[dict[str, Any]]:
 @app.command()
 def create(
     ctx: typer.Context,
-    name: Annotated[str | None, typer.Argument(help="Interface name.", show_default=False)] = None,
+    name: Annotated[
+        str | None, typer.Argument(metavar="NAME", help="Interface name.", show_default=False)
+    ] = None,
     file: Annotated[
         Path | None,
-        typer.Option("--file", "-f", help="YAML spec (one mapping or a list); flags override it."),
+        typer.Option("--file", "-f", metavar="FILE", show_default=False,
+                     help="YAML spec (one mapping or a list); flags override it."),
     ] = None,
-    socket: Annotated[str | None, typer.Option(help="Control socket (default memif.sock).")] = None,
-    id_: Annotated[int | None, typer.Option("--id", help="Interface id.")] = None,
+    socket: Annotated[
+        str | None,
+        typer.Option(metavar="PATH", show_default=False,
+                     help="Control socket, in the socket directory unless absolute; @name for "
+                     "an abstract one (default memif.sock)."),
+    ] = None,
+    id_: Annotated[
+        int | None, typer.Option("--id", metavar="ID", show_default=False,
+                                 help="Interface id (default 0).")
+    ] = None,
     role: Annotated[
         RoleName | None,
-        typer.Option(case_sensitive=False, help="server or client (master and slave too)."),
+        typer.Option(case_sensitive=False, show_default=False,
+                     help="server or client (master and slave too; default server)."),
     ] = None,
-    secret: Annotated[str | None, typer.Option(help="Shared secret.")] = None,
-    mode: Annotated[Mode | None, typer.Option(help="Interface mode.")] = None,
-    queues: Annotated[int | None, typer.Option(help="Queue pairs.")] = None,
-    log2_ring_size: Annotated[int | None, typer.Option(help="log2 of ring size.")] = None,
-    buffer_size: Annotated[int | None, typer.Option(help="Packet buffer size.")] = None,
-    rx_mode: Annotated[RxMode | None, typer.Option(help="interrupt or polling.")] = None,
-    action: Annotated[Action | None, typer.Option(help="What to do with received packets.")] = None,
-    xconnect_to: Annotated[str | None, typer.Option(help="Target of action xconnect.")] = None,
+    secret: Annotated[
+        str | None, typer.Option(metavar="SECRET", show_default=False, help="Shared secret.")
+    ] = None,
+    mode: Annotated[
+        Mode | None, typer.Option(show_default=False, help="Interface mode (default ethernet).")
+    ] = None,
+    queues: Annotated[
+        int | None, typer.Option(metavar="N", show_default=False,
+                                 help="Queue pairs (default 1).")
+    ] = None,
+    log2_ring_size: Annotated[
+        int | None, typer.Option(metavar="N", show_default=False,
+                                 help="Descriptors per ring as a power of 2 (default 10).")
+    ] = None,
+    buffer_size: Annotated[
+        int | None, typer.Option(metavar="BYTES", show_default=False,
+                                 help="Packet buffer size (default 2048).")
+    ] = None,
+    rx_mode: RxModeOption = None,
+    action: ActionOption = None,
+    xconnect_to: XconnectOption = None,
     admin_up: Annotated[
         bool | None, typer.Option("--admin-up/--admin-down", help="Start up or down.")
     ] = None,
@@ -312,13 +526,17 @@ def create(
     ] = None,
     allow_uid: Annotated[
         list[int] | None,
-        typer.Option("--allow-uid", help="Peer uid allowed (repeatable).", show_default=False),
+        typer.Option("--allow-uid", metavar="UID", show_default=False,
+                     help="A peer user id allowed to connect (repeatable)."),
     ] = None,
     allow_gid: Annotated[
         list[int] | None,
-        typer.Option("--allow-gid", help="Peer group allowed (repeatable).", show_default=False),
+        typer.Option("--allow-gid", metavar="GID", show_default=False,
+                     help="A peer group id allowed to connect (repeatable)."),
     ] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only validate.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only validate (memifd checks it); create nothing.")
+    ] = False,
 ) -> None:
     """Create interfaces from flags or a YAML spec."""
     client = _client(ctx)
@@ -425,10 +643,10 @@ def _create_one(client: Client, label: str, spec: InterfaceSpec, dry_run: bool) 
 @app.command()
 def update(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Interface name.")],
-    rx_mode: Annotated[RxMode | None, typer.Option(help="interrupt or polling.")] = None,
-    action: Annotated[Action | None, typer.Option(help="What to do with received packets.")] = None,
-    xconnect_to: Annotated[str | None, typer.Option(help="Target of action xconnect.")] = None,
+    name: NameArgument,
+    rx_mode: RxModeOption = None,
+    action: ActionOption = None,
+    xconnect_to: XconnectOption = None,
     admin_up: Annotated[
         bool | None, typer.Option("--admin-up/--admin-down", help="Bring up or down.")
     ] = None,
@@ -454,7 +672,7 @@ def update(
 
 @app.command()
 def delete(
-    ctx: typer.Context, name: Annotated[str, typer.Argument(help="Interface name.")]
+    ctx: typer.Context, name: NameArgument
 ) -> None:
     """Delete an interface."""
     client = _client(ctx)
@@ -466,7 +684,7 @@ def delete(
 @app.command()
 def stats(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Interface name.")],
+    name: NameArgument,
     output: OutputOption = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -480,9 +698,18 @@ def stats(
 @app.command()
 def events(
     ctx: typer.Context,
-    name: Annotated[str | None, typer.Argument(help="Only this interface.")] = None,
-    current: Annotated[bool, typer.Option("--current", help="Start with current states.")] = False,
-    count: Annotated[int | None, typer.Option(min=1, help="Stop after this many events.")] = None,
+    name: Annotated[
+        str | None,
+        typer.Argument(metavar="NAME", help="Only this interface's events.", show_default=False,
+                       autocompletion=_complete_names),
+    ] = None,
+    current: Annotated[
+        bool, typer.Option("--current", help="Start with one event per interface: its state now.")
+    ] = False,
+    count: Annotated[
+        int | None, typer.Option(min=1, metavar="N", show_default=False,
+                                 help="Stop after this many events.")
+    ] = None,
 ) -> None:
     """Print link events as they happen (one JSON object per line)."""
     client = _client(ctx)
@@ -544,13 +771,29 @@ class _Progress:
 @app.command()
 def capture(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Interface name.")],
-    write: Annotated[Path, typer.Option("--write", "-w", help="pcap file to write ('-': stdout).")],
-    count: Annotated[int | None, typer.Option(help="Stop after this many packets.")] = None,
-    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
-    snaplen: Annotated[int, typer.Option(help="Bytes kept of each packet.")] = 65535,
-    direction: Annotated[Direction, typer.Option(help="rx, tx or both.")] = Direction.BOTH,
-    queue: Annotated[int | None, typer.Option(help="Only this queue.")] = None,
+    name: NameArgument,
+    write: Annotated[
+        Path,
+        typer.Option("--write", "-w", metavar="FILE", help="pcap file to write ('-': stdout)."),
+    ],
+    count: Annotated[
+        int | None, typer.Option(metavar="N", show_default=False,
+                                 help="Stop after this many packets.")
+    ] = None,
+    duration: Annotated[
+        float | None, typer.Option(metavar="SECONDS", show_default=False,
+                                   help="Stop after this many seconds.")
+    ] = None,
+    snaplen: Annotated[
+        int, typer.Option(metavar="BYTES", help="Bytes kept of each packet.")
+    ] = 65535,
+    direction: Annotated[
+        Direction, typer.Option(help="Packets received (rx), sent (tx) or both.")
+    ] = Direction.BOTH,
+    queue: Annotated[
+        int | None, typer.Option(metavar="QUEUE", show_default=False,
+                                 help="Only this queue (a number from 0).")
+    ] = None,
 ) -> None:
     """Capture an interface's packets into a pcap file (Ctrl-C stops)."""
     client = _client(ctx)

@@ -42,13 +42,22 @@ def serialised(items: BaseModel | Sequence[BaseModel], output: Output) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False)
 
 
+def widths(rows: Sequence[Sequence[object]]) -> list[int]:
+    """The width of each column of ``rows``."""
+    return [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+
+
+def aligned(row: Sequence[object], column_widths: Sequence[int]) -> str:
+    """One row, its cells left-aligned in columns two spaces apart (a longer cell pushes the
+    rest of its row right)."""
+    cells = zip(row, column_widths, strict=True)
+    return "  ".join(str(cell).ljust(width) for cell, width in cells).rstrip()
+
+
 def table(rows: Sequence[Sequence[object]]) -> str:
     """Left-aligned columns two spaces apart, the first row being the header."""
-    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    )
+    column_widths = widths(rows)
+    return "\n".join(aligned(row, column_widths) for row in rows)
 
 
 def peer_text(peer: PeerInfo | None) -> str:
@@ -59,29 +68,35 @@ def peer_text(peer: PeerInfo | None) -> str:
     return f"{peer.app_name or '?'}/{peer.name or '?'}{pid}"
 
 
-_COLUMNS = ["NAME", "ROLE", "ID", "SOCKET", "STATE", "PEER", "ACTION", "RX", "TX"]
-_WIDE = ["MODE", "QUEUES", "RX_MODE", "XCONNECT_TO", "ADMIN", "SECRET", "REASON"]
+_COLUMNS = ["NAME", "ROLE", "ID", "STATE", "ADMIN", "MODE", "QUEUES", "RX", "TX"]
+_WIDE = ["SOCKET", "PEER", "RX_MODE", "ACTION", "XCONNECT_TO", "SECRET"]
+_LAST = ["REASON"]  # last: a reason has spaces
+
+
+def header(output: Output) -> list[str]:
+    """The column names of the interface table (``wide`` adds some)."""
+    return [*_COLUMNS, *(_WIDE if output is Output.WIDE else []), *_LAST]
+
+
+def interface_row(s: InterfaceStatus, output: Output) -> list[object]:
+    """One interface as a row of the table under :func:`header`."""
+    cells: list[object] = [
+        s.name, s.role.value, s.id, s.state.value, "up" if s.admin_up else "down",
+        s.mode.value, s.memory.num_queue_pairs, s.stats.rx.packets, s.stats.tx.packets,
+    ]
+    if output is Output.WIDE:
+        cells += [
+            s.socket_path, peer_text(s.peer), s.rx_mode.value, s.action.value,
+            s.xconnect_to or "-", "yes" if s.has_secret else "no",
+        ]
+    return [*cells, s.disconnect_reason or "-"]
 
 
 def interfaces(statuses: Sequence[InterfaceStatus], output: Output) -> str:
     """The interface list: a table (``wide`` adds columns), JSON or YAML."""
     if output in (Output.JSON, Output.YAML):
         return serialised(statuses, output)
-    wide = output is Output.WIDE
-    rows: list[list[object]] = [[*_COLUMNS, *(_WIDE if wide else [])]]
-    for s in statuses:
-        row: list[object] = [
-            s.name, s.role.value, s.id, s.socket_path, s.state.value, peer_text(s.peer),
-            s.action.value, s.stats.rx.packets, s.stats.tx.packets,
-        ]
-        if wide:
-            row += [
-                s.mode.value, s.memory.num_queue_pairs, s.rx_mode.value, s.xconnect_to or "-",
-                "up" if s.admin_up else "down", "yes" if s.has_secret else "no",
-                s.disconnect_reason or "-",
-            ]
-        rows.append(row)
-    return table(rows)
+    return table([header(output), *(interface_row(s, output) for s in statuses)])
 
 
 def stats(counters: InterfaceStats, output: Output) -> str:

@@ -7,7 +7,7 @@ config file and the Helm chart's ``values.schema.json``.
 from __future__ import annotations
 
 import enum
-from typing import Annotated, NamedTuple
+from typing import Annotated, Literal, NamedTuple
 
 from memif.config import Arguments, MemoryConfig, Mode, Role, RxMode, UnixId, printable
 from memif.constants import MAX_QUEUE_PAIRS, NAME_SIZE, SECRET_SIZE
@@ -215,6 +215,14 @@ class InterfaceStatus(BaseModel):
     peer: PeerInfo | None = None
     disconnect_reason: str = ""
     stats: InterfaceStats = Field(default_factory=InterfaceStats)
+
+
+class InterfacePreview(InterfaceStatus):
+    """What a dry run of a create answers: the interface as it would be; nothing exists."""
+
+    dry_run: Literal[True] = Field(
+        default=True, description="Always true: a preview, nothing was created."
+    )
 
 
 class InterfacePatch(BaseModel):

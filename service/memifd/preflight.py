@@ -45,7 +45,7 @@ def _check_abstract(path: str) -> None:
             return  # nobody listens: binding will work
     finally:
         probe.close()
-    raise memif.LocalProtocolError(f"cannot listen on {path}: {os.strerror(errno.EADDRINUSE)}")
+    raise memif.PathInUse(f"cannot listen on {path}: {os.strerror(errno.EADDRINUSE)}")
 
 
 def _check_directory(path: str, directory: str) -> None:

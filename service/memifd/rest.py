@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import PlainTextResponse, StreamingResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from memif import Mode
@@ -39,6 +39,7 @@ from .models import (
     Direction,
     InjectResult,
     InterfacePatch,
+    InterfacePreview,
     InterfaceSpec,
     InterfaceStats,
     InterfaceStatus,
@@ -53,6 +54,7 @@ MAX_INJECT_PACKETS = 65536
 CAPTURE_BATCH = 4096
 BATCH_BYTES = 1 << 20  # about this many packet bytes per chunk of a pcap stream
 SSE_KEEPALIVE = 15.0  # seconds between comment lines on an idle event stream
+DRY_RUN_HEADER = "Memifd-Dry-Run"  # on the answer of a create with dry_run
 
 
 
@@ -137,19 +139,33 @@ class _ListCache:
     responses={
         **_BAD_BODY,
         **_LIMITS,
-        200: {"model": InterfaceStatus, "description": "dry_run: validated, nothing created"},
+        200: {
+            "model": InterfacePreview,
+            "description": "dry_run: validated, nothing created. The body is the interface as "
+            "it would be, with `dry_run: true`, and the header "
+            f"`{DRY_RUN_HEADER}: true` says so too.",
+            "headers": {DRY_RUN_HEADER: {
+                "description": "`true`: a preview, nothing was created.",
+                "schema": {"type": "string", "enum": ["true"]},
+            }},
+        },
     },
 )
 def create_interface(
     spec: InterfaceSpec,
     manager: ManagerDep,
-    response: Response,
-    dry_run: Annotated[bool, Query(description="Only validate; create nothing.")] = False,
-) -> InterfaceStatus:
+    dry_run: Annotated[
+        bool,
+        Query(description="Only validate and answer 200 with a preview (`dry_run: true`); "
+              "create nothing."),
+    ] = False,
+) -> Any:
     """Create an interface (a server listens at once, a client starts connecting)."""
-    if dry_run:
-        response.status_code = 200
-    return manager.create_interface(spec, dry_run=dry_run)
+    status = manager.create_interface(spec, dry_run=dry_run)
+    if not dry_run:
+        return status
+    preview = InterfacePreview.model_validate({**status.model_dump(), "dry_run": True})
+    return JSONResponse(preview.model_dump(mode="json"), headers={DRY_RUN_HEADER: "true"})
 
 
 @interfaces.get("", response_model=list[InterfaceStatus])

@@ -438,3 +438,16 @@ def test_folded_rings_through_the_batch_api(pair: PairFactory) -> None:
     while batch := p.server.rx_queue(0).recv_batch(256):
         got += batch.packets()
     assert sorted(got) == sorted(a + b)
+
+
+def test_folded_rings_through_zero_copy_views(pair: PairFactory) -> None:
+    p = pair(server={"memory": small(4)}, client={"memory": small(4, num_queue_pairs=2)})
+    a, b = packets(3, seed=0), packets(2, seed=50)
+    p.client.tx_queue(0).send_burst(a)
+    p.client.tx_queue(1).send_burst(b)
+    rx = p.server.rx_queue(0)
+    got: list[bytes] = []
+    while views := rx.recv_views(256):
+        got += [bytes(view) for view in views]
+    assert sorted(got) == sorted(a + b)
+    assert rx.pending() == 0

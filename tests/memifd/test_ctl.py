@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import memifd
 import pytest
+import typer
 import yaml
 from memifd.ctl import app, parse_addr
 from memifd.proto.memif.v1 import memif_pb2 as pb
@@ -22,6 +26,7 @@ from typer.testing import CliRunner, Result
 from tests import testpmd as testpmd_mod
 from tests.memifd.grpc_support import GrpcEnv, grpc_env, start_env, tls_files, wait_connected
 from tests.memifd.rest_support import Daemon, memif_clients, wait_for
+from tests.readme import block_after
 
 __all__ = ["grpc_env", "tls_files"]
 
@@ -51,10 +56,11 @@ def test_create_list_get_update_stats_delete(grpc_env: GrpcEnv) -> None:
     result = run(grpc_env, "list")
     assert result.exit_code == 0
     header, row = result.stdout.splitlines()
-    assert header.split() == ["NAME", "ROLE", "ID", "SOCKET", "STATE", "PEER", "ACTION", "RX", "TX"]
+    assert header.split() == [
+        "NAME", "ROLE", "ID", "STATE", "ADMIN", "MODE", "QUEUES", "RX", "TX", "REASON"
+    ]
     assert row.split() == [
-        "m0", "server", "4", grpc_env.socket_path("ctl.sock"), "disconnected", "-", "echo", "0",
-        "0",
+        "m0", "server", "4", "disconnected", "up", "ethernet", "2", "0", "0", "-"
     ]
 
     listed = json.loads(run(grpc_env, "list", "--json").stdout)
@@ -328,7 +334,10 @@ def test_json_is_the_rest_apis_and_events_are_too(sock_dir: Path) -> None:
                 stats = json.loads(run(None, "--addr", addr, "stats", name, "--json").stdout)
                 assert stats == api.get(f"/v1/interfaces/{name}/stats").json()
             table = run(None, "--addr", addr, "list").stdout.splitlines()
-            assert [line.split()[4] for line in table[1:]] == [s["state"] for s in rest]
+            assert [line.split()[3] for line in table[1:]] == [s["state"] for s in rest]
+            assert [line.split()[4:7] for line in table[1:]] == [
+                ["up", "ethernet", "1"], ["down", "ethernet", "2"], ["up", "ethernet", "1"]
+            ]
 
             with api.stream("GET", "/v1/events?interface=zeta") as stream:
                 watcher = subprocess.Popen(
@@ -363,13 +372,24 @@ def test_output_formats_and_describe(grpc_env: GrpcEnv) -> None:
         assert yaml.safe_load(run(grpc_env, "list", "-o", "yaml").stdout) == as_json
         assert json.loads(run(grpc_env, "list", "--json").stdout) == as_json
         header, row = run(grpc_env, "list", "-o", "wide").stdout.splitlines()
-        assert header.split()[9:] == ["MODE", "QUEUES", "RX_MODE", "XCONNECT_TO", "ADMIN",
-                                      "SECRET", "REASON"]
-        assert row.split()[-7:] == ["ethernet", "2", "interrupt", "-", "up", "yes", "-"]
+        assert header.split() == [
+            "NAME", "ROLE", "ID", "STATE", "ADMIN", "MODE", "QUEUES", "RX", "TX", "SOCKET",
+            "PEER", "RX_MODE", "ACTION", "XCONNECT_TO", "SECRET", "REASON",
+        ]
+        assert row.split() == [
+            "o1", "server", "0", "connected", "up", "ethernet", "2", "0", "0",
+            grpc_env.socket_path("out.sock"), "memif-python/py0", "pid", str(os.getpid()),
+            "interrupt", "drop", "-", "yes", "-",
+        ]
         assert yaml.safe_load(run(grpc_env, "get", "o1", "-o", "yaml").stdout) == as_json[0]
         stats = json.loads(run(grpc_env, "stats", "o1", "-o", "json").stdout)
         assert yaml.safe_load(run(grpc_env, "stats", "o1", "-o", "yaml").stdout) == stats
         described = run(grpc_env, "describe", "o1").stdout.splitlines()
+    assert wait_for(lambda: grpc_env.manager.get_interface("o1").disconnect_reason != "")
+    reason = grpc_env.manager.get_interface("o1").disconnect_reason
+    header, row = run(grpc_env, "list").stdout.splitlines()
+    assert row.split()[:4] == ["o1", "server", "0", "disconnected"]
+    assert row[header.index("REASON"):] == reason  # the last column, spaces and all
     assert described[:8] == [
         "Name:            o1",
         "Role:            server, id 0, mode ethernet",
@@ -484,3 +504,197 @@ def check_readme_examples(env: GrpcEnv, text: str, cwd: Path) -> int:
 
 def test_readme_examples_run(grpc_env: GrpcEnv, tmp_path: Path) -> None:
     assert check_readme_examples(grpc_env, README.read_text(), tmp_path) >= 5
+
+
+def _completions(env: GrpcEnv, tmp_path: Path, line: str, **environment: str) -> list[str]:
+    """What bash offers after ``line`` (the words typed so far, the last maybe partial),
+    through the script ``memifctl --show-completion`` prints."""
+    wrapper = tmp_path / "bin" / "memifctl"
+    wrapper.parent.mkdir(exist_ok=True)
+    wrapper.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m memifd.ctl "$@"\n')
+    wrapper.chmod(0o755)
+    words = shlex.split(line) + ([""] if line.endswith(" ") else [])
+    script = (
+        'source <(memifctl --show-completion) || exit 9\n'
+        f"COMP_WORDS=({shlex.join(words)}); COMP_CWORD={len(words) - 1}\n"
+        '_memifctl_completion memifctl; printf "%s\\n" "${COMPREPLY[@]}"\n'
+    )
+    done = subprocess.run(
+        ["bash", "--norc", "-c", script], capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PATH": f"{wrapper.parent}:{os.environ['PATH']}",
+             "MEMIFD_GRPC_ADDR": env.address, **environment},
+    )
+    assert (done.returncode, done.stderr) == (0, ""), done.stderr
+    return [word for word in done.stdout.splitlines() if word]
+
+
+def test_shell_completion_of_commands_and_interface_names(
+    grpc_env: GrpcEnv, tmp_path: Path
+) -> None:
+    for name in ("alpha", "beta", "alps"):
+        grpc_env.create(name, socket=f"{name}.sock")
+    assert _completions(grpc_env, tmp_path, "memifctl de") == ["describe", "delete"]
+    assert _completions(grpc_env, tmp_path, "memifctl get ") == ["alpha", "beta", "alps"]
+    assert _completions(grpc_env, tmp_path, "memifctl describe al") == ["alpha", "alps"]
+    assert _completions(grpc_env, tmp_path, "memifctl update beta --xconnect-to a") == [
+        "alpha", "alps"
+    ]
+    assert _completions(grpc_env, tmp_path, "memifctl create ") == []  # a new name
+    # --addr on the line wins over the environment; no memifd there: nothing, silently
+    assert _completions(grpc_env, tmp_path, "memifctl --addr 127.0.0.1:1 get ") == []
+    assert _completions(
+        grpc_env, tmp_path, f"memifctl --addr {grpc_env.address} stats b", MEMIFD_GRPC_ADDR="x:1"
+    ) == ["beta"]
+
+
+def test_shell_completion_with_a_token(secured: GrpcEnv, tmp_path: Path) -> None:
+    secured.create("t0")
+    assert _completions(secured, tmp_path, "memifctl delete ") == []  # refused: nothing
+    assert _completions(secured, tmp_path, "memifctl delete ", MEMIFD_TOKEN=TOKEN) == ["t0"]
+    assert _completions(secured, tmp_path, f"memifctl --token {TOKEN} delete ") == ["t0"]
+
+
+def test_help_shows_names_not_types() -> None:
+    commands = sorted(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
+    assert {"list", "get", "describe", "create", "update", "delete", "events"} <= set(commands)
+    for args in ([], *([command] for command in commands)):
+        result = run(None, *args, "--help", COLUMNS="200")
+        assert result.exit_code == 0, (args, result.output)
+        text = result.stdout
+        for odd in ("<bool>", "<int>", "<float", "<path>", "<list", "default: None"):
+            assert odd not in text, (args, odd)
+        lines = text.splitlines()
+        assert all("NAME" in line for line in lines if "<str>" in line), args
+    create = run(None, "create", "--help", COLUMNS="200").stdout
+    for option, metavar in (("--file", "FILE"), ("--socket", "PATH"), ("--queues", "N"),
+                            ("--buffer-size", "BYTES"), ("--allow-uid", "UID"),
+                            ("--xconnect-to", "NAME")):
+        assert re.search(rf"{option}\b.*\s{metavar}\s", create), option
+    assert re.search(r"--timeout\s+SECONDS\b", run(None, "--help", COLUMNS="200").stdout)
+    assert "Usage: memifctl describe [OPTIONS] {NAME}" in run(None, "describe", "--help").stdout
+
+
+class _Watcher:
+    """``memifctl ARGS`` running in a subprocess, its output read line by line."""
+
+    def __init__(self, env: GrpcEnv, *args: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "memifd.ctl", *args], stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "MEMIFD_GRPC_ADDR": env.address},
+        )
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._last: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._lines.put(line.rstrip("\n"))
+        self._lines.put(None)
+
+    def line(self, timeout: float = 15.0) -> list[str]:
+        """The next line printed, split into its cells."""
+        line = self._lines.get(timeout=timeout)
+        assert line is not None, "memifctl ended"
+        return line.split()
+
+    def row(self, timeout: float = 15.0) -> list[str]:
+        """The next row that tells something new: the handshake (``connecting``) may or may
+        not be seen, and a row may repeat when a reason arrives after its state (NAME to ADMIN
+        the same)."""
+        while True:
+            cells = self.line(timeout)
+            if cells[3] != "connecting" and cells[:5] != self._last[:5]:
+                self._last = cells
+                return cells
+
+    def stop(self) -> tuple[int, str]:
+        """Ctrl-C; the exit status and stderr."""
+        self.process.send_signal(signal.SIGINT)
+        _, stderr = self.process.communicate(timeout=30)
+        return self.process.returncode, stderr
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.communicate()
+
+
+def test_list_watch_prints_a_row_per_change_until_ctrl_c(grpc_env: GrpcEnv) -> None:
+    grpc_env.create("w0", socket="watch.sock")
+    watcher = _Watcher(grpc_env, "list", "--watch")
+    try:
+        assert watcher.line()[:5] == ["NAME", "ROLE", "ID", "STATE", "ADMIN"]
+        assert watcher.row()[:4] == ["w0", "server", "0", "disconnected"]
+        grpc_env.create("w1", socket="watch.sock", id=1)  # no link event: seen by a re-read
+        assert watcher.row()[:4] == ["w1", "server", "1", "disconnected"]
+        with memif_clients(grpc_env.socket_path("watch.sock"), [0]) as (peer,):
+            assert peer.wait_connected(5)
+            assert watcher.row()[:4] == ["w0", "server", "0", "connected"]
+        assert watcher.row()[:4] == ["w0", "server", "0", "disconnected"]
+        grpc_env.stub.DeleteInterface(pb.DeleteInterfaceRequest(name="w1"))
+        assert watcher.row()[:4] == ["w1", "server", "1", "deleted"]
+        code, stderr = watcher.stop()
+    finally:
+        watcher.kill()
+    assert code in (0, 130) and "Traceback" not in stderr, stderr
+    assert stderr == ""
+
+
+def test_get_watch_follows_one_interface_until_it_is_deleted(grpc_env: GrpcEnv) -> None:
+    grpc_env.create("g0", socket="gw.sock")
+    grpc_env.create("other", socket="gw.sock", id=1)
+    watcher = _Watcher(grpc_env, "get", "g0", "--watch", "-o", "wide")
+    try:
+        assert "SOCKET" in watcher.line()
+        assert watcher.row()[:4] == ["g0", "server", "0", "disconnected"]
+        grpc_env.stub.UpdateInterface(pb.UpdateInterfaceRequest(
+            name="other", patch=pb.InterfacePatch(admin_up=False)))
+        grpc_env.stub.UpdateInterface(pb.UpdateInterfaceRequest(
+            name="g0", patch=pb.InterfacePatch(admin_up=False)))
+        assert watcher.row()[:5] == ["g0", "server", "0", "disconnected", "down"]  # not other
+        grpc_env.stub.DeleteInterface(pb.DeleteInterfaceRequest(name="g0"))
+        assert watcher.row()[:4] == ["g0", "server", "0", "deleted"]
+        assert watcher.process.wait(timeout=15) == 0
+    finally:
+        watcher.kill()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["get", "ghost", "--watch"], "error: NOT_FOUND: interface 'ghost' not found"),
+    (["list", "--watch", "-o", "json"],
+     "error: --watch prints a table (-o table or wide), not json; 'memifctl events' prints "
+     "link events as JSON"),
+])
+def test_watch_refusals(grpc_env: GrpcEnv, args: list[str], message: str) -> None:
+    result = run(grpc_env, *args)
+    assert (result.exit_code, result.stderr.strip(), result.stdout) == (1, message, "")
+
+
+def test_readme_table_and_watch_output_is_memifctls(grpc_env: GrpcEnv) -> None:
+    """The README's sample output, from the same steps (its socket path and pid aside)."""
+    tables = block_after("`memifctl list -o wide` print", "text")
+    watched = block_after("`memifctl list --watch`, left running", "text")
+    grpc_env.create("memif0", socket="memif.sock", action=pb.ACTION_ECHO)
+    watcher = _Watcher(grpc_env, "list", "--watch")
+    try:
+        printed = [watcher.line(), watcher.line()]
+        with memif_clients(grpc_env.socket_path("memif.sock"), [0]) as (peer,):
+            assert peer.wait_connected(5)
+            printed.append(watcher.row())
+            listed = "\n".join(run(grpc_env, "list", *wide).stdout for wide in ([], ["-o", "wide"]))
+        printed.append(watcher.row())
+        grpc_env.stub.DeleteInterface(pb.DeleteInterfaceRequest(name="memif0"))
+        printed.append(watcher.row())
+        assert watcher.stop()[0] == 0
+    finally:
+        watcher.kill()
+
+    def cells(text: str) -> list[list[str]]:
+        text = text.replace("/run/memif/memif.sock", grpc_env.socket_path("memif.sock"))
+        return [line.split() for line in text.replace("pid 28334", f"pid {os.getpid()}")
+                .splitlines()]
+
+    assert cells(listed) == cells(tables)
+    assert printed == cells(watched)

@@ -81,7 +81,13 @@ def test_dry_run_validates_only(api: httpx.Client, sock_dir: Path) -> None:
     assert response.status_code == 200 and response.json()["socket_path"].endswith("d.sock")
     assert api.get("/v1/interfaces").json() == []
     assert not (sock_dir / "d.sock").exists()
-    create(api, "x", socket="d.sock")
+    created = create(api, "x", socket="d.sock")
+    # the preview says it is one, in the body and a header; else it is what a create answers
+    preview = response.json()
+    assert (preview.pop("dry_run"), response.headers["Memifd-Dry-Run"]) == (True, "true")
+    assert preview == created
+    assert "dry_run" not in created
+    assert "Memifd-Dry-Run" not in api.get("/v1/interfaces/x").headers
     again = api.post("/v1/interfaces?dry_run=true", json={"name": "x", "socket": "d.sock"})
     assert again.status_code == 409
 
@@ -442,6 +448,14 @@ def test_openapi_documents_every_route(api: httpx.Client) -> None:
             assert content or ok[0] == "204", f"{method} {path} has no response model"
     schema = spec["paths"]["/v1/interfaces"]["get"]["responses"]["200"]["content"]
     assert "InterfaceStatus" in json.dumps(schema)
+    dry_run = spec["paths"]["/v1/interfaces"]["post"]["responses"]["200"]
+    assert "InterfacePreview" in json.dumps(dry_run["content"])
+    assert dry_run["headers"]["Memifd-Dry-Run"]["schema"] == {"type": "string", "enum": ["true"]}
+    preview = spec["components"]["schemas"]["InterfacePreview"]
+    assert preview["properties"]["dry_run"]["const"] is True
+    assert set(spec["components"]["schemas"]["InterfaceStatus"]["properties"]) < set(
+        preview["properties"]
+    )
 
 
 PROBLEM_KEYS = {"type", "title", "status", "detail", "instance", "errors"}

@@ -49,12 +49,12 @@ def test_a_socket_dir_that_cannot_be_created_stops_memifd_naming_the_setting(
     wanted = directory / "memifd"
     result = subprocess.run(
         [sys.executable, "-m", "memifd", "serve", "--socket-dir", str(wanted),
-         "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0"],
+         "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--log-format", "text"],
         capture_output=True, text=True, timeout=30,
     )
     assert result.returncode == 1
-    assert result.stderr.splitlines()[-1] == (
-        f"memifd: cannot start: socket_dir {wanted} cannot be created: {error}; {HINT}"
+    assert result.stderr.splitlines()[-1].endswith(
+        f" memifd: cannot start: socket_dir {wanted} cannot be created: {error}; {HINT}"
     )
     assert "[Errno" not in result.stderr
 

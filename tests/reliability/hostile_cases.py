@@ -43,9 +43,15 @@ from tests.reliability.hostile_memory import (
 
 
 def receive(scene: ServerScene | ClientScene, rxq: memif.RxQueue) -> list[bytes]:
-    """Everything waiting, through ``recv_burst`` or (a third of the time) ``recv_batch``."""
-    if scene.rng.random() < 2 / 3:
+    """Everything waiting, through ``recv_burst``, ``recv_views`` or ``recv_batch``."""
+    draw = scene.rng.random()
+    if draw < 1 / 2:
         return rxq.recv_burst(MAX_BURST)
+    if draw < 2 / 3:  # views hold their slots until the next call, which hands them back
+        views = rxq.recv_views(MAX_BURST)
+        got = [bytes(view) for view in views]
+        assert rxq.recv_views(MAX_BURST) == []
+        return got
     got: list[bytes] = []
     while batch := rxq.recv_batch(MAX_BURST):  # one contiguous run of slots per call
         got += batch.packets()
@@ -129,15 +135,23 @@ def run(
 # -- our server against a hostile client -------------------------------------------------------
 
 
-def server_tx_case(scene: ServerScene, tally: Tally, bad_share: float) -> None:
+def server_tx_case(
+    scene: ServerScene,
+    tally: Tally,
+    bad_share: float,
+    posted: list[Desc] | None = None,
+    packets: list[bytes] | None = None,
+) -> None:
     """The attacker posts buffers (some bad); the victim fills them, chaining if it must."""
     rng = scene.rng
     txq = scene.victim.tx_queue(0)
-    posted = posted_descs(rng, scene.geometry, rng.randint(1, scene.size), bad_share,
-                          scene.buffer_size)
+    if posted is None:
+        posted = posted_descs(rng, scene.geometry, rng.randint(1, scene.size), bad_share,
+                              scene.buffer_size)
     first = scene.post(posted)
-    packets = [rng.randbytes(rng.randint(1, 3 * scene.buffer_size))
-               for _ in range(rng.randint(1, scene.size))]
+    if packets is None:
+        packets = [rng.randbytes(rng.randint(1, 3 * scene.buffer_size))
+                   for _ in range(rng.randint(1, scene.size))]
     count, used, broken = expected_fill(posted, scene.geometry, [len(p) for p in packets])
     bad_before = txq.stats.bad_descriptors
     assert send(scene, packets) == count

@@ -102,7 +102,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     })
     schema = schemathesis.openapi.from_url(f"{daemon.url}/openapi.json", config=config)
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 12
+    assert len(operations) == 13
     counts: dict[str, int] = {}
     failures: list[str] = []
     started = time.monotonic()
