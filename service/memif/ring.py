@@ -502,9 +502,8 @@ class ClientRxRing(_Reader):
         template: bytes,
     ) -> None:
         super().__init__(view, regions, eventfd, buffer_size)
-        self.known = KnownOffsets.fixed(
-            buffer_region, [buffer_offset + slot * buffer_size for slot in range(view.size)]
-        )
+        # The template's offset column (an array: no list for the collector to walk).
+        self.known = KnownOffsets.fixed(buffer_region, array("I", template)[2::4])
         self.learns = False  # consume() puts the posted offsets back every time
         self.template = template
         self.buffer_region = buffer_region
