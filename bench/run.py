@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import growth  # noqa: E402
+from bench import growth, stall  # noqa: E402
 from bench.pmd import Pmd  # noqa: E402
 from bench.rounds import Anchor, Case, Series, run_rounds  # noqa: E402
 from bench.service import (  # noqa: E402
@@ -513,6 +513,41 @@ def case_growth(b: Bench, counts: list[int], pairs: list[int]) -> None:
     )
 
 
+def case_stall(b: Bench) -> None:
+    """Longest echo gap (testpmd ⇄ memifd) while big interfaces are created and deleted."""
+    result = stall.measure(b.workdir / "stall", b.seconds, PY_CORE, PMD_CORE)
+    quiet, churn = result["quiet"], result["churn"]
+    b.add(
+        Row(
+            "stall",
+            64,
+            "quiet gap ms",
+            quiet["max_gap_ms"],
+            note=f"rtt p99.9 {quiet['rtt_p999_ms']:.2f} ms, {quiet['received']:,} echoes",
+        ),
+        "stall_quiet_max_gap_ms",
+    )
+    b.add(
+        Row(
+            "stall",
+            64,
+            "churn gap ms",
+            churn["max_gap_ms"],
+            note=f"rtt max {churn['rtt_max_ms']:.1f} ms, probe's own longest pause "
+            f"{churn['max_send_gap_ms']:.1f} ms, {result['cycles']} cycles of "
+            f"255 qp × 2^14; slowest connect {result['slowest_connect_s']:.2f} s, "
+            f"create {result['slowest_create_s']:.2f} s, "
+            f"delete {result['slowest_delete_s']:.2f} s, lost {churn['lost']:,}",
+        ),
+        "stall_churn_max_gap_ms",
+    )
+    b.figures.update(
+        stall_churn_rtt_max_ms=round(churn["rtt_max_ms"], 3),
+        stall_cycles=result["cycles"],
+        stall_slowest_connect_s=round(result["slowest_connect_s"], 3),
+    )
+
+
 CASES: dict[str, Callable[[Bench, argparse.Namespace], None]] = {
     "rxtx": lambda b, a: case_rx_tx(b, [64, 1500] if a.quick else [64, 512, 1500, 9000]),
     "batch": lambda b, a: case_batch(b, [64] if a.quick else [64, 1500]),
@@ -528,6 +563,7 @@ CASES: dict[str, Callable[[Bench, argparse.Namespace], None]] = {
     "growth": lambda b, a: case_growth(
         b, [1, 16] if a.quick else [1, 16, 64, 256], [1, 4] if a.quick else [1, 2, 4, 8, 16]
     ),
+    "stall": lambda b, a: case_stall(b),
 }
 
 

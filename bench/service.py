@@ -31,7 +31,10 @@ def free_port() -> int:
 class Memifd:
     """``memifd serve`` in a subprocess pinned to one core, with a config file."""
 
-    def __init__(self, workdir: Path, interfaces: list[dict[str, object]], core: int) -> None:
+    def __init__(
+        self, workdir: Path, interfaces: list[dict[str, object]], core: int,
+        **settings: object,
+    ) -> None:
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.http = f"127.0.0.1:{free_port()}"
@@ -43,6 +46,7 @@ class Memifd:
             "http_addr": self.http,
             "grpc_addr": self.grpc,
             "log_level": "warning",
+            **settings,
             "interfaces": interfaces,
         }
         self.config = workdir / "memifd.yaml"

@@ -10,10 +10,13 @@ totals, ``quit`` ends it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
+import signal
 import statistics
+import struct
 import sys
 import time
 from collections.abc import Callable
@@ -221,9 +224,111 @@ def case_pingpong(args: argparse.Namespace) -> dict[str, float]:
     }
 
 
+_STAMP = struct.Struct("<QQ")  # sequence number, send time (ns), right after the Ethernet header
+
+
+class _Window:
+    """What the probe saw since the last report: echoes, their gaps and round trips."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.received = 0
+        self.first_seq: int | None = None  # echoes come back in order: gaps are losses
+        self.last_seq = 0
+        self.last: int | None = None
+        self.max_gap = 0
+        self.max_send_gap = 0  # the probe's own hiccups (it was not scheduled)
+        self.rtts: list[int] = []
+
+    def report(self, interval_ns: int) -> dict[str, float]:
+        rtts = sorted(self.rtts) or [0]
+
+        def pick(q: float) -> float:
+            return rtts[min(len(rtts) - 1, int(q * len(rtts)))] / 1e6
+
+        return {
+            "sent": self.sent,
+            "received": self.received,
+            "lost": 0
+            if self.first_seq is None
+            else self.last_seq - self.first_seq + 1 - self.received,
+            "max_gap_ms": self.max_gap / 1e6,
+            "max_send_gap_ms": self.max_send_gap / 1e6,
+            "interval_ms": interval_ns / 1e6,
+            "rtt_p50_ms": pick(0.5),
+            "rtt_p999_ms": pick(0.999),
+            "rtt_max_ms": rtts[-1] / 1e6,
+        }
+
+
+def case_probe(args: argparse.Namespace) -> dict[str, float]:
+    """One stamped packet every ``interval_us`` to an echoing path; gaps between echoes.
+
+    Runs at real-time priority where allowed, so what it measures is the path,
+    not its own scheduling. Prints ``ready`` once the first echo is back. Each
+    SIGUSR1 prints the figures of the window since the previous one (a JSON
+    line) and starts a new window; the last window is the result.
+    """
+    with contextlib.suppress(OSError):  # the probe's own hiccups must not count as stalls
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
+    sock, iface = _connect(args)
+    rxq, txq = iface.rx_queue(0), iface.tx_queue(0)
+    clock = time.perf_counter_ns
+    interval = args.interval_us * 1000
+    header = _frame(64)[:14]
+    pad = bytes(64 - 14 - _STAMP.size)
+    marks: list[int] = []
+    signal.signal(signal.SIGUSR1, lambda *_: marks.append(1))
+    window = _Window()
+    seq = 0
+    ready = False
+    start = clock()
+    end = None
+    next_send = start
+    last_send = start
+    while end is None or clock() < end:
+        now = clock()
+        if now >= next_send:
+            seq += 1
+            if txq.send(header + _STAMP.pack(seq, now) + pad):
+                window.sent += 1
+            window.max_send_gap = max(window.max_send_gap, now - last_send)
+            last_send = now
+            next_send = max(next_send + interval, now - interval)
+        for packet in rxq.recv_burst(64):
+            now = clock()
+            echoed_seq, stamp = _STAMP.unpack_from(packet, 14)
+            if stamp < start:
+                continue
+            window.received += 1
+            if window.first_seq is None:
+                window.first_seq = echoed_seq
+            window.last_seq = echoed_seq
+            window.rtts.append(now - stamp)
+            if window.last is not None:
+                window.max_gap = max(window.max_gap, now - window.last)
+            window.last = now
+            if not ready:
+                ready = True
+                print("ready", flush=True)
+                end = clock() + int(args.seconds * 1e9)
+                window = _Window()
+                window.last = now
+        if marks:
+            marks.clear()
+            print(json.dumps(window.report(interval)), flush=True)
+            last, window = window.last, _Window()
+            window.last = last
+        wait = (next_send - clock()) / 1e9
+        if wait > 0:
+            rxq.wait(wait)
+    sock.close()
+    return window.report(interval)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.worker")
-    parser.add_argument("case", choices=["rx", "tx", "echo", "pingpong"])
+    parser.add_argument("case", choices=["rx", "tx", "echo", "pingpong", "probe"])
     parser.add_argument("--socket", required=True)
     parser.add_argument("--role", default="server")
     parser.add_argument("--seconds", type=float, default=5.0)
@@ -236,11 +341,16 @@ def main() -> int:
     parser.add_argument("--core", type=int)
     parser.add_argument("--connect-timeout", type=float, default=20.0)
     parser.add_argument("--serve", action="store_true", help="measure windows on command")
+    parser.add_argument("--interval-us", type=int, default=500)
     args = parser.parse_args()
     _pin(args.core)
-    result = {"rx": case_rx, "tx": case_tx, "echo": case_echo, "pingpong": case_pingpong}[
-        args.case
-    ](args)
+    result = {
+        "rx": case_rx,
+        "tx": case_tx,
+        "echo": case_echo,
+        "pingpong": case_pingpong,
+        "probe": case_probe,
+    }[args.case](args)
     if result:
         _reply(result)
     return 0

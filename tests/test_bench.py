@@ -14,7 +14,7 @@ REQUIRED = {
     "batch_rx_64_pps", "batch_tx_64_pps", "ratio_batch_rx_64", "ratio_batch_tx_64",
     "py_rx_1500_gbps", "py_tx_1500_gbps", "echo_64_pps", "latency_poll_p50_us",
     "latency_intr_p50_us", "idle_cpu_pct", "capture_64_pps", "inject_64_pps", "rest_rps",
-    "rest_ratio",
+    "rest_ratio", "stall_quiet_max_gap_ms", "stall_churn_max_gap_ms",
 }
 
 

@@ -63,6 +63,7 @@ class TestPmd:
     mbuf_size: int | None = None
     burst: int | None = None
     extra_vdev: str = ""
+    extra_ports: tuple[str, ...] = ()  # more --vdev arguments, one port each
     stats_period: int = 1
     log_dir: Path | None = None  # default: a private temporary folder, removed on kill
     proc: subprocess.Popen[bytes] | None = None
@@ -114,7 +115,8 @@ class TestPmd:
             app.append(f"--txpkts={self.txpkts}")
         if self.burst is not None:
             app.append(f"--burst={self.burst}")
-        return [TESTPMD, *eal, f"--vdev={','.join(vdev)}", "--", *app]
+        ports = [f"--vdev={','.join(vdev)}", *(f"--vdev={port}" for port in self.extra_ports)]
+        return [TESTPMD, *eal, *ports, "--", *app]
 
     def start(self) -> TestPmd:
         """Start the process (removing a stale socket file for a server)."""

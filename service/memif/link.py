@@ -8,11 +8,15 @@ torn down on disconnect, closing every fd it owns.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .constants import COOKIE
-from .errors import FailureKind, RemoteProtocolError
+from . import background
+from .constants import COOKIE, RING_HEADER_SIZE
+from .errors import FailureKind, MemifError, RemoteProtocolError
 from .handshake import NegotiatedConfig, RegionInfo, RingInfo
 from .memory import Layout, Region, create_region, map_peer_region
 from .ring import (
@@ -26,6 +30,8 @@ from .ring import (
 
 RxRing = ServerRxRing | ClientRxRing
 TxRing = ServerTxRing | ClientTxRing
+
+log = logging.getLogger("memif")
 
 
 def check_eventfd(fd: int, what: str) -> None:
@@ -54,17 +60,25 @@ class Link:
     buffer_size: int = 0
 
     def close(self) -> None:
-        """Release ring views, close region and eventfd fds (idempotent)."""
-        for ring in (*self.rx, *self.tx):
+        """Release ring views, close region and eventfd fds (idempotent).
+
+        The fds close at once; a big link's rings and mappings are freed on the
+        background thread, so closing it never holds up the caller's loop.
+        """
+        rings = [*self.rx, *self.tx]
+        for ring in rings:
             ring.release()
         self.rx.clear()
         self.tx.clear()
+        maps: list[object] = [region.map for region in self.regions]
         for region in self.regions:
             region.close()
         self.regions.clear()
         for fd in self.eventfds:
             os.close(fd)
         self.eventfds.clear()
+        if sum(ring.size for ring in rings) > background.BACKGROUND_DESCRIPTORS:
+            background.discard([*maps, *rings])  # rings go first, then the mappings
 
 
 def map_server_region(info: RegionInfo, accept_unsealed: bool) -> Region:
@@ -113,8 +127,14 @@ class ClientMemory:
     ring_infos: list[RingInfo]
 
 
-def build_client_memory(neg: NegotiatedConfig, name: str) -> ClientMemory:
-    """Create regions, rings and eventfds for the negotiated geometry (libmemif layout)."""
+def build_client_memory(
+    neg: NegotiatedConfig, name: str, between_rings: Callable[[], None] | None = None
+) -> ClientMemory:
+    """Create regions, rings and eventfds for the negotiated geometry (libmemif layout).
+
+    ``between_rings`` is called after each ring; it may raise to abandon the
+    build (everything created so far is closed).
+    """
     layout = Layout(
         num_s2m=neg.num_s2m_rings,
         num_m2s=neg.num_m2s_rings,
@@ -136,7 +156,11 @@ def build_client_memory(neg: NegotiatedConfig, name: str) -> ClientMemory:
             template = make_template(
                 layout.ring_size, place.buffer_region, place.buffer_offset, layout.buffer_size
             )
-            view.desc_bytes[:] = template
+            # Through the file, not the mapping: the copy and its page faults run
+            # without holding the GIL.
+            fd = link.regions[place.region].fd
+            if os.pwrite(fd, template, place.offset + RING_HEADER_SIZE) != len(template):
+                view.desc_bytes[:] = template
             ring_args = (
                 view,
                 maps,
@@ -160,8 +184,99 @@ def build_client_memory(neg: NegotiatedConfig, name: str) -> ClientMemory:
                     eventfd=efd,
                 )
             )
+            if between_rings is not None:
+                between_rings()
     except BaseException:
         link.close()
         raise
     region_infos = [RegionInfo(r.index, r.size, r.fd) for r in link.regions]
     return ClientMemory(layout, link, region_infos, ring_infos)
+
+
+def is_big(neg: NegotiatedConfig) -> bool:
+    """True when memory of this geometry is built and freed on the background thread."""
+    rings = neg.num_s2m_rings + neg.num_m2s_rings
+    return rings << neg.log2_ring_size > background.BACKGROUND_DESCRIPTORS
+
+
+class _Abandoned(Exception):
+    """Raised between two rings of a build nobody wants any more."""
+
+
+class MemoryBuild:
+    """The memory of one client interface for one geometry, built once, used once.
+
+    Small memory is built in place by :meth:`start`; big memory on the
+    background thread, and ``on_finished`` is called (from there) when it is
+    ready. The owner checks :attr:`finished`, then takes the memory with
+    :meth:`take` or learns why there is none from :attr:`error`. A build that
+    nobody wants any more is cancelled (:meth:`cancel`): it stops at the next ring
+    and frees what it made.
+    """
+
+    def __init__(self, neg: NegotiatedConfig, name: str, on_finished: Callable[[], None]) -> None:
+        self.negotiated = neg
+        self._name = name
+        self._on_finished = on_finished
+        self._lock = threading.Lock()
+        self._memory: ClientMemory | None = None
+        self._cancelled = False
+        self.finished = False
+        self.error = ""
+
+    @classmethod
+    def kept(cls, neg: NegotiatedConfig, memory: ClientMemory) -> MemoryBuild:
+        """A finished build holding ``memory`` (made earlier and never shared)."""
+        build = cls(neg, "", lambda: None)
+        build._memory = memory
+        build.finished = True
+        return build
+
+    def start(self) -> None:
+        """Build now (small memory) or queue the build (big memory)."""
+        if is_big(self.negotiated):
+            background.submit(self._build)
+        else:
+            self._build()
+
+    def take(self) -> ClientMemory | None:
+        """The memory, now owned by the caller (None once taken, or after an error)."""
+        with self._lock:
+            memory, self._memory = self._memory, None
+        return memory
+
+    def cancel(self) -> None:
+        """Abandon the build; memory already made is freed."""
+        with self._lock:
+            self._cancelled = True
+            memory, self._memory = self._memory, None
+        if memory is not None:
+            memory.link.close()
+
+    def _step(self) -> None:
+        if self._cancelled:
+            raise _Abandoned
+        if background.on_background_thread():
+            background.pause()
+
+    def _build(self) -> None:
+        memory: ClientMemory | None = None
+        error = ""
+        try:
+            memory = build_client_memory(self.negotiated, self._name, self._step)
+        except _Abandoned:
+            pass
+        except (OSError, MemifError) as exc:
+            error = f"cannot build memory: {exc}"
+        except Exception as exc:  # a bug must not leave the connection waiting forever
+            log.exception("building memory failed", extra={"interface": self._name})
+            error = f"cannot build memory: {exc}"
+        with self._lock:
+            if not self._cancelled:
+                self._memory, memory = memory, None
+                self.error = error
+                self.finished = True
+                # Under the lock: cancel() (and so closing the socket) waits for this call.
+                self._on_finished()
+        if memory is not None:
+            memory.link.close()

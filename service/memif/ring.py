@@ -502,9 +502,8 @@ class ClientRxRing(_Reader):
         template: bytes,
     ) -> None:
         super().__init__(view, regions, eventfd, buffer_size)
-        self.known = KnownOffsets.fixed(
-            buffer_region, [buffer_offset + slot * buffer_size for slot in range(view.size)]
-        )
+        # The template's offset column (an array: no list for the collector to walk).
+        self.known = KnownOffsets.fixed(buffer_region, array("I", template)[2::4])
         self.learns = False  # consume() puts the posted offsets back every time
         self.template = template
         self.buffer_region = buffer_region
@@ -514,8 +513,11 @@ class ClientRxRing(_Reader):
         self.cur = 0
 
     def post_all(self) -> None:
-        """Offer every buffer to the server (right after CONNECTED)."""
-        self.view.desc_bytes[:] = self.template
+        """Offer every buffer to the server (right after CONNECTED).
+
+        The descriptors are the pristine template since the memory was built;
+        whatever the server wrote there since is checked when it is read.
+        """
         self.cur = int(self.header[_TAIL])
         self.head = (self.cur + self.size) & 0xFFFF
         self.header[_HEAD] = self.head
@@ -591,7 +593,9 @@ def _check_lengths(lengths: list[int]) -> int:
 _packers: dict[int, Callable[[mmap.mmap, int, Packet], None]] = {}
 
 
-def _copy_in(data: mmap.mmap, offsets: list[int], packets: Sequence[Packet], uniform: int) -> None:
+def _copy_in(
+    data: mmap.mmap, offsets: Sequence[int], packets: Sequence[Packet], uniform: int
+) -> None:
     """Copy ``packets[:len(offsets)]`` to ``offsets`` in ``data`` (bounds checked by the callers).
 
     When every packet has the same length ``uniform``, one ``Struct.pack_into``
@@ -632,7 +636,9 @@ class ClientTxRing(_Endpoint):
         self.buffer_region = buffer_region
         self.buffer_offset = buffer_offset
         self.buffer_size = buffer_size
-        self.slot_offsets = [buffer_offset + i * buffer_size for i in range(view.size)]
+        # The template's offset column. An array, not a list: 2^14 ints per ring in
+        # lists would make every full garbage collection walk millions of them.
+        self.slot_offsets = array("I", template)[2::4]
         self.known = KnownOffsets.fixed(buffer_region, self.slot_offsets)  # for the batch API
         self.template = template
         self.region_word = buffer_region << 16
@@ -874,7 +880,9 @@ class ServerTxRing(_Endpoint):
 
 def make_template(size: int, buffer_region: int, buffer_offset: int, buffer_size: int) -> bytes:
     """Pristine descriptor table of a client ring: one buffer per slot, full length."""
-    words = array("I")
-    for slot in range(size):
-        words.extend((buffer_region << 16, buffer_size, buffer_offset + slot * buffer_size, 0))
+    words = array("I", bytes(DESC_SIZE * size))
+    words[0::4] = array("I", [buffer_region << 16]) * size
+    words[1::4] = array("I", [buffer_size]) * size
+    end = buffer_offset + size * buffer_size
+    words[2::4] = array("I", range(buffer_offset, end, buffer_size))
     return words.tobytes()

@@ -23,7 +23,7 @@ import socket as _socket
 import struct
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -51,7 +51,14 @@ from .handshake import (
     ServerTarget,
 )
 from .interface import Callback, Interface, PeerCredentials, State
-from .link import ClientMemory, Link, build_client_memory, build_server_link, check_eventfd
+from .link import (
+    ClientMemory,
+    Link,
+    MemoryBuild,
+    build_server_link,
+    check_eventfd,
+    is_big,
+)
 from .memory import Region, map_peer_region
 from .ring import ClientRxRing
 from .sockfile import STALE_POLICIES, DirectoryOpener, SocketFile, StalePolicy
@@ -83,6 +90,8 @@ class _Conn:
     fds: list[int] = field(default_factory=list)
     regions: list[Region] = field(default_factory=list)
     memory: ClientMemory | None = None
+    memory_shared: bool = False  # a region went to the peer: the memory is theirs too
+    waiting: bool = False  # for the interface's memory, being built
     link: Link | None = None
 
     @property
@@ -266,6 +275,7 @@ class Socket:
         self._conns: dict[int, _Conn] = {}
         self._iface_conn: dict[Interface, _Conn] = {}
         self._retry: dict[Interface, float] = {}
+        self._builds: dict[Interface, MemoryBuild] = {}  # client memory, built or building
         self._faults: collections.deque[tuple[Interface, str]] = collections.deque()
         self._thread: threading.Thread | None = None
         self._stopping = False
@@ -385,6 +395,9 @@ class Socket:
                 self._delete_locked(iface, reason)
             for conn in list(self._conns.values()):
                 self._drop(conn, reason, notify_peer=True)
+            for build in self._builds.values():
+                build.cancel()
+            self._builds.clear()
             self._close_listener()
             self._closed = True
             self._epoll.close()
@@ -416,6 +429,7 @@ class Socket:
                 return 0
             for fd, mask in events:
                 self._dispatch(fd, mask)
+            self._resume_waiting()
             self._run_timers()
             self._run_faults()
         return len(events)
@@ -431,7 +445,7 @@ class Socket:
     def _next_timeout(self, timeout: float | None) -> float | None:
         due = [
             *self._retry.values(),
-            *(c.deadline for c in self._conns.values() if c.link is None),
+            *(c.deadline for c in self._conns.values() if c.link is None and not c.waiting),
             *self._accept_pause.due(),
         ]
         if self._faults:
@@ -458,7 +472,7 @@ class Socket:
         if self._accept_pause.ends(now) and self._listener is not None:
             self._epoll.modify(self._listener.fileno(), select.EPOLLIN)
         for conn in list(self._conns.values()):
-            if conn.link is None and conn.deadline <= now:
+            if conn.link is None and not conn.waiting and conn.deadline <= now:
                 self._refuse(conn, "handshake timed out", FailureKind.TIMEOUT)
         for iface, due in list(self._retry.items()):
             if due <= now:
@@ -658,6 +672,8 @@ class Socket:
             if item.fd is None:
                 conn.sock.send(data)
             else:
+                if isinstance(item.message, wire.AddRegion):
+                    conn.memory_shared = True
                 fds = array.array("i", [item.fd])
                 conn.sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fds)])
 
@@ -690,7 +706,7 @@ class Socket:
         return message, (fds[0] if fds else None)
 
     def _on_readable(self, conn: _Conn, mask: int) -> None:
-        try:
+        with self._guarded(conn):
             while conn.fileno in self._conns:
                 received = self._receive(conn)
                 if received is None:
@@ -704,6 +720,12 @@ class Socket:
                     if fd is not None and fd not in conn.fds:
                         _close_fds([fd])
                     raise
+
+    @contextlib.contextmanager
+    def _guarded(self, conn: _Conn) -> Iterator[None]:
+        """Turn what goes wrong on a connection into its end, with a reason."""
+        try:
+            yield
         except PeerDisconnected as exc:
             self._end(conn, exc.reason, exc.kind, notify_peer=False)
         except RemoteProtocolError as exc:
@@ -769,8 +791,8 @@ class Socket:
         replies = hs.receive(message, fd)
         assert conn.iface is not None
         if hs.needs_memory:
-            conn.memory = build_client_memory(hs.negotiated, conn.iface.name)
-            replies = hs.provide_memory(conn.memory.region_infos, conn.memory.ring_infos)
+            self._offer_memory(conn, hs)
+            return
         if hs.done:
             assert conn.memory is not None
             link, conn.memory = conn.memory.link, None
@@ -780,6 +802,61 @@ class Socket:
             result = hs.result
             self._up(conn, link, result.peer_if_name, result.peer_app_name)
         self._send(conn, replies)
+
+    def _offer_memory(self, conn: _Conn, hs: ClientHandshake) -> None:
+        """Offer the interface's memory, or wait for it while it is being built.
+
+        Memory is built once per geometry and kept until a peer has seen it: a
+        server that hangs up before the regions went out (or while they are
+        still being built) costs no second build.
+        """
+        iface = conn.iface
+        assert iface is not None
+        build = self._builds.get(iface)
+        if build is not None and build.negotiated != hs.negotiated:
+            build.cancel()
+            build = None
+        if build is None:
+            build = MemoryBuild(hs.negotiated, iface.name, self._wakeup)
+            self._builds[iface] = build
+            build.start()
+        if not build.finished:
+            conn.waiting = True  # _resume_waiting() comes back when it is done
+            return
+        del self._builds[iface]
+        conn.waiting = False
+        conn.memory = build.take()
+        if conn.memory is None:  # out of fds or memory (the reason says which)
+            reason = build.error or "memory build failed"
+            self._end(conn, reason, FailureKind.MEMORY, notify_peer=True)
+            return
+        # The handshake clock runs for the peer, not for the time we spent building.
+        conn.deadline = time.monotonic() + self.handshake_timeout
+        self._send(conn, hs.provide_memory(conn.memory.region_infos, conn.memory.ring_infos))
+
+    def _resume_waiting(self) -> None:
+        for conn in [c for c in self._conns.values() if c.waiting]:
+            build = self._builds.get(conn.iface) if conn.iface is not None else None
+            if build is None or build.finished:
+                assert isinstance(conn.handshake, ClientHandshake)
+                with self._guarded(conn):
+                    self._offer_memory(conn, conn.handshake)
+
+    def _keep_memory(self, conn: _Conn) -> None:
+        """Keep a dropped connection's big memory for the next one if no peer has seen it."""
+        iface = conn.iface
+        if (
+            conn.memory is None
+            or conn.memory_shared
+            or iface is None
+            or iface.state is State.DELETED
+            or iface in self._builds
+            or not isinstance(conn.handshake, ClientHandshake)
+            or not is_big(conn.handshake.negotiated)
+        ):
+            return
+        self._builds[iface] = MemoryBuild.kept(conn.handshake.negotiated, conn.memory)
+        conn.memory = None
 
     def _check_peer_allowed(self, conn: _Conn, interface_id: int) -> None:
         """Refuse a peer the interface it names does not allow (an unknown id is the
@@ -874,6 +951,7 @@ class Socket:
         with contextlib.suppress(OSError, ValueError):
             self._epoll.unregister(conn.fileno)
         conn.sock.close()
+        self._keep_memory(conn)
         conn.release()
         iface = conn.iface
         if iface is None or self._iface_conn.get(iface) is not conn:
@@ -930,6 +1008,7 @@ class Socket:
                 conn = self._iface_conn.get(iface)
                 if conn is not None:
                     self._drop(conn, "administratively down", notify_peer=True)
+                self._forget_memory(iface)
                 iface.disconnect_reason = "administratively down"
             elif not iface.is_server and iface not in self._iface_conn:
                 self._retry[iface] = 0.0
@@ -946,6 +1025,7 @@ class Socket:
         conn = self._iface_conn.get(iface)
         if conn is not None:
             self._drop(conn, reason, notify_peer=True)
+        self._forget_memory(iface)
         iface._link_down(reason)
         table = self._servers if iface.is_server else self._clients
         if table.get(iface.id) is iface:
@@ -954,3 +1034,8 @@ class Socket:
         iface._close_queues()
         if not self._servers:
             self._close_listener()
+
+    def _forget_memory(self, iface: Interface) -> None:
+        build = self._builds.pop(iface, None)
+        if build is not None:
+            build.cancel()

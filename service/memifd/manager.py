@@ -11,6 +11,14 @@ The worker sleeps in ``epoll`` on the command eventfd, every socket's
 daemon costs nothing and does not hold the GIL. Queues that returned packets
 stay "hot" and are read again at once; polling-mode queues are read on every
 turn and, when idle, every :data:`POLL_IDLE_INTERVAL` seconds.
+
+Nothing the worker does blocks: sockets are non-blocking, big memory is built
+and freed on the library's background thread, and one turn runs commands for
+at most :data:`COMMAND_BUDGET` seconds. The loop turns at least every
+:data:`HEARTBEAT` seconds, so :attr:`Manager.worker_stall` (seconds since the
+last turn) is a watchdog: past ``worker_stall_unready`` memifd reports not
+ready, past ``worker_stall_unhealthy`` not alive. A command whose caller gave
+up waiting is cancelled, never applied later.
 """
 
 from __future__ import annotations
@@ -69,7 +77,8 @@ log = logging.getLogger("memifd.manager")
 BURST = 256  # packets read per queue per turn
 CLOCK_STEP_NS = 1_000_000_000  # a step back of the wall clock larger than this is followed
 POLL_IDLE_INTERVAL = 0.002  # seconds between looks at idle polling-mode queues
-COMMAND_TIMEOUT = 10.0  # seconds a caller waits for the worker
+HEARTBEAT = 0.5  # the worker's loop turns at least this often (seconds)
+COMMAND_BUDGET = 0.005  # seconds of commands per turn; the rest waits for the next turn
 MAX_SOCKET_PATH = 107  # sun_path holds 108 bytes including the terminating NUL
 APP_NAME = "memifd"
 PACKET_OVERHEAD = 192  # bytes a queued CapturedPacket costs beyond its data
@@ -226,6 +235,9 @@ class Manager:
         self._event_subs: list[Subscription[LinkEvent]] = []
         self._timer_due = float("inf")
         self._bound = True
+        self._last_turn = time.monotonic()
+        # Socket files the worker listens on, (path, inode), for a shutdown without it.
+        self._socket_files: tuple[tuple[str, int], ...] = ()
         #: Bumped by the worker after every turn that did something; lets readers cache.
         self.generation = 0
         #: Worker turns so far (how often it woke up).
@@ -233,6 +245,8 @@ class Manager:
         #: Items all subscriptions (captures, events, exchanges) lost to slow readers.
         self.subscription_drops = 0
         self._last_stamp = 0  # the latest packet stamp given out (see _burst_time)
+        #: True when :meth:`stop` gave up waiting for the worker.
+        self.left_behind = False
         #: Failed handshakes on every socket so far, by memif.FailureKind (fixed keys).
         self.handshake_failures = {kind.value: 0 for kind in memif.FailureKind}
         #: Packet bytes all capture and exchange streams hold together, at most.
@@ -252,6 +266,7 @@ class Manager:
         self._cmd_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._epoll = select.epoll()
         self._epoll.register(self._cmd_fd, select.EPOLLIN)
+        self._last_turn = time.monotonic()
         self._fd_baseline = open_fds()
         self._thread = threading.Thread(target=self._run, name="memifd-worker", daemon=True)
         self._thread.start()
@@ -261,20 +276,55 @@ class Manager:
             self.stop("start failed")
             raise
 
-    def stop(self, reason: str = "memifd shutting down") -> None:
-        """Disconnect peers with ``reason``, end every stream, remove socket files."""
+    def stop(self, reason: str = "memifd shutting down", timeout: float | None = None) -> None:
+        """Disconnect peers with ``reason``, end every stream, remove socket files.
+
+        Takes at most ``timeout`` seconds (default ``shutdown_timeout``): a worker
+        that has not stopped by then is left behind and its socket files are
+        removed from here.
+        """
+        budget = self.settings.shutdown_timeout if timeout is None else timeout
+        deadline = time.monotonic() + budget
         with self._stop_lock:
             thread = self._thread
             if thread is None or self._stopped.is_set():
                 return
             if thread.is_alive():
                 with contextlib.suppress(UnavailableError):
-                    self._call(self._shutdown, reason)
-                thread.join(timeout=COMMAND_TIMEOUT)
+                    left = max(0.0, deadline - time.monotonic())
+                    self._call(self._shutdown, reason, timeout=left)
+                thread.join(timeout=max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                log.error(
+                    "the worker did not stop in time; removing its socket files",
+                    extra={"timeout": budget, "worker_stall": round(self.worker_stall, 3)},
+                )
+                self._stopping = True
+                self.left_behind = True
+                self.remove_socket_files()
+                self._stopped.set()  # its epoll and eventfd stay open: it may still use them
+                return
             if self._epoll is not None:
                 self._epoll.close()
             os.close(self._cmd_fd)
             self._stopped.set()
+
+    def remove_socket_files(self) -> None:
+        """Unlink the socket files the worker listens on (still the same files)."""
+        for path, inode in self._socket_files:
+            with contextlib.suppress(OSError):
+                if os.lstat(path).st_ino == inode:
+                    os.unlink(path)
+
+    @property
+    def worker_stall(self) -> float:
+        """Seconds since the worker's loop last turned (below :data:`HEARTBEAT` when well)."""
+        return max(0.0, time.monotonic() - self._last_turn)
+
+    @property
+    def live(self) -> bool:
+        """True while the worker runs and turned within ``worker_stall_unhealthy`` seconds."""
+        return self.running and self.worker_stall < self.settings.worker_stall_unhealthy
 
     def _prepare_socket_dir(self) -> None:
         """Create socket_dir (0750); the fallback in /tmp only if it is memifd's alone."""
@@ -293,8 +343,8 @@ class Manager:
 
     @property
     def ready(self) -> bool:
-        """True while the worker runs, every server socket is listening and the socket
-        directory is writable."""
+        """True while the worker runs, turned within ``worker_stall_unready`` seconds,
+        every server socket is listening and the socket directory is writable."""
         return self.not_ready_reason is None
 
     @property
@@ -307,6 +357,9 @@ class Manager:
             return "shutting down"
         if not self._bound:
             return "a server socket is not listening"
+        stall = self.worker_stall
+        if stall >= self.settings.worker_stall_unready:
+            return f"the worker has been stalled for {stall:.1f} s"
         return socket_dir_problem(self.settings.socket_dir)
 
     @property
@@ -319,7 +372,9 @@ class Manager:
 
     def create_interface(self, spec: InterfaceSpec, dry_run: bool = False) -> InterfaceStatus:
         """Create (or with ``dry_run`` only validate) an interface."""
-        return self._call(self._do_create, spec, dry_run)
+        made = self._call(self._do_create, spec, dry_run)
+        # Built here, not on the worker: a status of 255 queue pairs takes milliseconds.
+        return made if isinstance(made, InterfaceStatus) else _status(made)
 
     def list_interfaces(self) -> list[InterfaceStatus]:
         """Every interface, in creation order."""
@@ -335,7 +390,7 @@ class Manager:
 
     def update_interface(self, name: str, patch: InterfacePatch) -> InterfaceStatus:
         """Change rx_mode, action, xconnect_to or admin_up of a live interface."""
-        return self._call(self._do_update, name, patch)
+        return _status(self._call(self._do_update, name, patch))
 
     def delete_interface(self, name: str, keep_references: bool = False) -> None:
         """Disconnect and delete an interface (its socket closes with its last interface).
@@ -422,21 +477,39 @@ class Manager:
 
     # -- the command channel -----------------------------------------------------------------------
 
-    def _call(self, fn: Callable[..., R], *args: Any) -> R:
-        """Run ``fn(*args)`` on the worker and return its result (or raise its error)."""
+    def _call(self, fn: Callable[..., R], *args: Any, timeout: float | None = None) -> R:
+        """Run ``fn(*args)`` on the worker and return its result (or raise its error).
+
+        Waits at most ``timeout`` seconds (default ``command_timeout``). A command
+        the worker has not started by then is cancelled: it never runs.
+        """
         thread = self._thread
         if thread is threading.current_thread():
             return fn(*args)
         if thread is None or self._stopping or not thread.is_alive():
             raise UnavailableError("memifd is not running")
+        stall = self.worker_stall
+        if stall >= self.settings.worker_stall_unready:
+            raise UnavailableError(
+                f"the worker has been stalled for {stall:.1f} s; nothing was changed"
+            )
+        wait = self.settings.command_timeout if timeout is None else timeout
         future: concurrent.futures.Future[R] = concurrent.futures.Future()
         self._commands.put((fn, args, future))
         self._kick()
         try:
-            return future.result(timeout=COMMAND_TIMEOUT)
+            return future.result(timeout=wait)
+        except concurrent.futures.TimeoutError:
+            if future.cancel():
+                raise UnavailableError(
+                    f"the worker did not answer within {wait:g} s; nothing was changed"
+                ) from None
+        try:  # it started just now: nothing it runs blocks, so it ends soon
+            return future.result(timeout=1.0)
         except concurrent.futures.TimeoutError:
             raise UnavailableError(
-                f"the worker did not answer within {COMMAND_TIMEOUT:g} s"
+                f"the worker did not finish within {wait + 1.0:g} s; the change may still "
+                "be applied"
             ) from None
 
     def _post(self, fn: Callable[..., Any], *args: Any) -> None:
@@ -464,6 +537,7 @@ class Manager:
     def _run(self) -> None:
         assert self._epoll is not None
         epoll = self._epoll
+        _name_native_thread("memifd-worker")
         while not self._stopping:
             try:
                 self._turn(epoll)
@@ -475,6 +549,7 @@ class Manager:
     def _turn(self, epoll: select.epoll) -> None:
         timeout = self._timeout()
         events = epoll.poll(timeout, _MAX_EVENTS)
+        self._last_turn = time.monotonic()
         self.turns += 1
         for fd, _mask in events:
             if fd == self._cmd_fd:
@@ -501,14 +576,16 @@ class Manager:
         wait = self._timer_due - time.monotonic()
         if self._polled:
             wait = min(wait, POLL_IDLE_INTERVAL)
-        if wait == float("inf"):
-            return -1.0
-        return max(wait, 0.0)
+        return min(max(wait, 0.0), HEARTBEAT)
 
     def _run_commands(self) -> None:
         with contextlib.suppress(BlockingIOError):
             os.read(self._cmd_fd, 8)
+        started = time.monotonic()
         while True:
+            if time.monotonic() - started > COMMAND_BUDGET and not self._commands.empty():
+                self._kick()  # the rest next turn, after the data path had its turn
+                break
             try:
                 fn, args, future = self._commands.get_nowait()
             except queue.Empty:
@@ -699,7 +776,8 @@ class Manager:
             entry = self._entries[spec.name]
             entry.spec = spec
 
-    def _do_create(self, spec: InterfaceSpec, dry_run: bool) -> InterfaceStatus:
+    def _do_create(self, spec: InterfaceSpec, dry_run: bool) -> _Entry | InterfaceStatus:
+        """Create the interface (its entry), or with ``dry_run`` only check it (a preview)."""
         if spec.name in self._entries:
             raise ConflictError(f"interface {spec.name!r} already exists")
         try:
@@ -754,7 +832,7 @@ class Manager:
             extra={"interface": spec.name, "socket": path, "role": spec.role.value,
                    "id": spec.id, "action": spec.action.value},
         )
-        return _status(entry)
+        return entry
 
     def _check_limits(self, spec: InterfaceSpec, path: str) -> None:
         """Refuse an interface that would pass max_interfaces, max_shared_memory or the
@@ -823,7 +901,7 @@ class Manager:
         if target not in self._entries:
             raise InvalidArgumentError("xconnect_to", f"interface {target!r} does not exist")
 
-    def _do_update(self, name: str, patch: InterfacePatch) -> InterfaceStatus:
+    def _do_update(self, name: str, patch: InterfacePatch) -> _Entry:
         entry = self._entries.get(name)
         if entry is None:
             raise NotFoundError(f"interface {name!r} not found")
@@ -851,7 +929,7 @@ class Manager:
         entry.spec = spec
         self._scan_links(entry.iface.socket)
         log.info("interface updated", extra={"interface": name, "changes": changes})
-        return _status(entry)
+        return entry
 
     def _do_delete(self, name: str, reason: str, keep_references: bool = False) -> None:
         entry = self._entries.get(name)
@@ -1011,6 +1089,12 @@ class Manager:
             for sock in self._sockets.values()
             if any(iface.is_server for iface in sock.interfaces)
         )
+        files = []
+        for path, sock in self._sockets.items():
+            if sock.listening and not path.startswith("@"):
+                with contextlib.suppress(OSError):
+                    files.append((path, os.lstat(path).st_ino))
+        self._socket_files = tuple(files)
 
     def _watch_queues(self, entry: _Entry) -> None:
         assert self._epoll is not None
@@ -1095,6 +1179,13 @@ class Manager:
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
+
+def _name_native_thread(name: str) -> None:
+    """Give the calling thread a name ``ps -L``, ``top -H`` and /proc show (Linux)."""
+    path = f"/proc/self/task/{threading.get_native_id()}/comm"
+    with contextlib.suppress(OSError), open(path, "w") as comm:
+        comm.write(name[:15])
 
 
 def _packet_bytes(packet: CapturedPacket) -> int:

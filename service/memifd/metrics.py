@@ -85,8 +85,15 @@ class ManagerCollector(Collector):
             value=self.manager.subscription_drops,
         )
         yield GaugeMetricFamily(
-            "memifd_ready", "1 when the worker runs, every socket listens, socket_dir is writable",
+            "memifd_ready",
+            "1 when the worker runs and its loop turns, every socket listens, socket_dir is "
+            "writable",
             value=1 if self.manager.ready else 0,
+        )
+        yield GaugeMetricFamily(
+            "memifd_worker_stall_seconds",
+            "Seconds since the worker's loop last turned (it turns at least twice a second)",
+            value=self.manager.worker_stall,
         )
 
 

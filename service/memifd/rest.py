@@ -394,16 +394,21 @@ health = APIRouter(tags=["health"])
 
 @health.get("/healthz", response_model=Health, responses={503: {"model": Health}})
 async def healthz(manager: ManagerDep, response: Response) -> Health:
-    """Liveness: the process answers and its worker thread is alive."""
+    """Liveness: the worker thread is alive and its loop turned within
+    ``worker_stall_unhealthy`` seconds."""
     if not manager.running:
         response.status_code = 503
         return Health(status="worker not running")
+    if not manager.live:
+        response.status_code = 503
+        return Health(status=f"worker stalled for {manager.worker_stall:.0f} s")
     return Health(status="ok")
 
 
 @health.get("/readyz", response_model=Health, responses={503: {"model": Health}})
 async def readyz(manager: ManagerDep, response: Response) -> Health:
-    """Readiness: the worker runs, every socket is bound, the socket directory is writable."""
+    """Readiness: the worker runs, its loop turned within ``worker_stall_unready`` seconds,
+    every socket is bound, the socket directory is writable."""
     reason = manager.not_ready_reason
     if reason is not None:
         response.status_code = 503

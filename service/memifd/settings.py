@@ -182,6 +182,26 @@ class Settings(BaseSettings):
     log_format: LogFormat = Field(default="auto", description="auto|json|text.")
     log_level: LogLevel = Field(default="info", description="debug|info|warning|error|critical.")
     access_log: bool = Field(default=False, description="Log every HTTP request.")
+    # -- watchdog and timeouts ---------------------------------------------------------------
+    worker_stall_unready: float = Field(
+        default=5.0, ge=1, le=3600,
+        description="Seconds the worker's loop may go without turning before /readyz, gRPC "
+        "health and memifd_ready say not ready.",
+    )
+    worker_stall_unhealthy: float = Field(
+        default=30.0, ge=1, le=3600,
+        description="Seconds the worker's loop may go without turning before /healthz fails "
+        "(Kubernetes then restarts memifd).",
+    )
+    command_timeout: float = Field(
+        default=10.0, gt=0, le=3600,
+        description="Seconds an API call waits for the worker; a change it has not started "
+        "by then is cancelled.",
+    )
+    shutdown_timeout: float = Field(
+        default=5.0, gt=0, le=3600,
+        description="Seconds SIGTERM may take; then memifd removes its socket files and exits.",
+    )
     # -- resource limits ---------------------------------------------------------------------
     max_interfaces: int = Field(
         default=1024, ge=1, le=1_000_000, description="Interfaces memifd manages at most."
@@ -331,6 +351,11 @@ class Settings(BaseSettings):
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
             raise ValueError(f"interfaces: duplicate names {', '.join(duplicates)}")
+        if self.worker_stall_unhealthy < self.worker_stall_unready:
+            raise ValueError(
+                f"worker_stall_unhealthy ({self.worker_stall_unhealthy:g}) must be at least "
+                f"worker_stall_unready ({self.worker_stall_unready:g})"
+            )
         for spec in self.interfaces:
             try:
                 self.resolve_socket(spec.socket)

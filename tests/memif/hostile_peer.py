@@ -213,6 +213,26 @@ class Listener:
                 os.unlink(self.path)
 
 
+def full_backlog_listener(path: str) -> tuple[socket.socket, list[socket.socket]]:
+    """A listener that never accepts, its backlog filled with pending connections.
+
+    One more blocking ``connect()`` to it would wait forever; a non-blocking one
+    fails with EAGAIN. Returns the listener and the connections holding the backlog.
+    """
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    listener.bind(_address(path))
+    listener.listen(0)
+    pending = []
+    while True:
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_NONBLOCK)
+        try:
+            probe.connect(_address(path))
+        except BlockingIOError:
+            probe.close()
+            return listener, pending
+        pending.append(probe)
+
+
 # -- shared memory ------------------------------------------------------------------------------
 
 
