@@ -14,6 +14,7 @@ import contextlib
 import os
 import signal
 import sys
+import time
 
 import memif
 
@@ -21,7 +22,19 @@ import memif
 def echo(role: str, path: str, zygote: int) -> None:
     """Run an echo interface until the zygote goes away (or SIGKILL comes)."""
     sock = memif.Socket(path, reconnect_interval=0.05, app_name="kill-peer")
-    iface = sock.create_interface(id=0, role=role, name=f"echo-{role}", rx_mode="interrupt")
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            iface = sock.create_interface(
+                id=0, role=role, name=f"echo-{role}", rx_mode="interrupt"
+            )
+            break
+        except memif.PathInUse:
+            # The killed predecessor's listener may outlive its connection by a moment:
+            # the kernel closes a dying process's fds one by one.
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
     sock.start()
     rxq, txq = iface.rx_queue(0), iface.tx_queue(0)
     while os.getppid() == zygote:
@@ -56,7 +69,8 @@ def main() -> None:
             code = 0
             try:
                 echo(role, path, zygote)
-            except BaseException:
+            except BaseException as exc:
+                print(f"echo {role} on {path} failed: {exc!r}", file=sys.stderr, flush=True)
                 code = 1
             os._exit(code)
         children.add(pid)
