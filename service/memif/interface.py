@@ -165,8 +165,14 @@ class Interface:
             regions = [RegionDetails(r.index, r.size, r.sealed) for r in link.regions]
             maps = [region.map for region in link.regions]
             rings = [
-                RingDetails(direction, queue, ring.view.size, *ring.view.counters(),
-                            _index_of(ring.view.region, maps), ring.view.offset)
+                RingDetails(
+                    direction,
+                    queue,
+                    ring.view.size,
+                    *ring.view.counters(),
+                    _index_of(ring.view.region, maps),
+                    ring.view.offset,
+                )
                 for direction, endpoints in (("rx", link.rx), ("tx", link.tx))
                 for queue, ring in enumerate(endpoints)
             ]

@@ -29,7 +29,15 @@ class KnownOffsets:
     """
 
     __slots__ = (
-        "_pending", "_stride", "_values", "_view", "_words", "limit", "region", "size", "version",
+        "_pending",
+        "_stride",
+        "_values",
+        "_view",
+        "_words",
+        "limit",
+        "region",
+        "size",
+        "version",
     )
 
     def __init__(self, size: int) -> None:

@@ -172,9 +172,7 @@ def check_free(path: str, directory: DirectoryOpener, stale: StalePolicy) -> Non
         os.close(dir_fd)
 
 
-def _clear_name(
-    dir_fd: int, name: str, path: str, stale: StalePolicy, remove: bool = True
-) -> None:
+def _clear_name(dir_fd: int, name: str, path: str, stale: StalePolicy, remove: bool = True) -> None:
     """Make sure ``name`` is free, removing it only if it is a replaceable stale socket
     (and only when ``remove``: otherwise just say whether it could be)."""
     try:
