@@ -225,6 +225,25 @@ _FORMAT_QUERY = Query(
     f"({pcapng.MEDIA_TYPE} or {pcap.MEDIA_TYPE})"
 )
 
+# The query parameters every capture route takes.
+CaptureCount = Annotated[
+    int | None, Query(ge=1, le=MAX_CAPTURE_COUNT, description="Stop after this many packets.")
+]
+CaptureDuration = Annotated[
+    float | None,
+    Query(gt=0, le=MAX_CAPTURE_DURATION, description="Stop after this many seconds."),
+]
+CaptureSnaplen = Annotated[
+    int, Query(ge=1, le=MAX_SNAPLEN, description="Bytes kept of each packet.")
+]
+CaptureDirection = Annotated[
+    Direction, Query(description="Packets received (rx), sent (tx) or both.")
+]
+CaptureQueue = Annotated[
+    int | None,
+    Query(ge=0, le=254, description="Only this queue (one the interface has); all if unset."),
+]
+
 
 @interfaces.get(
     "/{name}/capture", response_model=None, response_class=StreamingResponse,
@@ -234,23 +253,11 @@ async def capture(
     name: NamePath,
     request: Request,
     manager: ManagerDep,
-    count: Annotated[
-        int | None, Query(ge=1, le=MAX_CAPTURE_COUNT, description="Stop after this many packets.")
-    ] = None,
-    duration: Annotated[
-        float | None,
-        Query(gt=0, le=MAX_CAPTURE_DURATION, description="Stop after this many seconds."),
-    ] = None,
-    snaplen: Annotated[
-        int, Query(ge=1, le=MAX_SNAPLEN, description="Bytes kept of each packet.")
-    ] = MAX_SNAPLEN,
-    direction: Annotated[
-        Direction, Query(description="Packets received (rx), sent (tx) or both.")
-    ] = Direction.BOTH,
-    queue: Annotated[
-        int | None,
-        Query(ge=0, le=254, description="Only this queue (one the interface has); all if unset."),
-    ] = None,
+    count: CaptureCount = None,
+    duration: CaptureDuration = None,
+    snaplen: CaptureSnaplen = MAX_SNAPLEN,
+    direction: CaptureDirection = Direction.BOTH,
+    queue: CaptureQueue = None,
     format: Annotated[CaptureFormat | None, _FORMAT_QUERY] = None,
 ) -> StreamingResponse:
     """Stream packets of the interface as a capture file until ``count`` or ``duration``
@@ -281,23 +288,11 @@ async def capture_many(
         description="Interfaces to capture (repeat the parameter); none: every interface, "
         "including those created during the capture.",
     )] = [],  # noqa: B006
-    count: Annotated[
-        int | None, Query(ge=1, le=MAX_CAPTURE_COUNT, description="Stop after this many packets.")
-    ] = None,
-    duration: Annotated[
-        float | None,
-        Query(gt=0, le=MAX_CAPTURE_DURATION, description="Stop after this many seconds."),
-    ] = None,
-    snaplen: Annotated[
-        int, Query(ge=1, le=MAX_SNAPLEN, description="Bytes kept of each packet.")
-    ] = MAX_SNAPLEN,
-    direction: Annotated[
-        Direction, Query(description="Packets received (rx), sent (tx) or both.")
-    ] = Direction.BOTH,
-    queue: Annotated[
-        int | None,
-        Query(ge=0, le=254, description="Only this queue (one the interface has); all if unset."),
-    ] = None,
+    count: CaptureCount = None,
+    duration: CaptureDuration = None,
+    snaplen: CaptureSnaplen = MAX_SNAPLEN,
+    direction: CaptureDirection = Direction.BOTH,
+    queue: CaptureQueue = None,
 ) -> StreamingResponse:
     """Stream packets of several interfaces (or all) as one pcapng file."""
     names = list(dict.fromkeys(interface))
