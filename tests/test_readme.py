@@ -303,6 +303,10 @@ def test_vpp_examples_responder_lines(sock_dir: Path) -> None:
         connecting.kill()
 
 
+# The README's commands as a user with the venv activated runs them.
+VENV_PATH = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
+
+
 def test_reach_the_api_from_your_machine(sock_dir: Path, tmp_path: Path) -> None:
     block = block_after("Reach the API:", "sh")
     token = tmp_path / "token"
@@ -316,7 +320,7 @@ def test_reach_the_api_from_your_machine(sock_dir: Path, tmp_path: Path) -> None
             command = command.replace("127.0.0.1:50051", f"127.0.0.1:{daemon.grpc_port}")
             done = subprocess.run(
                 ["bash", "-c", command], capture_output=True, text=True, timeout=30,
-                env={**os.environ, "MEMIFD_TOKEN": "from-your-machine"},
+                env={**os.environ, "MEMIFD_TOKEN": "from-your-machine", "PATH": VENV_PATH},
             )
             assert done.returncode == 0, done.stderr
             empty = ("[]", "NAME  ROLE  ID  STATE  ADMIN  MODE  QUEUES  RX  TX  REASON")
