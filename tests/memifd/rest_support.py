@@ -24,6 +24,7 @@ import uvicorn
 from memifd.cli import bind_http
 from memifd.http_server import uvicorn_config
 from memifd.manager import Manager
+from memifd.models import InterfaceSpec
 from memifd.rest import create_app
 from memifd.settings import Settings
 
@@ -211,3 +212,8 @@ class Daemon:
             self.proc.kill()
             self.proc.communicate(timeout=10)
         self.log_path.unlink(missing_ok=True)
+
+
+def spec(name: str, **kwargs: object) -> InterfaceSpec:
+    """An interface spec on the socket ``m.sock`` of the test's socket directory."""
+    return InterfaceSpec.model_validate({"name": name, "socket": "m.sock", **kwargs})

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import memif
@@ -19,26 +18,13 @@ from memifd.manager import (
 from memifd.models import (
     CaptureFilter,
     InterfacePatch,
-    InterfaceSpec,
     InterfaceStats,
 )
 from memifd.settings import Settings
 from memifd.subscription import Subscription
 
 from tests.conftest import open_fds
-from tests.memifd.rest_support import frame, memif_clients, receive, wait_for
-
-
-@pytest.fixture
-def manager(sock_dir: Path) -> Iterator[Manager]:
-    mgr = Manager(Settings(socket_dir=sock_dir))
-    mgr.start()
-    yield mgr
-    mgr.stop()
-
-
-def spec(name: str, **kwargs: object) -> InterfaceSpec:
-    return InterfaceSpec.model_validate({"name": name, "socket": "m.sock", **kwargs})
+from tests.memifd.rest_support import frame, memif_clients, receive, spec, wait_for
 
 
 def accounted(stats: InterfaceStats) -> int:

@@ -4,28 +4,14 @@ interfaces. Real Python memif peers on real sockets."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pydantic
 import pytest
 from memifd.manager import CLOCK_STEP_NS, Manager, NotFoundError
-from memifd.models import CaptureFilter, InterfaceSpec
-from memifd.settings import Settings
+from memifd.models import CaptureFilter
 
-from tests.memifd.rest_support import frame, memif_clients, receive, wait_for
-
-
-@pytest.fixture
-def manager(sock_dir: Path) -> Iterator[Manager]:
-    mgr = Manager(Settings(socket_dir=sock_dir))
-    mgr.start()
-    yield mgr
-    mgr.stop()
-
-
-def spec(name: str, **kwargs: object) -> InterfaceSpec:
-    return InterfaceSpec.model_validate({"name": name, "socket": "m.sock", **kwargs})
+from tests.memifd.rest_support import frame, memif_clients, receive, spec, wait_for
 
 
 def test_stamps_are_the_burst_time_plus_the_place_in_the_burst(
