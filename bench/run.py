@@ -404,9 +404,16 @@ def case_capture_rest(b: Bench) -> None:
                 time.sleep(1.0)  # connected and settled
                 pps, packets = rest_capture(daemon.http, "cap0", b.seconds, fmt)
                 stats = json.loads(daemon.get("/v1/interfaces/cap0/stats"))
-        b.add(Row("rest-cap", fmt, "Mpps", pps / 1e6,
-                  note=f"{packets:,} packets; {stats['subscriber_drops']:,} dropped by the "
-                  "stream"), f"capture_rest_{fmt}_pps")
+        b.add(
+            Row(
+                "rest-cap",
+                fmt,
+                "Mpps",
+                pps / 1e6,
+                note=f"{packets:,} packets; {stats['subscriber_drops']:,} dropped by the stream",
+            ),
+            f"capture_rest_{fmt}_pps",
+        )
         b.figures[f"capture_rest_{fmt}_dropped"] = stats["subscriber_drops"]
 
 

@@ -32,7 +32,10 @@ class Memifd:
     """``memifd serve`` in a subprocess pinned to one core, with a config file."""
 
     def __init__(
-        self, workdir: Path, interfaces: list[dict[str, object]], core: int,
+        self,
+        workdir: Path,
+        interfaces: list[dict[str, object]],
+        core: int,
         **settings: object,
     ) -> None:
         self.workdir = workdir

@@ -71,17 +71,28 @@ def main(argv: list[str] | None = None) -> int:
     for role, tally in tallies.items():
         rounds, writes, packets = scribbled[role]
         print(f"hostile memory vs our {role}: {tally.line()}")
-        print(f"scribbler vs our {role}: {rounds} rounds, {writes} hostile writes, "
-              f"{packets} packets received")
-    print(json.dumps({
-        "soak_hostile": {
-            role: {"cases": t.cases, "packets": t.packets, "drops": t.drops,
-                   "reconnects": t.reconnects, "scribbler_rounds": scribbled[role][0],
-                   "scribbler_writes": scribbled[role][1]}
-            for role, t in tallies.items()
-        },
-        "seconds": round(seconds, 1),
-    }))
+        print(
+            f"scribbler vs our {role}: {rounds} rounds, {writes} hostile writes, "
+            f"{packets} packets received"
+        )
+    print(
+        json.dumps(
+            {
+                "soak_hostile": {
+                    role: {
+                        "cases": t.cases,
+                        "packets": t.packets,
+                        "drops": t.drops,
+                        "reconnects": t.reconnects,
+                        "scribbler_rounds": scribbled[role][0],
+                        "scribbler_writes": scribbled[role][1],
+                    }
+                    for role, t in tallies.items()
+                },
+                "seconds": round(seconds, 1),
+            }
+        )
+    )
     return 0
 
 

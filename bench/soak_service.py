@@ -101,17 +101,26 @@ class Traffic:
 
 
 def _config(path: Path, interfaces: int) -> Path:
-    return write_config(path, [
-        {"name": f"soak{i}", "socket": f"soak{i // PER_SOCKET}.sock", "id": i % PER_SOCKET,
-         "action": "echo"}
-        for i in range(interfaces)
-    ])
+    return write_config(
+        path,
+        [
+            {
+                "name": f"soak{i}",
+                "socket": f"soak{i // PER_SOCKET}.sock",
+                "id": i % PER_SOCKET,
+                "action": "echo",
+            }
+            for i in range(interfaces)
+        ],
+    )
 
 
 def _row(sample: Sample) -> str:
-    return (f"{sample.seconds:8.0f} {sample.rss_mib:9.1f} {sample.anon_mib:9.1f} "
-            f"{sample.shmem_mib:9.1f} {sample.fds:6d} {sample.threads:8d} "
-            f"{sample.connected:10d} {sample.sent:12d} {sample.received:12d}")
+    return (
+        f"{sample.seconds:8.0f} {sample.rss_mib:9.1f} {sample.anon_mib:9.1f} "
+        f"{sample.shmem_mib:9.1f} {sample.fds:6d} {sample.threads:8d} "
+        f"{sample.connected:10d} {sample.sent:12d} {sample.received:12d}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -145,21 +154,32 @@ def main(argv: list[str] | None = None) -> int:
         sender = threading.Thread(target=traffic.run, name="soak-traffic", daemon=True)
         sender.start()
         stack.callback(traffic.stop)
-        print(f"memifd pid {pid}: {opts.interfaces} echo interfaces, {opts.rate} packets/s "
-              f"each, {opts.minutes:g} min", flush=True)
+        print(
+            f"memifd pid {pid}: {opts.interfaces} echo interfaces, {opts.rate} packets/s "
+            f"each, {opts.minutes:g} min",
+            flush=True,
+        )
         time.sleep(WARM_UP)  # the first packets touch every buffer of the shared memory
-        print(f"{'seconds':>8} {'rss_mib':>9} {'anon_mib':>9} {'shm_mib':>9} {'fds':>6} "
-              f"{'threads':>8} {'connected':>10} {'sent':>12} {'received':>12}", flush=True)
+        print(
+            f"{'seconds':>8} {'rss_mib':>9} {'anon_mib':>9} {'shm_mib':>9} {'fds':>6} "
+            f"{'threads':>8} {'connected':>10} {'sent':>12} {'received':>12}",
+            flush=True,
+        )
         started = time.monotonic()
         end = started + opts.minutes * 60
         while True:
             now = time.monotonic()
             split = rss_split_mib(pid)
             sample = Sample(
-                seconds=now - started, rss_mib=rss_mib(pid), anon_mib=split["anon"],
-                shmem_mib=split["shmem"], fds=fd_count(pid),
-                threads=thread_count(pid), connected=sum(i.is_connected for i in ifaces),
-                sent=traffic.sent, received=traffic.received,
+                seconds=now - started,
+                rss_mib=rss_mib(pid),
+                anon_mib=split["anon"],
+                shmem_mib=split["shmem"],
+                fds=fd_count(pid),
+                threads=thread_count(pid),
+                connected=sum(i.is_connected for i in ifaces),
+                sent=traffic.sent,
+                received=traffic.received,
             )
             samples.append(sample)
             print(_row(sample), flush=True)
@@ -175,14 +195,23 @@ def main(argv: list[str] | None = None) -> int:
         "interfaces": opts.interfaces,
         "rate_per_interface": opts.rate,
         "samples": len(samples),
-        "rss_mib": {"start": round(first.rss_mib, 1), "end": round(last.rss_mib, 1),
-                    "max": round(max(s.rss_mib for s in samples), 1)},
-        "anon_mib": {"start": round(first.anon_mib, 1), "end": round(last.anon_mib, 1),
-                     "max": round(max(s.anon_mib for s in samples), 1)},
+        "rss_mib": {
+            "start": round(first.rss_mib, 1),
+            "end": round(last.rss_mib, 1),
+            "max": round(max(s.rss_mib for s in samples), 1),
+        },
+        "anon_mib": {
+            "start": round(first.anon_mib, 1),
+            "end": round(last.anon_mib, 1),
+            "max": round(max(s.anon_mib for s in samples), 1),
+        },
         "shmem_mib": {"start": round(first.shmem_mib, 1), "end": round(last.shmem_mib, 1)},
         "fds": {"start": first.fds, "end": last.fds, "max": max(s.fds for s in samples)},
-        "threads": {"start": first.threads, "end": last.threads,
-                    "max": max(s.threads for s in samples)},
+        "threads": {
+            "start": first.threads,
+            "end": last.threads,
+            "max": max(s.threads for s in samples),
+        },
         "min_connected": min(s.connected for s in samples),
         "sent": traffic.sent,
         "received": traffic.received,

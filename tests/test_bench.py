@@ -10,11 +10,27 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 REQUIRED = {
-    "dpdk_dpdk_64_pps", "py_rx_64_pps", "py_tx_64_pps", "ratio_rx_64", "ratio_tx_64",
-    "batch_rx_64_pps", "batch_tx_64_pps", "ratio_batch_rx_64", "ratio_batch_tx_64",
-    "py_rx_1500_gbps", "py_tx_1500_gbps", "echo_64_pps", "latency_poll_p50_us",
-    "latency_intr_p50_us", "idle_cpu_pct", "capture_64_pps", "inject_64_pps", "rest_rps",
-    "rest_ratio", "stall_quiet_max_gap_ms", "stall_churn_max_gap_ms",
+    "dpdk_dpdk_64_pps",
+    "py_rx_64_pps",
+    "py_tx_64_pps",
+    "ratio_rx_64",
+    "ratio_tx_64",
+    "batch_rx_64_pps",
+    "batch_tx_64_pps",
+    "ratio_batch_rx_64",
+    "ratio_batch_tx_64",
+    "py_rx_1500_gbps",
+    "py_tx_1500_gbps",
+    "echo_64_pps",
+    "latency_poll_p50_us",
+    "latency_intr_p50_us",
+    "idle_cpu_pct",
+    "capture_64_pps",
+    "inject_64_pps",
+    "rest_rps",
+    "rest_ratio",
+    "stall_quiet_max_gap_ms",
+    "stall_churn_max_gap_ms",
 }
 
 
@@ -22,7 +38,10 @@ def test_quick_benchmark_prints_every_figure(tmp_path: Path) -> None:
     plot = tmp_path / "bench.png"
     done = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--plot", str(plot)],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     figures = json.loads(done.stdout.strip().splitlines()[-1])

@@ -123,11 +123,11 @@ RUN_BY: dict[str, list[str]] = {
     "https://raw.githubusercontent.com/helm/helm/main/scripts/get-helm-3": [
         "needs the internet: the tests take helm from a PyPI package instead",
     ],
-    "$ MEMIFD_TOKEN=s3cret python -m memifd.check": [
+    "$ MEMIFD_TOKEN=s3cret python -m memifd.cli.check": [
         "tests/deploy/test_chart.py::test_helm_test_pod_checks_rest_and_grpc_through_the_service",
     ],
-    "kubectl -n net create secret generic memifd-token --from-literal=token=\"$(openssl rand -hex "
-    "20)\"": [
+    'kubectl -n net create secret generic memifd-token --from-literal=token="$(openssl rand -hex '
+    '20)"': [
         "tests/deploy/test_chart.py::test_generated_tokens_differ_and_a_given_token_is_kept",
         "needs a cluster: the kubectl line",
     ],
@@ -136,33 +136,32 @@ RUN_BY: dict[str, list[str]] = {
     ],
     "curl -s -o capture.pcapng 'http://127.0.0.1:8080/v1/capture?interface="
     "vnf0&interface=vnf1&duration=10'": [
-        'tests/memifd/test_readme_captures.py::test_curl_and_tshark_examples',
+        "tests/memifd/test_readme_captures.py::test_curl_and_tshark_examples",
     ],
-    'vnf0\t0x00000001\t1796407469.376376372': [
-        'tests/memifd/test_readme_captures.py::test_curl_and_tshark_examples',
+    "vnf0\t0x00000001\t1796407469.376376372": [
+        "tests/memifd/test_readme_captures.py::test_curl_and_tshark_examples",
     ],
-    "$ capinfos -I capture.pcapng | grep -E 'Name|Description|Encapsulation"
-    "|precision'": [
-        'tests/memifd/test_readme_captures.py::test_curl_and_tshark_examples',
+    "$ capinfos -I capture.pcapng | grep -E 'Name|Description|Encapsulation|precision'": [
+        "tests/memifd/test_readme_captures.py::test_curl_and_tshark_examples",
     ],
     "curl -s -o vnf0.pcapng 'http://127.0.0.1:8080/v1/interfaces/vnf0/captu"
     "re?count=200000&format=pcapng'": [
-        'tests/memifd/test_readme_captures.py::test_curl_and_tshark_examples',
+        "tests/memifd/test_readme_captures.py::test_curl_and_tshark_examples",
     ],
-    '36097\t98368\t98368 packets of vnf0 dropped before this one: the capture'
-    ' reader was too slow': [
-        'tests/memifd/test_readme_captures.py::test_curl_and_tshark_examples',
-        'tests/memifd/test_rest_capture.py::test_slow_reader_learns_where_packets_were_dropped',
+    "36097\t98368\t98368 packets of vnf0 dropped before this one: the capture"
+    " reader was too slow": [
+        "tests/memifd/test_readme_captures.py::test_curl_and_tshark_examples",
+        "tests/memifd/test_rest_capture.py::test_slow_reader_learns_where_packets_were_dropped",
     ],
-    'mkdir -p ~/.local/lib/wireshark/extcap   # Wireshark 4.1 and later': [
-        'tests/memifd/test_readme_captures.py::test_wireshark_set_up',
+    "mkdir -p ~/.local/lib/wireshark/extcap   # Wireshark 4.1 and later": [
+        "tests/memifd/test_readme_captures.py::test_wireshark_set_up",
     ],
-    '$ tshark -D | grep memif': [
-        'tests/memifd/test_readme_captures.py::test_wireshark_set_up',
-        'tests/memifd/test_extcap.py::test_tshark_lists_memifd_interfaces',
+    "$ tshark -D | grep memif": [
+        "tests/memifd/test_readme_captures.py::test_wireshark_set_up",
+        "tests/memifd/test_extcap.py::test_tshark_lists_memifd_interfaces",
     ],
-    '#!/bin/sh': [
-        'tests/memifd/test_readme_captures.py::test_wireshark_set_up',
+    "#!/bin/sh": [
+        "tests/memifd/test_readme_captures.py::test_wireshark_set_up",
     ],
     "make test          # ruff, mypy --strict (library), pytest: unit, hostile peers, "
     "interop with testpmd": [
@@ -201,8 +200,9 @@ def test_echo_example_says_why_it_has_no_link(sock_dir: Path) -> None:
     path = sock_dir / "fresh" / "app.sock"  # a directory nothing made, nothing listens in
     script = _echo_example().replace("/run/memif/app.sock", str(path))
     script = script.replace("wait_connected(timeout=30)", "wait_connected(timeout=1)")
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=30)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30
+    )
     assert done.returncode == 1
     assert done.stderr.strip() == f"no link: connect to {path} failed: No such file or directory"
 
@@ -237,16 +237,18 @@ def test_echo_example_is_short_and_echoes(sock_dir: Path) -> None:
 
 
 def test_config_file_example_loads(tmp_path: Path) -> None:
-    from memifd.models import Action
-    from memifd.settings import load_settings
+    from memifd.core.models import Action
+    from memifd.core.settings import load_settings
 
     section = README.read_text().split("## memifd", 1)[1]
     match = re.search(r"```yaml\n(.*?)```", section, re.S)
     assert match, "config example missing"
     token = tmp_path / "token"
     token.write_text("s3cret-token\n")
-    text = match.group(1).replace("/etc/memifd/token", str(token)).replace(
-        "/run/memif", str(tmp_path / "sockets")
+    text = (
+        match.group(1)
+        .replace("/etc/memifd/token", str(token))
+        .replace("/run/memif", str(tmp_path / "sockets"))
     )
     config = tmp_path / "memifd.yaml"
     config.write_text(text)
@@ -264,7 +266,9 @@ def test_arguments_example(sock_dir: Path) -> None:
         iface = scope["iface"]
         assert isinstance(iface, memif.Interface)
         assert (iface.args.name, iface.args.secret, iface.args.memory.num_queue_pairs) == (
-            "memif0", "s3cret", 2
+            "memif0",
+            "s3cret",
+            2,
         )
 
 
@@ -280,8 +284,11 @@ def test_responder_synopsis_is_the_parsers() -> None:
 
 
 def _responder_lines(block: str) -> list[list[str]]:
-    return [shlex.split(line)[4:] for line in block.splitlines()
-            if line.startswith("python -m memif responder ")]
+    return [
+        shlex.split(line)[4:]
+        for line in block.splitlines()
+        if line.startswith("python -m memif responder ")
+    ]
 
 
 def test_vpp_examples_responder_lines(sock_dir: Path) -> None:
@@ -319,7 +326,10 @@ def test_reach_the_api_from_your_machine(sock_dir: Path, tmp_path: Path) -> None
             command = line.replace("127.0.0.1:8080", f"127.0.0.1:{daemon.http_port}")
             command = command.replace("127.0.0.1:50051", f"127.0.0.1:{daemon.grpc_port}")
             done = subprocess.run(
-                ["bash", "-c", command], capture_output=True, text=True, timeout=30,
+                ["bash", "-c", command],
+                capture_output=True,
+                text=True,
+                timeout=30,
                 env={**os.environ, "MEMIFD_TOKEN": "from-your-machine", "PATH": VENV_PATH},
             )
             assert done.returncode == 0, done.stderr
@@ -335,6 +345,11 @@ def test_development_commands_exist() -> None:
         if command[0] == "make":
             subprocess.run([*command, "-n"], cwd=ROOT, check=True, capture_output=True)
         else:  # the options are the module's own (--help stops before any work)
-            done = subprocess.run([sys.executable, *command[1:], "--help"], cwd=ROOT,
-                                  capture_output=True, text=True, timeout=60)
+            done = subprocess.run(
+                [sys.executable, *command[1:], "--help"],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
             assert done.returncode == 0, f"{line}: {done.stderr}"

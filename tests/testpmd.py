@@ -97,14 +97,27 @@ class TestPmd:
             vdev.append(f"bsize={self.bsize}")
         if self.extra_vdev:
             vdev.append(self.extra_vdev)
-        eal = ["--no-huge", "-m", "512", "--no-pci", "-l", self.cores,
-               f"--file-prefix={self.prefix}", "--log-level=pmd.net.memif:info"]
+        eal = [
+            "--no-huge",
+            "-m",
+            "512",
+            "--no-pci",
+            "-l",
+            self.cores,
+            f"--file-prefix={self.prefix}",
+            "--log-level=pmd.net.memif:info",
+        ]
         if self.main_lcore is not None:
             eal.append(f"--main-lcore={self.main_lcore}")
         if self.zero_copy:
             eal.append("--single-file-segments")
-        app = [f"--forward-mode={self.forward_mode}", "--auto-start",
-               "--total-num-mbufs=16384", "--stats-period", str(self.stats_period)]
+        app = [
+            f"--forward-mode={self.forward_mode}",
+            "--auto-start",
+            "--total-num-mbufs=16384",
+            "--stats-period",
+            str(self.stats_period),
+        ]
         if self.queues > 1:
             app += [f"--rxq={self.queues}", f"--txq={self.queues}"]
             nb_cores = min(self.queues, len(self.cores.split(",")) - 1) or 1
@@ -127,7 +140,10 @@ class TestPmd:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
-                self.command(), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                self.command(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
         return self

@@ -1,5 +1,5 @@
 """``python -m memifd``: the same as the ``memifd`` command."""
 
-from memifd.cli import main
+from memifd.cli.serve import main
 
 main()

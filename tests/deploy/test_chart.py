@@ -18,7 +18,7 @@ import memifd
 import pytest
 import yaml
 from memif.config import MemoryConfig
-from memifd.settings import load_settings
+from memifd.core.settings import load_settings
 from pydantic import ValidationError
 
 from tests.deploy.conftest import CHART, CI_VALUES, ROOT
@@ -488,13 +488,20 @@ def test_socket_dirs_and_peer_ids_reach_memifd(helm: Helm, tmp_path: Path) -> No
     assert settings.resolve_socket(settings.interfaces[0].socket) == "/run/vpp/memif.sock"
     assert settings.interfaces[1].allowed_uids == [1001]
     assert settings.interfaces[1].allowed_gids == [7]
+
+
 def test_interfaces_apart_by_socket_role_or_id_render_and_memifd_takes_them(
     helm: Helm, tmp_path: Path
 ) -> None:
-    values = {"interfaces": [
-        {"name": "a"}, {"name": "b", "role": "slave"}, {"name": "c", "id": 1},
-        {"name": "d", "socket": "d.sock"}, {"name": "e", "socket": "@memif.sock"},
-    ]}
+    values = {
+        "interfaces": [
+            {"name": "a"},
+            {"name": "b", "role": "slave"},
+            {"name": "c", "id": 1},
+            {"name": "d", "socket": "d.sock"},
+            {"name": "e", "socket": "@memif.sock"},
+        ]
+    }
     manifests = helm.template_values(CHART, values, tmp_path)
     config = tmp_path / "config.yaml"
     config.write_text(config_text(manifests, "rel-memifd-config"))
@@ -636,11 +643,13 @@ BAD_VALUES: dict[str, tuple[dict[str, Any], str]] = {
         "role server and id 0; give one of them another socket or id",
     ),
     "one-socket-spelt-two-ways": (
-        {"interfaces": [
-            {"name": "a", "socket": "x.sock", "role": "client", "id": 4},
-            {"name": "b", "socket": "c.sock", "role": "client", "id": 4},
-            {"name": "c", "socket": "/run/memif/./x.sock", "role": "slave", "id": 4},
-        ]},
+        {
+            "interfaces": [
+                {"name": "a", "socket": "x.sock", "role": "client", "id": 4},
+                {"name": "b", "socket": "c.sock", "role": "client", "id": 4},
+                {"name": "c", "socket": "/run/memif/./x.sock", "role": "slave", "id": 4},
+            ]
+        },
         "interfaces[0] (a) and interfaces[2] (c) both use socket /run/memif/x.sock, "
         "role client and id 4",
     ),

@@ -9,8 +9,8 @@ import jsonschema  # type: ignore[import-untyped]
 import pytest
 import yaml
 from memif.config import Mode, Role, RxMode
-from memifd import chart_schema
-from memifd.models import Action, InterfaceSpec
+from memifd.cli import chart_schema
+from memifd.core.models import Action, InterfaceSpec
 from pydantic import ValidationError
 
 from tests.deploy.conftest import CHART, CI_VALUES
@@ -95,7 +95,7 @@ def model_accepts(body: dict[str, Any]) -> bool:
 def test_committed_schema_is_up_to_date() -> None:
     committed = (CHART / "values.schema.json").read_text()
     assert committed == chart_schema.render(), (
-        "regenerate: python -m memifd.chart_schema > helm/memifd/values.schema.json"
+        "regenerate: python -m memifd.cli.chart_schema > helm/memifd/values.schema.json"
     )
 
 

@@ -82,7 +82,7 @@ def test_entrypoint_is_the_memifd_command() -> None:
     assert FINAL.last("ENTRYPOINT").exec_form() == ["memifd"]
     assert FINAL.last("CMD").exec_form() == ["serve"]
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
-    assert scripts["memifd"] == "memifd.cli:main"
+    assert scripts["memifd"] == "memifd.cli.serve:main"
 
 
 def test_binds_all_addresses_on_the_exposed_ports() -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from memifd.settings import Settings
+from memifd.core.settings import Settings
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -46,16 +46,27 @@ def chromium(profile: Path, downloads: Path, resolve: dict[str, str] | None = No
     options.binary_location = CHROMIUM
     mapped = "".join(f"MAP {name} {address}, " for name, address in (resolve or {}).items())
     for flag in (
-        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--disable-dev-shm-usage", "--window-size=1400,900", f"--user-data-dir={profile}",
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,900",
+        f"--user-data-dir={profile}",
         f"--host-resolver-rules={mapped}MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
     ):
         options.add_argument(flag)
-    options.add_experimental_option("prefs", {
-        "download.default_directory": str(downloads),
-        "download.prompt_for_download": False,
-    })
+    options.add_experimental_option(
+        "prefs",
+        {
+            "download.default_directory": str(downloads),
+            "download.prompt_for_download": False,
+        },
+    )
     options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
     driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
     driver.execute_cdp_cmd(
@@ -67,7 +78,8 @@ def chromium(profile: Path, downloads: Path, resolve: dict[str, str] | None = No
 def console_errors(driver: WebDriver, allowed: tuple[str, ...] = ()) -> list[str]:
     """SEVERE browser log entries since the last call, less those containing an allowed text."""
     return [
-        entry["message"] for entry in driver.get_log("browser")
+        entry["message"]
+        for entry in driver.get_log("browser")
         if entry["level"] == "SEVERE" and not any(text in entry["message"] for text in allowed)
     ]
 
@@ -98,7 +110,8 @@ def requests_sent(driver: WebDriver) -> list[str]:
 def off_loopback(urls: list[str]) -> list[str]:
     """URLs that went anywhere but this machine (data: and blob: URLs stay in the page)."""
     return [
-        url for url in urls
+        url
+        for url in urls
         if urlsplit(url).scheme not in ("data", "blob") and urlsplit(url).hostname not in LOOPBACK
     ]
 
@@ -170,13 +183,13 @@ class StripPrefix:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        asked = scope["path"][len(self.root_path):]  # uvicorn put root_path in front
+        asked = scope["path"][len(self.root_path) :]  # uvicorn put root_path in front
         if asked != self.prefix and not asked.startswith(self.prefix + "/"):
             self.misses.append(asked)
             await send({"type": "http.response.start", "status": 404, "headers": []})
             await send({"type": "http.response.body", "body": b"outside the prefix"})
             return
-        path = self.root_path + (asked[len(self.prefix):] or "/")
+        path = self.root_path + (asked[len(self.prefix) :] or "/")
         await self.app({**scope, "path": path, "raw_path": path.encode()}, receive, send)
 
 

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from memifd.manager import Manager
-from memifd.settings import Settings
+from memifd.core.manager import Manager
+from memifd.core.settings import Settings
 
 
 @pytest.fixture

@@ -11,11 +11,11 @@ from typing import Any
 
 import grpc
 import pytest
-from memifd.grpc_server import MAX_CONCURRENT_RPCS, GrpcServerHandle, serve_grpc
-from memifd.manager import Manager
+from memifd.api.grpc.server import MAX_CONCURRENT_RPCS, GrpcServerHandle, serve_grpc
+from memifd.core.manager import Manager
+from memifd.core.settings import Settings
 from memifd.proto.memif.v1 import memif_pb2 as pb
 from memifd.proto.memif.v1 import memif_pb2_grpc as pb_grpc
-from memifd.settings import Settings
 
 
 @dataclass
@@ -59,7 +59,9 @@ def start_env(
 ) -> GrpcEnv:
     """Start a manager and a gRPC server on a free loopback port."""
     options: dict[str, Any] = {
-        "socket_dir": sock_dir, "grpc_addr": "127.0.0.1:0", "http_addr": "127.0.0.1:0",
+        "socket_dir": sock_dir,
+        "grpc_addr": "127.0.0.1:0",
+        "http_addr": "127.0.0.1:0",
     }
     if token is not None:
         options["token"] = token
@@ -73,8 +75,12 @@ def start_env(
     except BaseException:
         manager.stop()
         raise
-    channel = grpc.insecure_channel(handle.address) if tls is None else grpc.secure_channel(
-        f"localhost:{handle.port}", grpc.ssl_channel_credentials(tls[0].read_bytes())
+    channel = (
+        grpc.insecure_channel(handle.address)
+        if tls is None
+        else grpc.secure_channel(
+            f"localhost:{handle.port}", grpc.ssl_channel_credentials(tls[0].read_bytes())
+        )
     )
     metadata = (("authorization", f"Bearer {token}"),) if token else ()
     return GrpcEnv(settings, manager, handle, channel, pb_grpc.MemifStub(channel), metadata)
@@ -96,11 +102,28 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     directory = tmp_path_factory.mktemp("tls")
     cert, key = directory / "cert.pem", directory / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-         "-nodes", "-days", "1", "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
     )
     return cert, key
 
@@ -126,7 +149,7 @@ def wait_connected(env: GrpcEnv, name: str, timeout: float = 15.0) -> None:
 
 def frame(seq: int, size: int = 64) -> bytes:
     """An Ethernet frame carrying ``seq`` (to recognise it after a MAC swap)."""
-    header = bytes.fromhex("020000000002" "020000000001" "88b5")
+    header = bytes.fromhex("02000000000202000000000188b5")
     body = seq.to_bytes(8, "big")
     return (header + body).ljust(size, b"\x00")
 

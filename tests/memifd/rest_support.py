@@ -21,12 +21,12 @@ from typing import Any
 import httpx
 import memif
 import uvicorn
-from memifd.cli import bind_http
-from memifd.http_server import uvicorn_config
-from memifd.manager import Manager
-from memifd.models import InterfaceSpec
-from memifd.rest import create_app
-from memifd.settings import Settings
+from memifd.api.rest.app import create_app
+from memifd.api.rest.server import uvicorn_config
+from memifd.cli.serve import bind_http
+from memifd.core.manager import Manager
+from memifd.core.models import InterfaceSpec
+from memifd.core.settings import Settings
 
 
 def free_port() -> int:
@@ -39,7 +39,7 @@ def free_port() -> int:
 
 def frame(index: int, size: int = 64) -> bytes:
     """An Ethernet frame: distinct MACs, IPv4 ethertype, ``index`` in the payload."""
-    header = bytes.fromhex("02000000000a" "02000000000b" "0800")
+    header = bytes.fromhex("02000000000a02000000000b0800")
     body = index.to_bytes(4, "big")
     return (header + body).ljust(size, b"\xab")
 
@@ -157,10 +157,16 @@ class Daemon:
 
     def start(self, wait: bool = True) -> Daemon:
         cmd = [
-            sys.executable, "-m", "memifd", "serve",
-            "--socket-dir", str(self.socket_dir),
-            "--http-addr", f"127.0.0.1:{self.http_port}",
-            "--grpc-addr", f"127.0.0.1:{self.grpc_port}",
+            sys.executable,
+            "-m",
+            "memifd",
+            "serve",
+            "--socket-dir",
+            str(self.socket_dir),
+            "--http-addr",
+            f"127.0.0.1:{self.http_port}",
+            "--grpc-addr",
+            f"127.0.0.1:{self.grpc_port}",
             *self.args,
         ]
         env = {k: v for k, v in os.environ.items() if not k.startswith("MEMIFD_")}

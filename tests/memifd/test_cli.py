@@ -15,7 +15,7 @@ import grpc
 import httpx
 import memifd
 import pytest
-from memifd import logs
+from memifd.core import logs
 from memifd.proto.memif.v1 import memif_pb2 as pb
 from memifd.proto.memif.v1 import memif_pb2_grpc as pb_grpc
 
@@ -94,7 +94,9 @@ def test_sigint_also_exits_zero(daemon: Daemon, sock_dir: Path) -> None:
 def run_serve(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "memifd", "serve", *args],
-        capture_output=True, text=True, timeout=20,
+        capture_output=True,
+        text=True,
+        timeout=20,
     )
 
 
@@ -126,8 +128,12 @@ def test_interfaces_on_one_socket_role_and_id_are_refused_naming_both(tmp_path: 
 
 def test_port_in_use_is_reported(sock_dir: Path, daemon: Daemon) -> None:
     second = run_serve(
-        "--socket-dir", str(sock_dir / "other"), "--http-addr", f"127.0.0.1:{daemon.http_port}",
-        "--grpc-addr", "127.0.0.1:0",
+        "--socket-dir",
+        str(sock_dir / "other"),
+        "--http-addr",
+        f"127.0.0.1:{daemon.http_port}",
+        "--grpc-addr",
+        "127.0.0.1:0",
     )
     assert second.returncode == 1 and "cannot listen on" in second.stderr
     with httpx.Client(base_url=daemon.url) as api:  # the first one is unharmed
@@ -136,22 +142,51 @@ def test_port_in_use_is_reported(sock_dir: Path, daemon: Daemon) -> None:
 
 def test_help_lists_the_flags() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "memifd", "serve", "--help"], capture_output=True, text=True,
+        [sys.executable, "-m", "memifd", "serve", "--help"],
+        capture_output=True,
+        text=True,
         timeout=20,
     ).stdout
-    for flag in ("--config", "--socket-dir", "--http-addr", "--grpc-addr", "--token-file",
-                 "--insecure", "--tls-cert", "--tls-key", "--root-path", "--log-format",
-                 "--log-level"):
+    for flag in (
+        "--config",
+        "--socket-dir",
+        "--http-addr",
+        "--grpc-addr",
+        "--token-file",
+        "--insecure",
+        "--tls-cert",
+        "--tls-key",
+        "--root-path",
+        "--log-format",
+        "--log-level",
+    ):
         assert flag in out
 
 
 def test_tls_serves_https(sock_dir: Path, tmp_path: Path) -> None:
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True, timeout=30,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=30,
     )
     daemon = Daemon(sock_dir, args=["--tls-cert", str(cert), "--tls-key", str(key)]).start()
     try:
@@ -194,10 +229,16 @@ def test_text_banner_for_a_terminal(sock_dir: Path) -> None:
 
 
 def test_bound_to_every_address_the_banner_shows_a_reachable_url(sock_dir: Path) -> None:
-    daemon = Daemon(sock_dir, args=[
-        "--http-addr", f"0.0.0.0:{daemon_port()}", "--grpc-addr", f"0.0.0.0:{daemon_port()}",
-        "--insecure",
-    ])
+    daemon = Daemon(
+        sock_dir,
+        args=[
+            "--http-addr",
+            f"0.0.0.0:{daemon_port()}",
+            "--grpc-addr",
+            f"0.0.0.0:{daemon_port()}",
+            "--insecure",
+        ],
+    )
     http_port, grpc_port = (int(a.rsplit(":", 1)[1]) for a in daemon.args[1:4:2])
     daemon.start()
     try:
@@ -209,9 +250,12 @@ def test_bound_to_every_address_the_banner_shows_a_reachable_url(sock_dir: Path)
         host, port = started["grpc"].rsplit(":", 1)
         assert host == page.host and int(port) == grpc_port
         with grpc.insecure_channel(started["grpc"]) as channel:
-            assert pb_grpc.MemifStub(channel).ListInterfaces(
-                pb.ListInterfacesRequest(), timeout=5
-            ).interfaces == []
+            assert (
+                pb_grpc.MemifStub(channel)
+                .ListInterfaces(pb.ListInterfacesRequest(), timeout=5)
+                .interfaces
+                == []
+            )
     finally:
         daemon.kill()
 
@@ -259,7 +303,9 @@ def test_access_log_has_method_path_status_duration_and_request_id(sock_dir: Pat
             ("GET", "/v1/interfaces/a\\x0ab", 404),
         ]
         assert [r["request_id"] for r in access[:3]] == [
-            "lb-42.a", made_id, forged.headers["x-request-id"]
+            "lb-42.a",
+            made_id,
+            forged.headers["x-request-id"],
         ]
         assert all(0 < r["duration_ms"] < 5000 and r["level"] == "info" for r in access)
         assert access[0]["message"] == "GET /v1/interfaces/nope 404"
@@ -280,9 +326,7 @@ def test_grpc_calls_are_logged_at_debug(sock_dir: Path) -> None:
             with pytest.raises(grpc.RpcError):
                 list(events)
         assert daemon.terminate()[0] == 0
-        calls = [
-            json.loads(line) for line in daemon.log().splitlines() if '"memifd.grpc"' in line
-        ]
+        calls = [json.loads(line) for line in daemon.log().splitlines() if '"memifd.grpc"' in line]
         by_method = {c["method"].rsplit("/", 1)[1]: c for c in calls}
         assert by_method["ListInterfaces"]["status"] == "OK"
         assert by_method["GetInterface"]["status"] == "NOT_FOUND"
@@ -313,8 +357,12 @@ def emit(fmt: str, stream: io.StringIO) -> None:
     try:
         logging.getLogger("memif").info(
             "link down",
-            extra={"interface": "vnf0", "peer": "py0", "reason": "peer closed",
-                   "secret": "do-not-print"},
+            extra={
+                "interface": "vnf0",
+                "peer": "py0",
+                "reason": "peer closed",
+                "secret": "do-not-print",
+            },
         )
     finally:
         logging.getLogger().handlers.clear()

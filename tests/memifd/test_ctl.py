@@ -19,7 +19,7 @@ import memifd
 import pytest
 import typer
 import yaml
-from memifd.ctl import app, parse_addr
+from memifd.cli.ctl import app, parse_addr
 from memifd.proto.memif.v1 import memif_pb2 as pb
 from typer.testing import CliRunner, Result
 
@@ -42,25 +42,59 @@ def run(env: GrpcEnv | None, *args: str, **environment: str) -> Result:
 
 
 def test_create_list_get_update_stats_delete(grpc_env: GrpcEnv) -> None:
-    result = run(grpc_env, "create", "m0", "--socket", "ctl.sock", "--id", "4", "--queues", "2",
-                 "--action", "echo", "--secret", "pssst")
+    result = run(
+        grpc_env,
+        "create",
+        "m0",
+        "--socket",
+        "ctl.sock",
+        "--id",
+        "4",
+        "--queues",
+        "2",
+        "--action",
+        "echo",
+        "--secret",
+        "pssst",
+    )
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == (
         f"created m0 (server id 4 on {grpc_env.socket_path('ctl.sock')})"
     )
     status = grpc_env.manager.get_interface("m0")
     assert (status.id, status.memory.num_queue_pairs, status.action, status.has_secret) == (
-        4, 2, "echo", True
+        4,
+        2,
+        "echo",
+        True,
     )
 
     result = run(grpc_env, "list")
     assert result.exit_code == 0
     header, row = result.stdout.splitlines()
     assert header.split() == [
-        "NAME", "ROLE", "ID", "STATE", "ADMIN", "MODE", "QUEUES", "RX", "TX", "REASON"
+        "NAME",
+        "ROLE",
+        "ID",
+        "STATE",
+        "ADMIN",
+        "MODE",
+        "QUEUES",
+        "RX",
+        "TX",
+        "REASON",
     ]
     assert row.split() == [
-        "m0", "server", "4", "disconnected", "up", "ethernet", "2", "0", "0", "-"
+        "m0",
+        "server",
+        "4",
+        "disconnected",
+        "up",
+        "ethernet",
+        "2",
+        "0",
+        "0",
+        "-",
     ]
 
     listed = json.loads(run(grpc_env, "list", "--json").stdout)
@@ -85,8 +119,19 @@ def test_create_list_get_update_stats_delete(grpc_env: GrpcEnv) -> None:
 
 
 def test_create_with_allowed_peers(grpc_env: GrpcEnv) -> None:
-    result = run(grpc_env, "create", "g0", "--socket", "@ctl-peers", "--allow-uid", "1000",
-                 "--allow-uid", "1001", "--allow-gid", "2000")
+    result = run(
+        grpc_env,
+        "create",
+        "g0",
+        "--socket",
+        "@ctl-peers",
+        "--allow-uid",
+        "1000",
+        "--allow-uid",
+        "1001",
+        "--allow-gid",
+        "2000",
+    )
     assert result.exit_code == 0, result.output
     status = grpc_env.manager.get_interface("g0")
     assert (status.allowed_uids, status.allowed_gids) == ([1000, 1001], [2000])
@@ -101,9 +146,7 @@ def test_create_with_allowed_peers(grpc_env: GrpcEnv) -> None:
 
 def test_create_from_file(grpc_env: GrpcEnv, tmp_path: Path) -> None:
     spec = tmp_path / "spec.yaml"
-    spec.write_text(
-        "name: f0\nsocket: file.sock\nrole: master\nmemory:\n  log2_ring_size: 8\n"
-    )
+    spec.write_text("name: f0\nsocket: file.sock\nrole: master\nmemory:\n  log2_ring_size: 8\n")
     result = run(grpc_env, "create", "--file", str(spec), "--id", "9")  # flags win
     assert result.exit_code == 0, result.output
     status = grpc_env.manager.get_interface("f0")
@@ -123,19 +166,14 @@ def test_create_from_file_is_all_or_nothing_and_names_the_entry(
     grpc_env.create("taken", socket="other.sock")
     spec = tmp_path / "three.yaml"
     cases = {
-        "- name: f1\n- name: f2\n  memory: {log2_ring_size: 15}\n- name: f3\n":
-            f"error: {spec} entry 2 (f2): invalid spec: memory.log2_ring_size: "
-            "Input should be less than or equal to 14",
-        "- name: f1\n- name: f2\n  id: 1\n- name: taken\n  id: 2\n":
-            f"error: {spec} entry 3 (taken): ALREADY_EXISTS: interface 'taken' already exists",
-        "- name: f1\n- name: f2\n  id: 1\n  action: xconnect\n  xconnect_to: ghost\n":
-            f"error: {spec} entry 2 (f2): INVALID_ARGUMENT: spec.xconnect_to: "
-            "interface 'ghost' does not exist",
-        "- name: f1\n- name: f2\n  socket: memif.sock\n":
-            f"error: {spec} entry 2 (f2): socket 'memif.sock', role server and id 0 already "
-            f"used by {spec} entry 1 (f1)",
-        "- name: f1\n- name: f1\n  id: 1\n":
-            f"error: {spec} entry 2 (f1): name 'f1' already used by {spec} entry 1 (f1)",
+        "- name: f1\n- name: f2\n  memory: {log2_ring_size: 15}\n- name: f3\n": f"error: {spec} entry 2 (f2): invalid spec: memory.log2_ring_size: "
+        "Input should be less than or equal to 14",
+        "- name: f1\n- name: f2\n  id: 1\n- name: taken\n  id: 2\n": f"error: {spec} entry 3 (taken): ALREADY_EXISTS: interface 'taken' already exists",
+        "- name: f1\n- name: f2\n  id: 1\n  action: xconnect\n  xconnect_to: ghost\n": f"error: {spec} entry 2 (f2): INVALID_ARGUMENT: spec.xconnect_to: "
+        "interface 'ghost' does not exist",
+        "- name: f1\n- name: f2\n  socket: memif.sock\n": f"error: {spec} entry 2 (f2): socket 'memif.sock', role server and id 0 already "
+        f"used by {spec} entry 1 (f1)",
+        "- name: f1\n- name: f1\n  id: 1\n": f"error: {spec} entry 2 (f1): name 'f1' already used by {spec} entry 1 (f1)",
     }
     for text, message in cases.items():
         spec.write_text(text)
@@ -167,15 +205,22 @@ def test_create_from_file_cross_connects_entries_of_the_file(
     result = run(grpc_env, "create", "-f", str(spec))
     assert result.exit_code == 0, result.output
     assert [line.split()[:2] for line in result.stdout.splitlines()] == [
-        ["created", "west"], ["created", "east"]
+        ["created", "west"],
+        ["created", "east"],
     ]
     targets = {s.name: (s.action, s.xconnect_to) for s in grpc_env.manager.list_interfaces()}
     assert targets == {"west": ("xconnect", "east"), "east": ("xconnect", "west")}
 
 
-@pytest.mark.parametrize("given, role", [
-    ("master", "server"), ("slave", "client"), ("Client", "client"), ("server", "server"),
-])
+@pytest.mark.parametrize(
+    "given, role",
+    [
+        ("master", "server"),
+        ("slave", "client"),
+        ("Client", "client"),
+        ("server", "server"),
+    ],
+)
 def test_create_takes_every_role_name_rest_and_yaml_take(
     grpc_env: GrpcEnv, given: str, role: str
 ) -> None:
@@ -184,19 +229,30 @@ def test_create_takes_every_role_name_rest_and_yaml_take(
     assert grpc_env.manager.get_interface("r0").role == role
 
 
-@pytest.mark.parametrize("args, message", [
-    (["delete", "ghost"], "error: NOT_FOUND: interface 'ghost' not found"),
-    (["stats", "ghost"], "error: NOT_FOUND: interface 'ghost' not found"),
-    (["create", "x", "--log2-ring-size", "15"],
-     "error: invalid spec: memory.log2_ring_size: Input should be less than or equal to 14"),
-    (["create"], "error: give the interface NAME (or a name in --file)"),
-    (["create", "x", "--file", "/nonexistent.yaml"],
-     "error: --file: cannot read /nonexistent.yaml: No such file or directory"),
-    (["create", "x", "--action", "xconnect", "--xconnect-to", "ghost"],
-     "error: INVALID_ARGUMENT: spec.xconnect_to: interface 'ghost' does not exist"),
-    (["capture", "ghost", "-w", "/tmp/never.pcap"],
-     "error: NOT_FOUND: interface 'ghost' not found"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["delete", "ghost"], "error: NOT_FOUND: interface 'ghost' not found"),
+        (["stats", "ghost"], "error: NOT_FOUND: interface 'ghost' not found"),
+        (
+            ["create", "x", "--log2-ring-size", "15"],
+            "error: invalid spec: memory.log2_ring_size: Input should be less than or equal to 14",
+        ),
+        (["create"], "error: give the interface NAME (or a name in --file)"),
+        (
+            ["create", "x", "--file", "/nonexistent.yaml"],
+            "error: --file: cannot read /nonexistent.yaml: No such file or directory",
+        ),
+        (
+            ["create", "x", "--action", "xconnect", "--xconnect-to", "ghost"],
+            "error: INVALID_ARGUMENT: spec.xconnect_to: interface 'ghost' does not exist",
+        ),
+        (
+            ["capture", "ghost", "-w", "/tmp/never.pcap"],
+            "error: NOT_FOUND: interface 'ghost' not found",
+        ),
+    ],
+)
 def test_errors_exit_1_with_code_and_detail(
     grpc_env: GrpcEnv, args: list[str], message: str
 ) -> None:
@@ -250,7 +306,10 @@ def _tshark_frames(path: Path) -> list[str]:
     assert tshark, "tshark is not installed (Debian package tshark)"
     result = subprocess.run(
         [tshark, "-r", str(path), "-T", "fields", "-e", "frame.len", "-e", "eth.type"],
-        capture_output=True, text=True, check=True, timeout=60,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
     )
     return result.stdout.splitlines()
 
@@ -259,9 +318,13 @@ def _memifctl(
     env: GrpcEnv, *args: str, cwd: Path | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
     """The installed ``memifctl`` entry point, as a user runs it."""
-    command = shutil.which("memifctl") or f"{sys.executable} -m memifd.ctl"
+    command = shutil.which("memifctl") or f"{sys.executable} -m memifd.cli.ctl"
     return subprocess.run(
-        [*shlex.split(command), *args], capture_output=True, text=True, timeout=timeout, cwd=cwd,
+        [*shlex.split(command), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
         env={**os.environ, "MEMIFD_GRPC_ADDR": env.address},
     )
 
@@ -274,8 +337,19 @@ def test_capture_writes_a_pcap_tshark_reads(
     testpmd(socket=grpc_env.socket_path("pmd.sock"), role="client", forward_mode="txonly")
     wait_connected(grpc_env, "srv")
     out = tmp_path / "srv.pcap"
-    result = _memifctl(grpc_env, "capture", "srv", "-w", str(out), "--count", "1000",
-                       "--direction", "rx", "--snaplen", "60")
+    result = _memifctl(
+        grpc_env,
+        "capture",
+        "srv",
+        "-w",
+        str(out),
+        "--count",
+        "1000",
+        "--direction",
+        "rx",
+        "--snaplen",
+        "60",
+    )
     assert result.returncode == 0, result.stderr
     assert result.stderr.strip() == f"1000 packets captured, 0 dropped, written to {out}"
     frames = _tshark_frames(out)
@@ -317,11 +391,25 @@ def test_json_is_the_rest_apis_and_events_are_too(sock_dir: Path) -> None:
     try:
         peers = memif_clients(str(sock_dir / "j.sock"), [0], secret="s")
         with daemon.client() as api, peers as (peer,):
-            for body in ({"name": "zeta", "socket": "j.sock", "action": "echo", "secret": "s"},
-                         {"name": "alpha", "socket": "@json-test", "role": "client", "id": 7,
-                          "memory": {"num_queue_pairs": 2}, "admin_up": False},
-                         {"name": "mid", "socket": "j.sock", "id": 1, "action": "xconnect",
-                          "xconnect_to": "zeta", "rx_mode": "polling"}):
+            for body in (
+                {"name": "zeta", "socket": "j.sock", "action": "echo", "secret": "s"},
+                {
+                    "name": "alpha",
+                    "socket": "@json-test",
+                    "role": "client",
+                    "id": 7,
+                    "memory": {"num_queue_pairs": 2},
+                    "admin_up": False,
+                },
+                {
+                    "name": "mid",
+                    "socket": "j.sock",
+                    "id": 1,
+                    "action": "xconnect",
+                    "xconnect_to": "zeta",
+                    "rx_mode": "polling",
+                },
+            ):
                 assert api.post("/v1/interfaces", json=body).status_code == 201
             assert peer.wait_connected(5)
             peer.tx_queue(0).send_burst([b"\x02" * 60] * 5)
@@ -336,16 +424,30 @@ def test_json_is_the_rest_apis_and_events_are_too(sock_dir: Path) -> None:
             table = run(None, "--addr", addr, "list").stdout.splitlines()
             assert [line.split()[3] for line in table[1:]] == [s["state"] for s in rest]
             assert [line.split()[4:7] for line in table[1:]] == [
-                ["up", "ethernet", "1"], ["down", "ethernet", "2"], ["up", "ethernet", "1"]
+                ["up", "ethernet", "1"],
+                ["down", "ethernet", "2"],
+                ["up", "ethernet", "1"],
             ]
 
             with api.stream("GET", "/v1/events?interface=zeta") as stream:
                 watcher = subprocess.Popen(
-                    [sys.executable, "-m", "memifd.ctl", "--addr", addr, "events", "zeta",
-                     "--count", "1"], stdout=subprocess.PIPE, text=True,
+                    [
+                        sys.executable,
+                        "-m",
+                        "memifd.cli.ctl",
+                        "--addr",
+                        addr,
+                        "events",
+                        "zeta",
+                        "--count",
+                        "1",
+                    ],
+                    stdout=subprocess.PIPE,
+                    text=True,
                 )
-                assert wait_for(lambda: 'memifd_subscriptions{kind="events"} 2.0'
-                                in api.get("/metrics").text)
+                assert wait_for(
+                    lambda: 'memifd_subscriptions{kind="events"} 2.0' in api.get("/metrics").text
+                )
                 peer.socket.close()
                 line = next(line for line in stream.iter_lines() if line.startswith("data: "))
             printed, _ = watcher.communicate(timeout=20)
@@ -358,8 +460,9 @@ def test_json_is_the_rest_apis_and_events_are_too(sock_dir: Path) -> None:
 
 def test_version_of_memifctl_and_memifd() -> None:
     assert run(None, "--version").stdout == f"memifctl {memifd.__version__}\n"
-    served = subprocess.run([sys.executable, "-m", "memifd", "--version"], capture_output=True,
-                            text=True, timeout=30)
+    served = subprocess.run(
+        [sys.executable, "-m", "memifd", "--version"], capture_output=True, text=True, timeout=30
+    )
     assert served.stdout == f"memifd {memifd.__version__}\n"
 
 
@@ -373,13 +476,42 @@ def test_output_formats_and_describe(grpc_env: GrpcEnv) -> None:
         assert json.loads(run(grpc_env, "list", "--json").stdout) == as_json
         header, row = run(grpc_env, "list", "-o", "wide").stdout.splitlines()
         assert header.split() == [
-            "NAME", "ROLE", "ID", "STATE", "ADMIN", "MODE", "QUEUES", "RX", "TX", "SOCKET",
-            "PEER", "RX_MODE", "ACTION", "XCONNECT_TO", "SECRET", "REASON",
+            "NAME",
+            "ROLE",
+            "ID",
+            "STATE",
+            "ADMIN",
+            "MODE",
+            "QUEUES",
+            "RX",
+            "TX",
+            "SOCKET",
+            "PEER",
+            "RX_MODE",
+            "ACTION",
+            "XCONNECT_TO",
+            "SECRET",
+            "REASON",
         ]
         assert row.split() == [
-            "o1", "server", "0", "connected", "up", "ethernet", "2", "0", "0",
-            grpc_env.socket_path("out.sock"), "memif-python/py0", "pid", str(os.getpid()),
-            "interrupt", "drop", "-", "yes", "-",
+            "o1",
+            "server",
+            "0",
+            "connected",
+            "up",
+            "ethernet",
+            "2",
+            "0",
+            "0",
+            grpc_env.socket_path("out.sock"),
+            "memif-python/py0",
+            "pid",
+            str(os.getpid()),
+            "interrupt",
+            "drop",
+            "-",
+            "yes",
+            "-",
         ]
         assert yaml.safe_load(run(grpc_env, "get", "o1", "-o", "yaml").stdout) == as_json[0]
         stats = json.loads(run(grpc_env, "stats", "o1", "-o", "json").stdout)
@@ -389,7 +521,7 @@ def test_output_formats_and_describe(grpc_env: GrpcEnv) -> None:
     reason = grpc_env.manager.get_interface("o1").disconnect_reason
     header, row = run(grpc_env, "list").stdout.splitlines()
     assert row.split()[:4] == ["o1", "server", "0", "disconnected"]
-    assert row[header.index("REASON"):] == reason  # the last column, spaces and all
+    assert row[header.index("REASON") :] == reason  # the last column, spaces and all
     assert described[:8] == [
         "Name:            o1",
         "Role:            server, id 0, mode ethernet",
@@ -408,12 +540,14 @@ def test_output_formats_and_describe(grpc_env: GrpcEnv) -> None:
     assert described[10] == "  RING  QUEUE  SIZE  HEAD  TAIL  REGION  OFFSET"
     rings = [line.split() for line in described[11:13]]
     assert [(r[0], r[1], r[2], r[3], r[5]) for r in rings] == [
-        ("rx", "0", "1024", "0", "0"), ("tx", "0", "1024", "1024", "0"),
+        ("rx", "0", "1024", "0", "0"),
+        ("tx", "0", "1024", "1024", "0"),
     ]
     assert "rx 1" in "\n".join(described) and "Secret:          set" in described
     contradiction = run(grpc_env, "list", "--json", "-o", "yaml")
     assert (contradiction.exit_code, contradiction.stderr.strip()) == (
-        1, "error: --json and -o yaml contradict each other"
+        1,
+        "error: --json and -o yaml contradict each other",
     )
 
 
@@ -427,24 +561,30 @@ def test_update_with_nothing_to_change_is_an_error(grpc_env: GrpcEnv) -> None:
     )
 
 
-@pytest.mark.parametrize("given, target, tls", [
-    ("127.0.0.1:50051", "127.0.0.1:50051", False),
-    ("memifd.example", "memifd.example:50051", False),
-    ("http://127.0.0.1:9000/", "127.0.0.1:9000", False),
-    ("https://memifd.example", "memifd.example:50051", True),
-    ("[::1]", "[::1]:50051", False),
-    ("::1", "[::1]:50051", False),
-    ("https://[fe80::1]:443", "[fe80::1]:443", True),
-])
+@pytest.mark.parametrize(
+    "given, target, tls",
+    [
+        ("127.0.0.1:50051", "127.0.0.1:50051", False),
+        ("memifd.example", "memifd.example:50051", False),
+        ("http://127.0.0.1:9000/", "127.0.0.1:9000", False),
+        ("https://memifd.example", "memifd.example:50051", True),
+        ("[::1]", "[::1]:50051", False),
+        ("::1", "[::1]:50051", False),
+        ("https://[fe80::1]:443", "[fe80::1]:443", True),
+    ],
+)
 def test_addr_takes_urls_and_defaults_the_port(given: str, target: str, tls: bool) -> None:
     assert parse_addr(given) == (target, tls)
 
 
-@pytest.mark.parametrize("given, problem", [
-    ("ftp://host", "the scheme must be http:// or https://, not ftp://"),
-    ("http://host/v1", "nothing but host[:port] may follow the scheme"),
-    ("host:http", "port 'http' is not a number in 1..65535"),
-])
+@pytest.mark.parametrize(
+    "given, problem",
+    [
+        ("ftp://host", "the scheme must be http:// or https://, not ftp://"),
+        ("http://host/v1", "nothing but host[:port] may follow the scheme"),
+        ("host:http", "port 'http' is not a number in 1..65535"),
+    ],
+)
 def test_addr_refuses_what_it_cannot_use(given: str, problem: str) -> None:
     result = run(None, "--addr", given, "list")
     assert result.exit_code == 1
@@ -511,18 +651,25 @@ def _completions(env: GrpcEnv, tmp_path: Path, line: str, **environment: str) ->
     through the script ``memifctl --show-completion`` prints."""
     wrapper = tmp_path / "bin" / "memifctl"
     wrapper.parent.mkdir(exist_ok=True)
-    wrapper.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m memifd.ctl "$@"\n')
+    wrapper.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m memifd.cli.ctl "$@"\n')
     wrapper.chmod(0o755)
     words = shlex.split(line) + ([""] if line.endswith(" ") else [])
     script = (
-        'source <(memifctl --show-completion) || exit 9\n'
+        "source <(memifctl --show-completion) || exit 9\n"
         f"COMP_WORDS=({shlex.join(words)}); COMP_CWORD={len(words) - 1}\n"
         '_memifctl_completion memifctl; printf "%s\\n" "${COMPREPLY[@]}"\n'
     )
     done = subprocess.run(
-        ["bash", "--norc", "-c", script], capture_output=True, text=True, timeout=60,
-        env={**os.environ, "PATH": f"{wrapper.parent}:{os.environ['PATH']}",
-             "MEMIFD_GRPC_ADDR": env.address, **environment},
+        ["bash", "--norc", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={
+            **os.environ,
+            "PATH": f"{wrapper.parent}:{os.environ['PATH']}",
+            "MEMIFD_GRPC_ADDR": env.address,
+            **environment,
+        },
     )
     assert (done.returncode, done.stderr) == (0, ""), done.stderr
     return [word for word in done.stdout.splitlines() if word]
@@ -537,7 +684,8 @@ def test_shell_completion_of_commands_and_interface_names(
     assert _completions(grpc_env, tmp_path, "memifctl get ") == ["alpha", "beta", "alps"]
     assert _completions(grpc_env, tmp_path, "memifctl describe al") == ["alpha", "alps"]
     assert _completions(grpc_env, tmp_path, "memifctl update beta --xconnect-to a") == [
-        "alpha", "alps"
+        "alpha",
+        "alps",
     ]
     assert _completions(grpc_env, tmp_path, "memifctl create ") == []  # a new name
     # --addr on the line wins over the environment; no memifd there: nothing, silently
@@ -566,9 +714,14 @@ def test_help_shows_names_not_types() -> None:
         lines = text.splitlines()
         assert all("NAME" in line for line in lines if "<str>" in line), args
     create = run(None, "create", "--help", COLUMNS="200").stdout
-    for option, metavar in (("--file", "FILE"), ("--socket", "PATH"), ("--queues", "N"),
-                            ("--buffer-size", "BYTES"), ("--allow-uid", "UID"),
-                            ("--xconnect-to", "NAME")):
+    for option, metavar in (
+        ("--file", "FILE"),
+        ("--socket", "PATH"),
+        ("--queues", "N"),
+        ("--buffer-size", "BYTES"),
+        ("--allow-uid", "UID"),
+        ("--xconnect-to", "NAME"),
+    ):
         assert re.search(rf"{option}\b.*\s{metavar}\s", create), option
     assert re.search(r"--timeout\s+SECONDS\b", run(None, "--help", COLUMNS="200").stdout)
     assert "Usage: memifctl describe [OPTIONS] {NAME}" in run(None, "describe", "--help").stdout
@@ -579,8 +732,10 @@ class _Watcher:
 
     def __init__(self, env: GrpcEnv, *args: str) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "memifd.ctl", *args], stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True,
+            [sys.executable, "-m", "memifd.cli.ctl", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
             env={**os.environ, "MEMIFD_GRPC_ADDR": env.address},
         )
         self._lines: queue.Queue[str | None] = queue.Queue()
@@ -649,10 +804,12 @@ def test_get_watch_follows_one_interface_until_it_is_deleted(grpc_env: GrpcEnv) 
     try:
         assert "SOCKET" in watcher.line()
         assert watcher.row()[:4] == ["g0", "server", "0", "disconnected"]
-        grpc_env.stub.UpdateInterface(pb.UpdateInterfaceRequest(
-            name="other", patch=pb.InterfacePatch(admin_up=False)))
-        grpc_env.stub.UpdateInterface(pb.UpdateInterfaceRequest(
-            name="g0", patch=pb.InterfacePatch(admin_up=False)))
+        grpc_env.stub.UpdateInterface(
+            pb.UpdateInterfaceRequest(name="other", patch=pb.InterfacePatch(admin_up=False))
+        )
+        grpc_env.stub.UpdateInterface(
+            pb.UpdateInterfaceRequest(name="g0", patch=pb.InterfacePatch(admin_up=False))
+        )
         assert watcher.row()[:5] == ["g0", "server", "0", "disconnected", "down"]  # not other
         grpc_env.stub.DeleteInterface(pb.DeleteInterfaceRequest(name="g0"))
         assert watcher.row()[:4] == ["g0", "server", "0", "deleted"]
@@ -661,12 +818,17 @@ def test_get_watch_follows_one_interface_until_it_is_deleted(grpc_env: GrpcEnv) 
         watcher.kill()
 
 
-@pytest.mark.parametrize("args, message", [
-    (["get", "ghost", "--watch"], "error: NOT_FOUND: interface 'ghost' not found"),
-    (["list", "--watch", "-o", "json"],
-     "error: --watch prints a table (-o table or wide), not json; 'memifctl events' prints "
-     "link events as JSON"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["get", "ghost", "--watch"], "error: NOT_FOUND: interface 'ghost' not found"),
+        (
+            ["list", "--watch", "-o", "json"],
+            "error: --watch prints a table (-o table or wide), not json; 'memifctl events' prints "
+            "link events as JSON",
+        ),
+    ],
+)
 def test_watch_refusals(grpc_env: GrpcEnv, args: list[str], message: str) -> None:
     result = run(grpc_env, *args)
     assert (result.exit_code, result.stderr.strip(), result.stdout) == (1, message, "")
@@ -693,8 +855,9 @@ def test_readme_table_and_watch_output_is_memifctls(grpc_env: GrpcEnv) -> None:
 
     def cells(text: str) -> list[list[str]]:
         text = text.replace("/run/memif/memif.sock", grpc_env.socket_path("memif.sock"))
-        return [line.split() for line in text.replace("pid 28334", f"pid {os.getpid()}")
-                .splitlines()]
+        return [
+            line.split() for line in text.replace("pid 28334", f"pid {os.getpid()}").splitlines()
+        ]
 
     assert cells(listed) == cells(tables)
     assert printed == cells(watched)

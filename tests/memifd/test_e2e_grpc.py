@@ -46,9 +46,7 @@ def _peer(env: GrpcEnv, testpmd: Callable[..., Pmd], mode: str) -> Pmd:
     Rings of 4096 slots: the Python side gets time to drain what testpmd sends.
     """
     env.create("srv", socket="pmd.sock", memory=pb.MemoryConfig(log2_ring_size=RING))
-    pmd = testpmd(
-        socket=env.socket_path("pmd.sock"), role="client", forward_mode=mode, rsize=RING
-    )
+    pmd = testpmd(socket=env.socket_path("pmd.sock"), role="client", forward_mode=mode, rsize=RING)
     wait_connected(env, "srv")
     return pmd
 
@@ -99,7 +97,7 @@ def test_stalled_capture_does_not_slow_another(
 def _inject(env: GrpcEnv, packets: list[bytes]) -> pb.InjectResponse:
     def requests() -> Iterator[pb.InjectRequest]:
         for start in range(0, len(packets), 256):
-            yield pb.InjectRequest(interface="srv", packets=packets[start:start + 256])
+            yield pb.InjectRequest(interface="srv", packets=packets[start : start + 256])
 
     return env.stub.Inject(requests(), timeout=60)
 
@@ -115,7 +113,7 @@ def test_inject_10000_packets_that_testpmd_counts(
         assert reply.accepted + reply.ring_full == len(pending)
         assert reply.batches == (len(pending) + 255) // 256
         accepted += reply.accepted
-        pending = pending[reply.accepted:] if reply.ring_full else []
+        pending = pending[reply.accepted :] if reply.ring_full else []
         if not pending:
             break
     assert accepted == PACKETS
@@ -190,7 +188,7 @@ def test_exchange_with_testpmd_macswap_returns_every_packet(
         in_flight -= 1
         batch = sent.pop(result.seq)
         assert result.accepted + result.ring_full == len(batch)
-        pending += batch[result.accepted:]  # the server never waits: resend what did not fit
+        pending += batch[result.accepted :]  # the server never waits: resend what did not fit
     wait_for(lambda: len(client.counted()) >= PACKETS, 20, "every packet back")
     client.close()
     assert client.call.code() == grpc.StatusCode.OK
@@ -208,17 +206,24 @@ def test_memifd_serve_with_memifctl_and_a_stream_at_shutdown(sock_dir: Path) -> 
     try:
         address = f"127.0.0.1:{daemon.grpc_port}"
         env = {**os.environ, "MEMIFD_GRPC_ADDR": address, "MEMIFD_TOKEN": "serve-token"}
-        memifctl = [sys.executable, "-m", "memifd.ctl"]
-        created = subprocess.run([*memifctl, "create", "vnf0", "--action", "echo"], env=env,
-                                 capture_output=True, text=True, timeout=30)
+        memifctl = [sys.executable, "-m", "memifd.cli.ctl"]
+        created = subprocess.run(
+            [*memifctl, "create", "vnf0", "--action", "echo"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         assert created.returncode == 0, created.stderr
-        listed = subprocess.run([*memifctl, "list"], env=env, capture_output=True, text=True,
-                                timeout=30)
+        listed = subprocess.run(
+            [*memifctl, "list"], env=env, capture_output=True, text=True, timeout=30
+        )
         assert listed.stdout.splitlines()[1].split()[:2] == ["vnf0", "server"]
         with grpc.insecure_channel(address) as channel:
             stub = pb_grpc.MemifStub(channel)
             events = stub.WatchEvents(
-                pb.WatchEventsRequest(include_current=True), timeout=30,
+                pb.WatchEventsRequest(include_current=True),
+                timeout=30,
                 metadata=(("authorization", "Bearer serve-token"),),
             )
             assert next(events).interface == "vnf0"

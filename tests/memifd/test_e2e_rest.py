@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from memifd import pcap
+from memifd.core import pcap
 
 from tests.memifd.rest_support import Daemon, frame, memif_clients, wait_for
 from tests.testpmd import TestPmd
@@ -49,7 +49,10 @@ def connected(api: httpx.Client, name: str, timeout: float = 20) -> bool:
 
 
 def pmd_peer(
-    api: httpx.Client, testpmd: Callable[..., TestPmd], sock_dir: Path, mode: str,
+    api: httpx.Client,
+    testpmd: Callable[..., TestPmd],
+    sock_dir: Path,
+    mode: str,
     action: str = "drop",
 ) -> TestPmd:
     create(api, "pmd", socket="pmd.sock", action=action, memory={"log2_ring_size": RING})
@@ -70,7 +73,10 @@ def test_capture_from_testpmd_txonly_reads_back_in_tshark(
     assert shutil.which("tshark"), "tshark is not installed (Debian package tshark)"
     listing = subprocess.run(
         ["tshark", "-n", "-r", str(path), "-T", "fields", "-e", "frame.len"],
-        capture_output=True, text=True, timeout=60, check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     ).stdout.split()
     assert len(listing) == 10000
     assert set(listing) == {"64"}  # testpmd's default txonly frame
@@ -82,9 +88,12 @@ def probe_until_posted(api: httpx.Client) -> None:
     after the link comes up, and until then a server has no room to send."""
     probe = pcap.write([frame(0)])
     assert wait_for(
-        lambda: api.post("/v1/interfaces/pmd/packets", content=probe, headers=PCAP).json()[
-            "accepted"] == 1,
-        timeout=5, interval=0.05,
+        lambda: (
+            api.post("/v1/interfaces/pmd/packets", content=probe, headers=PCAP).json()["accepted"]
+            == 1
+        ),
+        timeout=5,
+        interval=0.05,
     )
 
 
@@ -96,7 +105,8 @@ def test_injected_pcap_reaches_testpmd_rxonly(
     probe_until_posted(api)
     packets = [frame(i, 64 + i % 200) for i in range(1000)]
     response = api.post(
-        "/v1/interfaces/pmd/packets", content=pcap.write(packets),
+        "/v1/interfaces/pmd/packets",
+        content=pcap.write(packets),
         headers={"Content-Type": pcap.MEDIA_TYPE},
     )
     assert response.json() == {"accepted": 1000, "ring_full": 0}
@@ -113,8 +123,10 @@ def test_echo_against_testpmd_macswap(
     capture = api.build_request("GET", "/v1/interfaces/pmd/capture?count=50&direction=rx")
     with api.stream(capture.method, capture.url) as stream:
         sent = pcap.write([frame(i) for i in range(32)])
-        assert api.post("/v1/interfaces/pmd/packets", content=sent, headers=PCAP).json()[
-            "accepted"] == 32
+        assert (
+            api.post("/v1/interfaces/pmd/packets", content=sent, headers=PCAP).json()["accepted"]
+            == 32
+        )
         returned = pcap.read(stream.read()).packets
     # testpmd swaps the MAC addresses of what memifd echoes to it: every other trip
     # brings the frames back in their original order
@@ -132,8 +144,9 @@ def test_echo_against_testpmd_macswap(
 
     assert wait_for(settled, timeout=10)  # the ping-pong stopped
     stats = api.get("/v1/interfaces/pmd/stats").json()
-    accounted = (stats["action_drops"] + stats["forwarded"] + stats["forward_drops"]
-                 + stats["exchanged"])
+    accounted = (
+        stats["action_drops"] + stats["forwarded"] + stats["forward_drops"] + stats["exchanged"]
+    )
     assert accounted == stats["rx"]["packets"]
     assert stats["tx"]["packets"] == stats["forwarded"] + 33
 
@@ -142,10 +155,12 @@ def test_64_interfaces_on_4_sockets(api: httpx.Client, sock_dir: Path) -> None:
     for i in range(64):
         create(api, f"if{i}", socket=f"s{i % 4}.sock", id=i // 4)
     assert sorted(p.name for p in sock_dir.iterdir()) == [f"s{k}.sock" for k in range(4)]
-    with memif_clients(str(sock_dir / "s0.sock"), list(range(16))) as c0, \
-            memif_clients(str(sock_dir / "s1.sock"), list(range(16))) as c1, \
-            memif_clients(str(sock_dir / "s2.sock"), list(range(16))) as c2, \
-            memif_clients(str(sock_dir / "s3.sock"), list(range(16))) as c3:
+    with (
+        memif_clients(str(sock_dir / "s0.sock"), list(range(16))) as c0,
+        memif_clients(str(sock_dir / "s1.sock"), list(range(16))) as c1,
+        memif_clients(str(sock_dir / "s2.sock"), list(range(16))) as c2,
+        memif_clients(str(sock_dir / "s3.sock"), list(range(16))) as c3,
+    ):
         clients = c0 + c1 + c2 + c3
         assert all(c.wait_connected(10) for c in clients)
 
@@ -167,8 +182,11 @@ def test_token_is_required_and_enforced(sock_dir: Path, tmp_path: Path) -> None:
     daemon = Daemon(sock_dir, args=["--token-file", str(token_file)]).start()
     try:
         assert "bearer token required" in "\n".join(daemon.banner)
-        with daemon.client() as anonymous, daemon.client("wrong") as wrong, \
-                daemon.client(TOKEN) as authorized:
+        with (
+            daemon.client() as anonymous,
+            daemon.client("wrong") as wrong,
+            daemon.client(TOKEN) as authorized,
+        ):
             assert anonymous.get("/v1/interfaces").status_code == 401
             assert wrong.post("/v1/interfaces", json={"name": "a"}).status_code == 401
             assert anonymous.get("/healthz").status_code == 200
@@ -187,8 +205,13 @@ INVALID: list[tuple[str, str, Any, int, str]] = [
     ("POST", "/v1/interfaces", {"name": "a", "secret": "x" * 30}, 422, "24"),
     ("POST", "/v1/interfaces", {"name": "a", "role": "boss"}, 422, "role"),
     ("POST", "/v1/interfaces", {"name": "a", "xconnect_to": "a"}, 422, "itself"),
-    ("POST", "/v1/interfaces", {"name": "b", "id": 7, "action": "xconnect", "xconnect_to": "q"},
-     422, "does not exist"),
+    (
+        "POST",
+        "/v1/interfaces",
+        {"name": "b", "id": 7, "action": "xconnect", "xconnect_to": "q"},
+        422,
+        "does not exist",
+    ),
     ("POST", "/v1/interfaces", {"name": "a", "extra": 1}, 422, "extra"),
     ("POST", "/v1/interfaces", "not an object", 422, "object"),
     ("POST", "/v1/interfaces", {"name": "dup"}, 409, "already exists"),
@@ -217,5 +240,8 @@ def test_invalid_requests_get_clear_errors(api: httpx.Client) -> None:
         else:
             response = api.request(method, path, json=body)
         assert (response.status_code, text in response.text) == (status, True), (
-            method, path, body, response.text
+            method,
+            path,
+            body,
+            response.text,
         )

@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from memifd import pcapng
-from memifd.extcap import NO_FILTER
+from memifd.cli.extcap import NO_FILTER
+from memifd.core import pcapng
 from memifd.proto.memif.v1 import memif_pb2 as pb
 
 from tests.memifd.grpc_support import GrpcEnv, start_env
@@ -42,7 +42,7 @@ def env(sock_dir: Path) -> Iterator[GrpcEnv]:
 
 def command() -> list[str]:
     """The installed entry point, as Wireshark runs it."""
-    return shlex.split(shutil.which("memifd-extcap") or f"{sys.executable} -m memifd.extcap")
+    return shlex.split(shutil.which("memifd-extcap") or f"{sys.executable} -m memifd.cli.extcap")
 
 
 def extcap(addr: str, *args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
@@ -157,7 +157,7 @@ def test_token_from_file_or_environment(sock_dir: Path, tmp_path: Path) -> None:
 
 
 def test_memifctl_extcap_passes_its_options(env: GrpcEnv) -> None:
-    memifctl = shlex.split(shutil.which("memifctl") or f"{sys.executable} -m memifd.ctl")
+    memifctl = shlex.split(shutil.which("memifctl") or f"{sys.executable} -m memifd.cli.ctl")
     environ = {k: v for k, v in os.environ.items() if not k.startswith("MEMIFD_")}
     done = subprocess.run(
         [*memifctl, "--addr", env.address, "extcap", "--extcap-interfaces"],
@@ -224,7 +224,7 @@ def wireshark_home(tmp_path: Path) -> Path:
             (folder / "memifd-extcap").symlink_to(installed)
         else:
             script = folder / "memifd-extcap"
-            script.write_text(f'#!/bin/sh\nexec {sys.executable} -m memifd.extcap "$@"\n')
+            script.write_text(f'#!/bin/sh\nexec {sys.executable} -m memifd.cli.extcap "$@"\n')
             script.chmod(0o755)
     return home
 
@@ -273,7 +273,7 @@ def test_tshark_captures_from_memifd(env: GrpcEnv, tmp_path: Path) -> None:
 
 @pytest.mark.usefixtures("echo_traffic")
 def test_memifctl_capture_writes_pcapng_unless_told_pcap(env: GrpcEnv, tmp_path: Path) -> None:
-    memifctl = shlex.split(shutil.which("memifctl") or f"{sys.executable} -m memifd.ctl")
+    memifctl = shlex.split(shutil.which("memifctl") or f"{sys.executable} -m memifd.cli.ctl")
     environ = {k: v for k, v in os.environ.items() if not k.startswith("MEMIFD_")}
     environ["MEMIFD_GRPC_ADDR"] = env.address
     for name, extra, magic in [

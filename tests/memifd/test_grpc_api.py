@@ -14,7 +14,7 @@ from types import FrameType
 
 import grpc
 import pytest
-from memifd import grpc_api
+from memifd.api.grpc import servicer as grpc_api
 from memifd.proto.memif.v1 import memif_pb2 as pb
 
 from tests.memifd.grpc_support import (
@@ -54,9 +54,13 @@ def pair(grpc_env: GrpcEnv) -> GrpcEnv:
 def test_every_management_call(grpc_env: GrpcEnv) -> None:
     stub = grpc_env.stub
     created = grpc_env.create(
-        "m0", socket="m.sock", id=7, secret="s3cret",
+        "m0",
+        socket="m.sock",
+        id=7,
+        secret="s3cret",
         memory=pb.MemoryConfig(num_queue_pairs=2, log2_ring_size=9),
-        rx_mode=pb.RX_MODE_POLLING, action=pb.ACTION_ECHO,
+        rx_mode=pb.RX_MODE_POLLING,
+        action=pb.ACTION_ECHO,
     )
     assert (created.name, created.id, created.role) == ("m0", 7, pb.ROLE_SERVER)
     assert created.socket_path == grpc_env.socket_path("m.sock")
@@ -76,7 +80,9 @@ def test_every_management_call(grpc_env: GrpcEnv) -> None:
     patch = pb.InterfacePatch(action=pb.ACTION_XCONNECT, xconnect_to="m1", admin_up=False)
     updated = stub.UpdateInterface(pb.UpdateInterfaceRequest(name="m0", patch=patch))
     assert (updated.action, updated.xconnect_to, updated.admin_up) == (
-        pb.ACTION_XCONNECT, "m1", False,
+        pb.ACTION_XCONNECT,
+        "m1",
+        False,
     )
     assert updated.rx_mode == pb.RX_MODE_POLLING  # unset fields stay as they were
 
@@ -106,12 +112,15 @@ def test_the_secret_is_never_returned(grpc_env: GrpcEnv) -> None:
 # -- errors ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("method, request_", [
-    ("GetInterface", pb.GetInterfaceRequest(name="nope")),
-    ("DeleteInterface", pb.DeleteInterfaceRequest(name="nope")),
-    ("GetStats", pb.GetStatsRequest(name="nope")),
-    ("UpdateInterface", pb.UpdateInterfaceRequest(name="nope", patch=pb.InterfacePatch())),
-])
+@pytest.mark.parametrize(
+    "method, request_",
+    [
+        ("GetInterface", pb.GetInterfaceRequest(name="nope")),
+        ("DeleteInterface", pb.DeleteInterfaceRequest(name="nope")),
+        ("GetStats", pb.GetStatsRequest(name="nope")),
+        ("UpdateInterface", pb.UpdateInterfaceRequest(name="nope", patch=pb.InterfacePatch())),
+    ],
+)
 def test_unknown_interface_is_not_found(grpc_env: GrpcEnv, method: str, request_: object) -> None:
     with pytest.raises(grpc.RpcError) as excinfo:
         getattr(grpc_env.stub, method)(request_)
@@ -126,19 +135,31 @@ def test_duplicate_name_already_exists(grpc_env: GrpcEnv) -> None:
     assert _code(excinfo) == grpc.StatusCode.ALREADY_EXISTS
 
 
-@pytest.mark.parametrize("spec, field, limit", [
-    (pb.InterfaceSpec(name="x", memory=pb.MemoryConfig(log2_ring_size=15)),
-     "spec.memory.log2_ring_size", "14"),
-    (pb.InterfaceSpec(name="x", memory=pb.MemoryConfig(num_queue_pairs=256)),
-     "spec.memory.num_queue_pairs", "255"),
-    (pb.InterfaceSpec(name="x", memory=pb.MemoryConfig(packet_buffer_size=70000)),
-     "spec.memory.packet_buffer_size", "65535"),
-    (pb.InterfaceSpec(name="x" * 33), "spec.name", "32"),
-    (pb.InterfaceSpec(name="x", secret="s" * 25), "spec.secret", "24"),
-    (pb.InterfaceSpec(name="x", role=9), "spec.role", "ROLE_CLIENT"),
-    (pb.InterfaceSpec(name="x", action=pb.ACTION_XCONNECT), "spec.xconnect_to", "required"),
-    (pb.InterfaceSpec(name="x", socket="s" * 200), "spec.socket", "107"),
-])
+@pytest.mark.parametrize(
+    "spec, field, limit",
+    [
+        (
+            pb.InterfaceSpec(name="x", memory=pb.MemoryConfig(log2_ring_size=15)),
+            "spec.memory.log2_ring_size",
+            "14",
+        ),
+        (
+            pb.InterfaceSpec(name="x", memory=pb.MemoryConfig(num_queue_pairs=256)),
+            "spec.memory.num_queue_pairs",
+            "255",
+        ),
+        (
+            pb.InterfaceSpec(name="x", memory=pb.MemoryConfig(packet_buffer_size=70000)),
+            "spec.memory.packet_buffer_size",
+            "65535",
+        ),
+        (pb.InterfaceSpec(name="x" * 33), "spec.name", "32"),
+        (pb.InterfaceSpec(name="x", secret="s" * 25), "spec.secret", "24"),
+        (pb.InterfaceSpec(name="x", role=9), "spec.role", "ROLE_CLIENT"),
+        (pb.InterfaceSpec(name="x", action=pb.ACTION_XCONNECT), "spec.xconnect_to", "required"),
+        (pb.InterfaceSpec(name="x", socket="s" * 200), "spec.socket", "107"),
+    ],
+)
 def test_invalid_spec_names_field_and_limit(
     grpc_env: GrpcEnv, spec: pb.InterfaceSpec, field: str, limit: str
 ) -> None:
@@ -156,16 +177,19 @@ def test_missing_spec_is_invalid(grpc_env: GrpcEnv) -> None:
     assert _details(excinfo) == "spec: required"
 
 
-@pytest.mark.parametrize("request_, field, limit", [
-    (pb.CaptureRequest(count=10_000_001), "count", "10000000"),
-    (pb.CaptureRequest(duration=86_401), "duration", "86400"),
-    (pb.CaptureRequest(duration=-1), "duration", "greater than 0"),
-    (pb.CaptureRequest(snaplen=65_536), "snaplen", "65535"),
-    (pb.CaptureRequest(queue=255), "queue", "254"),
-    (pb.CaptureRequest(max_batch=1025), "max_batch", "1024"),
-    (pb.CaptureRequest(buffer=70_000), "buffer", "65536"),
-    (pb.CaptureRequest(direction=9), "direction", "DIRECTION_BOTH"),
-])
+@pytest.mark.parametrize(
+    "request_, field, limit",
+    [
+        (pb.CaptureRequest(count=10_000_001), "count", "10000000"),
+        (pb.CaptureRequest(duration=86_401), "duration", "86400"),
+        (pb.CaptureRequest(duration=-1), "duration", "greater than 0"),
+        (pb.CaptureRequest(snaplen=65_536), "snaplen", "65535"),
+        (pb.CaptureRequest(queue=255), "queue", "254"),
+        (pb.CaptureRequest(max_batch=1025), "max_batch", "1024"),
+        (pb.CaptureRequest(buffer=70_000), "buffer", "65536"),
+        (pb.CaptureRequest(direction=9), "direction", "DIRECTION_BOTH"),
+    ],
+)
 def test_invalid_capture_names_field_and_limit(
     grpc_env: GrpcEnv, request_: pb.CaptureRequest, field: str, limit: str
 ) -> None:
@@ -192,13 +216,16 @@ def test_capture_of_a_queue_the_interface_lacks_is_invalid(grpc_env: GrpcEnv) ->
     assert grpc_env.manager.subscription_counts()["capture"] == 0
 
 
-@pytest.mark.parametrize("requests, field, limit", [
-    ([pb.InjectRequest(packets=[b"x" * 60])], "interface", "required"),
-    ([pb.InjectRequest(interface="a", packets=[b"x" * 70_000])], "packets[0]", "65535"),
-    ([pb.InjectRequest(interface="a", packets=[b"x", b""])], "packets[1]", "1 to"),
-    ([pb.InjectRequest(interface="a", packets=[b"x"] * 4097)], "packets", "4096"),
-    ([pb.InjectRequest(interface="a")], "packets", "1 to 4096"),
-])
+@pytest.mark.parametrize(
+    "requests, field, limit",
+    [
+        ([pb.InjectRequest(packets=[b"x" * 60])], "interface", "required"),
+        ([pb.InjectRequest(interface="a", packets=[b"x" * 70_000])], "packets[0]", "65535"),
+        ([pb.InjectRequest(interface="a", packets=[b"x", b""])], "packets[1]", "1 to"),
+        ([pb.InjectRequest(interface="a", packets=[b"x"] * 4097)], "packets", "4096"),
+        ([pb.InjectRequest(interface="a")], "packets", "1 to 4096"),
+    ],
+)
 def test_invalid_inject_names_field_and_limit(
     pair: GrpcEnv, requests: list[pb.InjectRequest], field: str, limit: str
 ) -> None:
@@ -262,10 +289,15 @@ def test_inject_and_capture(pair: GrpcEnv) -> None:
         timeout=30,
     )
     wait_for(lambda: pair.manager.subscription_counts()["capture"] == 1, what="capture")
-    reply = pair.stub.Inject(iter(
-        [pb.InjectRequest(interface="b", packets=[frame(i, 100) for i in range(150)]),
-         pb.InjectRequest(packets=[frame(i, 100) for i in range(150, 300)])]
-    ), timeout=30)
+    reply = pair.stub.Inject(
+        iter(
+            [
+                pb.InjectRequest(interface="b", packets=[frame(i, 100) for i in range(150)]),
+                pb.InjectRequest(packets=[frame(i, 100) for i in range(150, 300)]),
+            ]
+        ),
+        timeout=30,
+    )
     assert (reply.accepted, reply.ring_full, reply.batches) == (300, 0, 2)
     packets = [p for batch in capture for p in batch.packets]
     assert capture.code() == grpc.StatusCode.OK  # ended by itself at count
@@ -319,7 +351,8 @@ def test_link_details(pair: GrpcEnv) -> None:
     assert details.name == "a" and details.state == pb.LINK_STATE_CONNECTED
     assert details.HasField("memory") and len(details.regions) == 2
     assert {(r.direction, r.queue) for r in details.rings} == {
-        (pb.DIRECTION_RX, 0), (pb.DIRECTION_TX, 0)
+        (pb.DIRECTION_RX, 0),
+        (pb.DIRECTION_TX, 0),
     }
     with pytest.raises(grpc.RpcError) as excinfo:
         pair.stub.GetLinkDetails(pb.GetLinkDetailsRequest(name="nope"), timeout=10)
@@ -431,9 +464,10 @@ def test_streams_end_unavailable_when_the_manager_stops(pair: GrpcEnv) -> None:
     next(events)
     capture = pair.stub.Capture(pb.CaptureRequest(interface="a"), timeout=30)
     exchange = _Exchange(pair, _open("b"))
-    wait_for(lambda: pair.manager.subscription_counts() == {
-        "capture": 1, "events": 1, "exchange": 1
-    }, what="three streams")
+    wait_for(
+        lambda: pair.manager.subscription_counts() == {"capture": 1, "events": 1, "exchange": 1},
+        what="three streams",
+    )
     pair.manager.stop("maintenance window")
     for call in (events, capture, exchange.call):
         with pytest.raises(grpc.RpcError) as excinfo:
@@ -483,15 +517,21 @@ def test_abandoned_streams_leave_nothing_behind(sock_dir: Path) -> None:
             exchange = _Exchange(env, _open("b"))
             inject_requests: queue.Queue[pb.InjectRequest | None] = queue.Queue()
             inject = env.stub.Inject.future(iter(inject_requests.get, None), timeout=30)
-            wait_for(lambda: env.manager.subscription_counts() == {
-                "capture": 1, "events": 1, "exchange": 1
-            }, what="three streams")
+            wait_for(
+                lambda: (
+                    env.manager.subscription_counts() == {"capture": 1, "events": 1, "exchange": 1}
+                ),
+                what="three streams",
+            )
             wait_for(lambda: _threads_in_handlers() == 4 + 2, what="handlers and relays")
             for call in (events, capture, exchange.call, inject):
                 call.cancel()
-            wait_for(lambda: env.manager.subscription_counts() == {
-                "capture": 0, "events": 0, "exchange": 0
-            }, what="subscriptions to close")
+            wait_for(
+                lambda: (
+                    env.manager.subscription_counts() == {"capture": 0, "events": 0, "exchange": 0}
+                ),
+                what="subscriptions to close",
+            )
             wait_for(lambda: _threads_in_handlers() == 0, what="handler threads to return")
             assert not _exchange_threads()
             inject_requests.put(None)

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from memif.config import MemoryConfig, Mode, Role, RxMode
-from memifd import convert
-from memifd.convert import InvalidArgument
-from memifd.models import (
+from memifd.api.grpc import convert
+from memifd.api.grpc.convert import InvalidArgument
+from memifd.core.models import (
     Action,
     CapturedPacket,
     Direction,
@@ -35,9 +35,9 @@ specs = st.builds(
     mode=st.sampled_from(list(Mode)),
     memory=st.tuples(st.integers(1, 8), st.integers(1, 14), st.integers(64, 65535))
     .filter(lambda m: 2 * m[0] * (1 << m[1]) * m[2] <= 2**32)  # the 32-bit offset limit
-    .map(lambda m: MemoryConfig(
-        num_queue_pairs=m[0], log2_ring_size=m[1], packet_buffer_size=m[2]
-    )),
+    .map(
+        lambda m: MemoryConfig(num_queue_pairs=m[0], log2_ring_size=m[1], packet_buffer_size=m[2])
+    ),
     rx_mode=st.sampled_from(list(RxMode)),
     action=st.sampled_from([Action.DROP, Action.ECHO]),
     admin_up=st.booleans(),
@@ -66,22 +66,45 @@ def test_xconnect_round_trip() -> None:
     assert convert.spec_from_proto(convert.spec_to_proto(spec)) == spec
 
 
-@pytest.mark.parametrize("msg, field, words", [
-    (pb.InterfaceSpec(name="x", memory=pb.MemoryConfig(log2_ring_size=15)),
-     "spec.memory.log2_ring_size", "less than or equal to 14"),
-    (pb.InterfaceSpec(name="x", memory=pb.MemoryConfig(
-        num_queue_pairs=255, log2_ring_size=14, packet_buffer_size=65535)),
-     "spec.memory", "exceeds the limit of 4294967296"),
-    (pb.InterfaceSpec(name="x", action=pb.ACTION_XCONNECT), "spec.xconnect_to", "required"),
-    (pb.InterfaceSpec(name="x", mode=7), "spec.mode", "MODE_ETHERNET, MODE_IP, MODE_PUNT_INJECT"),
-    (pb.InterfaceSpec(name="x", secret="é" * 13), "spec.secret", "at most 24 bytes"),
-    (pb.InterfaceSpec(name="-x"), "spec.name", "pattern"),
-    (pb.InterfaceSpec(name="x", allowed_uids=[2**32 - 1]), "spec.allowed_uids.0",
-     "less than or equal to 4294967294"),
-    (pb.InterfaceSpec(name="x", allowed_gids=list(range(65))), "spec.allowed_gids",
-     "at most 64 items"),
-    (pb.InterfaceSpec(name="x", socket="a/../b.sock"), "spec.socket", "'..' is not allowed"),
-])
+@pytest.mark.parametrize(
+    "msg, field, words",
+    [
+        (
+            pb.InterfaceSpec(name="x", memory=pb.MemoryConfig(log2_ring_size=15)),
+            "spec.memory.log2_ring_size",
+            "less than or equal to 14",
+        ),
+        (
+            pb.InterfaceSpec(
+                name="x",
+                memory=pb.MemoryConfig(
+                    num_queue_pairs=255, log2_ring_size=14, packet_buffer_size=65535
+                ),
+            ),
+            "spec.memory",
+            "exceeds the limit of 4294967296",
+        ),
+        (pb.InterfaceSpec(name="x", action=pb.ACTION_XCONNECT), "spec.xconnect_to", "required"),
+        (
+            pb.InterfaceSpec(name="x", mode=7),
+            "spec.mode",
+            "MODE_ETHERNET, MODE_IP, MODE_PUNT_INJECT",
+        ),
+        (pb.InterfaceSpec(name="x", secret="é" * 13), "spec.secret", "at most 24 bytes"),
+        (pb.InterfaceSpec(name="-x"), "spec.name", "pattern"),
+        (
+            pb.InterfaceSpec(name="x", allowed_uids=[2**32 - 1]),
+            "spec.allowed_uids.0",
+            "less than or equal to 4294967294",
+        ),
+        (
+            pb.InterfaceSpec(name="x", allowed_gids=list(range(65))),
+            "spec.allowed_gids",
+            "at most 64 items",
+        ),
+        (pb.InterfaceSpec(name="x", socket="a/../b.sock"), "spec.socket", "'..' is not allowed"),
+    ],
+)
 def test_invalid_spec_names_the_field(msg: pb.InterfaceSpec, field: str, words: str) -> None:
     with pytest.raises(InvalidArgument) as excinfo:
         convert.spec_from_proto(msg)
@@ -104,22 +127,34 @@ def test_patch_keeps_unset_fields_unset() -> None:
     assert patch.model_dump(exclude_unset=True) == {"admin_up": False}
     clear = convert.patch_from_proto(pb.InterfacePatch(xconnect_to=""))
     assert clear.model_dump(exclude_unset=True) == {"xconnect_to": ""}
-    full = convert.patch_from_proto(pb.InterfacePatch(
-        rx_mode=pb.RX_MODE_POLLING, action=pb.ACTION_ECHO
-    ))
+    full = convert.patch_from_proto(
+        pb.InterfacePatch(rx_mode=pb.RX_MODE_POLLING, action=pb.ACTION_ECHO)
+    )
     assert (full.rx_mode, full.action) == (RxMode.POLLING, Action.ECHO)
 
 
 def test_capture_filter_defaults_and_limits() -> None:
     flt = convert.filter_from_proto(pb.CaptureRequest())
     assert (flt.interface, flt.queue, flt.direction, flt.count, flt.duration, flt.snaplen) == (
-        None, None, Direction.BOTH, None, None, 65535
+        None,
+        None,
+        Direction.BOTH,
+        None,
+        None,
+        65535,
     )
-    flt = convert.filter_from_proto(pb.CaptureRequest(
-        interface="a", queue=0, direction=pb.DIRECTION_TX, count=5, duration=1.5, snaplen=96
-    ))
+    flt = convert.filter_from_proto(
+        pb.CaptureRequest(
+            interface="a", queue=0, direction=pb.DIRECTION_TX, count=5, duration=1.5, snaplen=96
+        )
+    )
     assert (flt.interface, flt.queue, flt.direction, flt.count, flt.duration, flt.snaplen) == (
-        "a", 0, Direction.TX, 5, 1.5, 96
+        "a",
+        0,
+        Direction.TX,
+        5,
+        1.5,
+        96,
     )
     with pytest.raises(InvalidArgument, match=r"^duration: .*less than or equal to 86400"):
         convert.filter_from_proto(pb.CaptureRequest(duration=float("inf")))
@@ -140,10 +175,19 @@ def test_packets_to_send_are_checked() -> None:
 def _status() -> InterfaceStatus:
     row = QueueCounters(packets=3, bytes=180, drops=1, bad_descriptors=2, ring_full=4)
     return InterfaceStatus(
-        name="a", socket="memif.sock", id=3, role=Role.CLIENT, mode=Mode.IP,
-        memory=MemoryConfig(), rx_mode=RxMode.POLLING, action=Action.ECHO,
-        admin_up=True, accept_unsealed_regions=False, has_secret=True,
-        socket_path="/run/memifd/memif.sock", state=InterfaceState.CONNECTED,
+        name="a",
+        socket="memif.sock",
+        id=3,
+        role=Role.CLIENT,
+        mode=Mode.IP,
+        memory=MemoryConfig(),
+        rx_mode=RxMode.POLLING,
+        action=Action.ECHO,
+        admin_up=True,
+        accept_unsealed_regions=False,
+        has_secret=True,
+        socket_path="/run/memifd/memif.sock",
+        state=InterfaceState.CONNECTED,
         peer=PeerInfo(name="vpp0", app_name="VPP", pid=42, uid=0, gid=None),
         stats=InterfaceStats(rx=row, tx=row, rx_queues=[row], tx_queues=[row], injected=9),
     )
@@ -152,7 +196,11 @@ def _status() -> InterfaceStatus:
 def test_status_to_proto() -> None:
     msg = convert.status_to_proto(_status())
     assert (msg.role, msg.mode, msg.rx_mode, msg.action, msg.state) == (
-        pb.ROLE_CLIENT, pb.MODE_IP, pb.RX_MODE_POLLING, pb.ACTION_ECHO, pb.LINK_STATE_CONNECTED
+        pb.ROLE_CLIENT,
+        pb.MODE_IP,
+        pb.RX_MODE_POLLING,
+        pb.ACTION_ECHO,
+        pb.LINK_STATE_CONNECTED,
     )
     assert (msg.peer.name, msg.peer.app_name, msg.peer.pid, msg.peer.uid) == ("vpp0", "VPP", 42, 0)
     assert msg.peer.HasField("uid") and not msg.peer.HasField("gid")
@@ -177,20 +225,30 @@ def test_status_and_event_come_back_as_the_models_rest_serves() -> None:
     assert convert.status_from_proto(convert.status_to_proto(bare)) == bare
     for event in (
         LinkEvent(interface="a", state="deleted", reason="gone", timestamp=12.5),
-        LinkEvent(interface="b", state="connected", peer=PeerInfo(name="p", app_name="x", pid=3),
-                  timestamp=1.25),
+        LinkEvent(
+            interface="b",
+            state="connected",
+            peer=PeerInfo(name="p", app_name="x", pid=3),
+            timestamp=1.25,
+        ),
     ):
         assert convert.event_from_proto(convert.event_to_proto(event)) == event
 
 
 def test_link_details_come_back_as_they_went() -> None:
     details = LinkDetails(
-        name="a", state=InterfaceState.CONNECTED,
+        name="a",
+        state=InterfaceState.CONNECTED,
         memory=MemoryConfig(num_queue_pairs=2, log2_ring_size=6, packet_buffer_size=2048),
-        regions=[LinkRegion(index=0, size=4608, sealed=True),
-                 LinkRegion(index=1, size=2**20, sealed=False)],
-        rings=[LinkRing(direction=Direction.RX, queue=1, size=64, head=65535, tail=3, region=0,
-                        offset=1152)],
+        regions=[
+            LinkRegion(index=0, size=4608, sealed=True),
+            LinkRegion(index=1, size=2**20, sealed=False),
+        ],
+        rings=[
+            LinkRing(
+                direction=Direction.RX, queue=1, size=64, head=65535, tail=3, region=0, offset=1152
+            )
+        ],
     )
     assert convert.link_from_proto(convert.link_to_proto(details)) == details
     down = LinkDetails(name="b", state=InterfaceState.DISCONNECTED)
@@ -218,8 +276,10 @@ def test_hand_encoded_batch_equals_the_protobuf_one(
 
 
 def test_hand_encoded_batch_is_byte_identical_for_ordinary_packets() -> None:
-    packets = [CapturedPacket("memif0", i % 2, "rx", 10**18 + i // 4, 60 + i, bytes(60 + i))
-               for i in range(256)]
+    packets = [
+        CapturedPacket("memif0", i % 2, "rx", 10**18 + i // 4, 60 + i, bytes(60 + i))
+        for i in range(256)
+    ]
     assert convert.encode_packet_batch(packets, 7) == (
         convert.packet_batch(packets, 7).SerializeToString()
     )
@@ -227,8 +287,10 @@ def test_hand_encoded_batch_is_byte_identical_for_ordinary_packets() -> None:
 
 def test_hand_encoded_batch_is_byte_identical_for_stamps_counting_up() -> None:
     # a burst's stamps count up by one and cross several 128-ns boundaries
-    packets = [CapturedPacket("memif0", 0, "tx", 1_796_404_689_929_629_600 + i, 64, bytes(64))
-               for i in range(300)]
+    packets = [
+        CapturedPacket("memif0", 0, "tx", 1_796_404_689_929_629_600 + i, 64, bytes(64))
+        for i in range(300)
+    ]
     assert convert.encode_packet_batch(packets, 0) == (
         convert.packet_batch(packets, 0).SerializeToString()
     )

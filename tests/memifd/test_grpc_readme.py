@@ -81,7 +81,8 @@ class Grpcurl:
             metadata = [tuple(h.split(": ", 1)) for h in headers]
             kind = channel.unary_stream if method.server_streaming else channel.unary_unary
             call = kind(
-                f"/{service}/{name}", request_serializer=request_class.SerializeToString,
+                f"/{service}/{name}",
+                request_serializer=request_class.SerializeToString,
                 response_deserializer=response_class.FromString,
             )
             answer = call(request, metadata=metadata, timeout=20)
@@ -127,8 +128,11 @@ def test_python_example(env: GrpcEnv) -> None:
     with memif_clients(env.socket_path(), [0]) as (peer,):
         assert peer.wait_connected(5)
         proc = subprocess.Popen(
-            [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            [sys.executable, "-c", code],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         try:
             wait_for(lambda: env.manager.subscription_counts()["capture"] == 1, what="capture")

@@ -11,11 +11,11 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from memifd.grpc_server import serve_grpc
-from memifd.manager import Manager
+from memifd.api.grpc.server import serve_grpc
+from memifd.core.manager import Manager
+from memifd.core.settings import Settings
 from memifd.proto.memif.v1 import memif_pb2 as pb
 from memifd.proto.memif.v1 import memif_pb2_grpc as pb_grpc
-from memifd.settings import Settings
 
 from tests.memifd.grpc_support import GrpcEnv, grpc_env, start_env, tls_files, wait_for
 
@@ -29,8 +29,11 @@ def _health(channel: grpc.Channel, service: str = "") -> int:
     return stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=10).status
 
 
-def _reflect(channel: grpc.Channel, request: reflection_pb2.ServerReflectionRequest,
-             metadata: tuple[tuple[str, str], ...] = ()) -> reflection_pb2.ServerReflectionResponse:
+def _reflect(
+    channel: grpc.Channel,
+    request: reflection_pb2.ServerReflectionRequest,
+    metadata: tuple[tuple[str, str], ...] = (),
+) -> reflection_pb2.ServerReflectionResponse:
     stub = reflection_pb2_grpc.ServerReflectionStub(channel)
     return next(stub.ServerReflectionInfo(iter([request]), timeout=10, metadata=metadata))
 
@@ -63,15 +66,18 @@ def test_reflection_lists_the_services(grpc_env: GrpcEnv, reflect: Any) -> None:
     reply = reflect(grpc_env.channel, reflection_pb2.ServerReflectionRequest(list_services=""))
     names = {service.name for service in reply.list_services_response.service}
     assert names == {
-        "memif.v1.Memif", "grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection",
+        "memif.v1.Memif",
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1alpha.ServerReflection",
         "grpc.reflection.v1.ServerReflection",
     }
-    for symbol, file in [("memif.v1.Memif", b"memif/v1/memif.proto"),
-                         ("grpc.reflection.v1.ServerReflection",
-                          b"grpc/reflection/v1/reflection.proto")]:
-        reply = reflect(grpc_env.channel, reflection_pb2.ServerReflectionRequest(
-            file_containing_symbol=symbol
-        ))
+    for symbol, file in [
+        ("memif.v1.Memif", b"memif/v1/memif.proto"),
+        ("grpc.reflection.v1.ServerReflection", b"grpc/reflection/v1/reflection.proto"),
+    ]:
+        reply = reflect(
+            grpc_env.channel, reflection_pb2.ServerReflectionRequest(file_containing_symbol=symbol)
+        )
         files = reply.file_descriptor_response.file_descriptor_proto
         assert files and file in files[0], symbol
 
@@ -85,11 +91,14 @@ def secured(sock_dir: Path) -> Iterator[GrpcEnv]:
         env.close()
 
 
-@pytest.mark.parametrize("metadata, problem", [
-    ((), "missing metadata 'authorization: Bearer <token>'"),
-    ((("authorization", "Bearer wrong"),), "invalid token"),
-    ((("authorization", f"Basic {TOKEN}"),), "must be 'Bearer <token>'"),
-])
+@pytest.mark.parametrize(
+    "metadata, problem",
+    [
+        ((), "missing metadata 'authorization: Bearer <token>'"),
+        ((("authorization", "Bearer wrong"),), "invalid token"),
+        ((("authorization", f"Basic {TOKEN}"),), "must be 'Bearer <token>'"),
+    ],
+)
 def test_token_is_required(
     secured: GrpcEnv, metadata: tuple[tuple[str, str], ...], problem: str
 ) -> None:
@@ -99,8 +108,9 @@ def test_token_is_required(
         lambda: list(stub.WatchEvents(pb.WatchEventsRequest(), metadata=metadata, timeout=10)),
         lambda: stub.Inject(iter([pb.InjectRequest()]), metadata=metadata, timeout=10),
         lambda: list(stub.Exchange(iter([pb.ExchangeRequest()]), metadata=metadata, timeout=10)),
-        lambda: _reflect(secured.channel, reflection_pb2.ServerReflectionRequest(
-            list_services=""), metadata),
+        lambda: _reflect(
+            secured.channel, reflection_pb2.ServerReflectionRequest(list_services=""), metadata
+        ),
     ]
     for call in calls:
         with pytest.raises(grpc.RpcError) as excinfo:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from memifd import protogen
+from memifd.api.grpc import protogen
 from memifd.proto.memif.v1 import memif_pb2, memif_pb2_grpc
 
 
@@ -19,9 +19,9 @@ def _files(root: Path) -> dict[str, bytes]:
 def test_committed_stubs_are_up_to_date(tmp_path: Path) -> None:
     protogen.generate(tmp_path)
     fresh, committed = _files(tmp_path), _files(protogen.PACKAGE_DIR)
-    assert sorted(fresh) == sorted(committed), "run: python -m memifd.protogen"
+    assert sorted(fresh) == sorted(committed), "run: python -m memifd.api.grpc.protogen"
     stale = [name for name in fresh if fresh[name] != committed[name]]
-    assert not stale, f"stale stubs {stale}: run python -m memifd.protogen"
+    assert not stale, f"stale stubs {stale}: run python -m memifd.api.grpc.protogen"
 
 
 def test_stubs_import_under_memifd_proto() -> None:

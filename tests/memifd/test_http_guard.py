@@ -6,19 +6,34 @@ from __future__ import annotations
 
 import pytest
 from memif.config import MemoryConfig
-from memifd import pcap
-from memifd.http_guard import JSON, MAX_INJECT_BYTES, HostCheck, needs_token, rule_for
-from memifd.limits import interface_fds, interface_memory
-from memifd.settings import Settings
+from memifd.api.rest.guard import JSON, MAX_INJECT_BYTES, HostCheck, needs_token, rule_for
+from memifd.core import pcap
+from memifd.core.limits import interface_fds, interface_memory
+from memifd.core.settings import Settings
 
 
-@pytest.mark.parametrize(("host", "allowed"), [
-    ("127.0.0.1:8080", True), ("127.1.2.3", True), ("[::1]:8080", True), ("10.0.0.7:80", True),
-    ("localhost", True), ("LOCALHOST:8080", True), ("app.localhost:8080", True),
-    ("localhost.", True), ("memifd.internal", True), ("x.pods.example", True),
-    ("evil.example", False), ("pods.example", False), ("127.0.0.1.evil.example", False),
-    ("localhost.evil.example", False), ("memifd.internal:abc", False), ("[::1", False), ("", False),
-])
+@pytest.mark.parametrize(
+    ("host", "allowed"),
+    [
+        ("127.0.0.1:8080", True),
+        ("127.1.2.3", True),
+        ("[::1]:8080", True),
+        ("10.0.0.7:80", True),
+        ("localhost", True),
+        ("LOCALHOST:8080", True),
+        ("app.localhost:8080", True),
+        ("localhost.", True),
+        ("memifd.internal", True),
+        ("x.pods.example", True),
+        ("evil.example", False),
+        ("pods.example", False),
+        ("127.0.0.1.evil.example", False),
+        ("localhost.evil.example", False),
+        ("memifd.internal:abc", False),
+        ("[::1", False),
+        ("", False),
+    ],
+)
 def test_host_check(host: str, allowed: bool) -> None:
     check = HostCheck(["memifd.internal", "*.pods.example"])
     assert check.allows(host) is allowed

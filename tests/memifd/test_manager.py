@@ -8,20 +8,20 @@ from pathlib import Path
 
 import memif
 import pytest
-from memifd.manager import (
+from memifd.core.manager import (
     ConflictError,
     InvalidArgumentError,
     Manager,
     NotFoundError,
     UnavailableError,
 )
-from memifd.models import (
+from memifd.core.models import (
     CaptureFilter,
     InterfacePatch,
     InterfaceStats,
 )
-from memifd.settings import Settings
-from memifd.subscription import Subscription
+from memifd.core.settings import Settings
+from memifd.core.subscription import Subscription
 
 from tests.conftest import open_fds
 from tests.memifd.rest_support import frame, memif_clients, receive, spec, wait_for

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pydantic
 import pytest
-from memifd.manager import CLOCK_STEP_NS, Manager, NotFoundError
-from memifd.models import CaptureFilter
+from memifd.core.manager import CLOCK_STEP_NS, Manager, NotFoundError
+from memifd.core.models import CaptureFilter
 
 from tests.memifd.rest_support import frame, memif_clients, receive, spec, wait_for
 

@@ -9,9 +9,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from memifd import pcap, pcapng
-from memifd.capture import CaptureFormat, CaptureSubscription, negotiate
-from memifd.models import CapturedPacket
+from memifd.core import pcap, pcapng
+from memifd.core.capture import CaptureFormat, CaptureSubscription, negotiate
+from memifd.core.models import CapturedPacket
 
 from tests.memifd.rest_support import frame
 

@@ -139,7 +139,7 @@ def test_wireshark_set_up(daemon: Daemon, tmp_path: Path) -> None:
         bin_dir = tmp_path / "bin"
         bin_dir.mkdir()
         script = bin_dir / "memifd-extcap"
-        script.write_text(f'#!/bin/sh\nexec {sys.executable} -m memifd.extcap "$@"\n')
+        script.write_text(f'#!/bin/sh\nexec {sys.executable} -m memifd.cli.extcap "$@"\n')
         script.chmod(0o755)
         env["PATH"] = f"{bin_dir}:{env['PATH']}"
     sh(INSTALL, tmp_path, daemon, env)

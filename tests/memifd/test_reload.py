@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from memifd.models import InterfaceSpec
-from memifd.reload import plan
+from memifd.cli.reload import plan
+from memifd.core.models import InterfaceSpec
 
 from tests.memifd.rest_support import Daemon, memif_clients, wait_for
 
@@ -21,13 +21,19 @@ def specs(*items: dict[str, Any]) -> list[InterfaceSpec]:
 
 def test_plan_patches_what_it_can_and_recreates_the_rest() -> None:
     before = specs(
-        {"name": "same"}, {"name": "patched", "id": 1}, {"name": "moved", "id": 2},
-        {"name": "gone", "id": 3}, {"name": "deleted-by-api", "id": 4},
+        {"name": "same"},
+        {"name": "patched", "id": 1},
+        {"name": "moved", "id": 2},
+        {"name": "gone", "id": 3},
+        {"name": "deleted-by-api", "id": 4},
     )
     after = specs(
-        {"name": "same"}, {"name": "patched", "id": 1, "action": "echo", "admin_up": False},
-        {"name": "moved", "id": 2, "socket": "other.sock"}, {"name": "new", "id": 5},
-        {"name": "deleted-by-api", "id": 4}, {"name": "made-by-api", "id": 6},
+        {"name": "same"},
+        {"name": "patched", "id": 1, "action": "echo", "admin_up": False},
+        {"name": "moved", "id": 2, "socket": "other.sock"},
+        {"name": "new", "id": 5},
+        {"name": "deleted-by-api", "id": 4},
+        {"name": "made-by-api", "id": 6},
     )
     existing = {"same", "patched", "moved", "gone", "made-by-api"}
     steps = plan(before, after, existing)
@@ -53,34 +59,51 @@ def hangup(daemon: Daemon, message: str) -> dict[str, Any]:
     assert daemon.proc is not None
     daemon.proc.send_signal(signal.SIGHUP)
     found: list[dict[str, Any]] = []
-    assert wait_for(lambda: found.extend(
-        r for r in records(daemon)[seen:] if r["message"].startswith(message)
-    ) or found, timeout=10), daemon.log()
+    assert wait_for(
+        lambda: (
+            found.extend(r for r in records(daemon)[seen:] if r["message"].startswith(message))
+            or found
+        ),
+        timeout=10,
+    ), daemon.log()
     return found[0]
 
 
 def test_sighup_reloads_the_declared_interfaces(sock_dir: Path, tmp_path: Path) -> None:
     config = tmp_path / "memifd.yaml"
-    write(config, [
-        {"name": "a", "socket": "a.sock", "action": "echo"},
-        {"name": "b", "socket": "b.sock", "action": "xconnect", "xconnect_to": "a"},
-        {"name": "c", "socket": "c.sock"},
-    ])
+    write(
+        config,
+        [
+            {"name": "a", "socket": "a.sock", "action": "echo"},
+            {"name": "b", "socket": "b.sock", "action": "xconnect", "xconnect_to": "a"},
+            {"name": "c", "socket": "c.sock"},
+        ],
+    )
     daemon = Daemon(sock_dir, args=["--config", str(config)]).start()
     try:
         with daemon.client() as api, memif_clients(str(sock_dir / "b.sock"), [0]) as (peer,):
             made = api.post("/v1/interfaces", json={"name": "api0", "socket": "api.sock"})
             assert made.is_success
             assert peer.wait_connected(5)
-            write(config, [
-                {"name": "a", "socket": "a.sock", "memory": {"num_queue_pairs": 2}},  # recreated
-                {"name": "b", "socket": "b.sock", "action": "echo"},  # patched: link stays up
-                {"name": "d", "socket": "d.sock", "action": "xconnect", "xconnect_to": "a"},
-                {"name": "api0", "socket": "elsewhere.sock"},  # the API's: left alone
-            ])
+            write(
+                config,
+                [
+                    {
+                        "name": "a",
+                        "socket": "a.sock",
+                        "memory": {"num_queue_pairs": 2},
+                    },  # recreated
+                    {"name": "b", "socket": "b.sock", "action": "echo"},  # patched: link stays up
+                    {"name": "d", "socket": "d.sock", "action": "xconnect", "xconnect_to": "a"},
+                    {"name": "api0", "socket": "elsewhere.sock"},  # the API's: left alone
+                ],
+            )
             done = hangup(daemon, "reloaded")
             assert (done["deleted"], done["recreated"], done["added"], done["updated"]) == (
-                ["c"], ["a"], ["d"], ["b"]
+                ["c"],
+                ["a"],
+                ["d"],
+                ["b"],
             )
             assert done["failed"] == ["api0"]
             listed = {i["name"]: i for i in api.get("/v1/interfaces").json()}

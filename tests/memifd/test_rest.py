@@ -16,8 +16,8 @@ import memif
 import memifd
 import pytest
 from memif import FailureKind
-from memifd import pcap
-from memifd.settings import Settings
+from memifd.core import pcap
+from memifd.core.settings import Settings
 
 from tests.memif import hostile_peer as hp
 from tests.memifd.rest_support import RestServer, frame, memif_clients, receive, wait_for
@@ -135,8 +135,10 @@ def test_delete_of_an_xconnect_target_is_refused_naming_the_dependents(
     create(api, "east", id=2, action="xconnect", xconnect_to="target")
     refused = api.delete("/v1/interfaces/target")
     assert refused.status_code == 409
-    assert refused.json()["detail"] == ("interface 'target' is the xconnect target of 'west', "
-                                        "'east': change their xconnect_to or delete them first")
+    assert refused.json()["detail"] == (
+        "interface 'target' is the xconnect target of 'west', "
+        "'east': change their xconnect_to or delete them first"
+    )
     assert api.patch("/v1/interfaces/west", json={"action": "drop", "xconnect_to": None}).is_success
     assert api.delete("/v1/interfaces/east").status_code == 204
     assert api.delete("/v1/interfaces/target").status_code == 204
@@ -259,8 +261,12 @@ def test_capture_streams_a_pcap(api: httpx.Client, sock_dir: Path) -> None:
 def test_capture_bad_parameters(api: httpx.Client) -> None:
     create(api, "a")
     for query, field in [
-        ("count=0", "count"), ("count=10000001", "count"), ("duration=0", "duration"),
-        ("duration=86401", "duration"), ("snaplen=70000", "snaplen"), ("direction=up", "direction"),
+        ("count=0", "count"),
+        ("count=10000001", "count"),
+        ("duration=0", "duration"),
+        ("duration=86401", "duration"),
+        ("snaplen=70000", "snaplen"),
+        ("direction=up", "direction"),
     ]:
         detail = errors(api.get(f"/v1/interfaces/a/capture?{query}"))
         assert detail[0]["loc"] == ["query", field]
@@ -270,8 +276,14 @@ def test_capture_bad_parameters(api: httpx.Client) -> None:
 def test_capture_of_a_queue_the_interface_lacks_is_refused(api: httpx.Client) -> None:
     create(api, "a", memory={"num_queue_pairs": 2})
     detail = errors(api.get("/v1/interfaces/a/capture?queue=2&duration=2"))
-    assert detail == [{"type": "value_error", "loc": ["query", "queue"], "field": "queue",
-                       "msg": "queue 2 is outside 0..1 (interface 'a')"}]
+    assert detail == [
+        {
+            "type": "value_error",
+            "loc": ["query", "queue"],
+            "field": "queue",
+            "msg": "queue 2 is outside 0..1 (interface 'a')",
+        }
+    ]
     ok = api.get("/v1/interfaces/a/capture?queue=1&duration=0.2")
     assert ok.status_code == 200 and pcap.read(ok.content).packets == []
 
@@ -282,7 +294,8 @@ def test_inject_a_pcap(api: httpx.Client, sock_dir: Path) -> None:
         assert client.wait_connected(5)
         packets = [frame(i, 60 + i) for i in range(20)]
         response = api.post(
-            "/v1/interfaces/a/packets", content=pcap.write(packets),
+            "/v1/interfaces/a/packets",
+            content=pcap.write(packets),
             headers={"Content-Type": pcap.MEDIA_TYPE},
         )
         assert response.json() == {"accepted": 20, "ring_full": 0}
@@ -404,13 +417,20 @@ def test_handshake_failures_are_counted_by_reason(
     assert {line.split('"')[1] for line in lines if "_total{" in line} == {
         kind.value for kind in FailureKind
     }
+
+
 def test_link_details_show_negotiated_memory_regions_and_rings(
     api: httpx.Client, sock_dir: Path
 ) -> None:
     create(api, "a", memory={"num_queue_pairs": 2, "log2_ring_size": 8})
     down = api.get("/v1/interfaces/a/link").json()
-    assert down == {"name": "a", "state": "disconnected", "memory": None, "regions": [],
-                    "rings": []}
+    assert down == {
+        "name": "a",
+        "state": "disconnected",
+        "memory": None,
+        "regions": [],
+        "rings": [],
+    }
     small = memif.MemoryConfig(num_queue_pairs=1, log2_ring_size=6)
     with memif_clients(str(sock_dir / "r.sock"), [0], memory=small) as (client,):
         assert client.wait_connected(5)
@@ -421,9 +441,7 @@ def test_link_details_show_negotiated_memory_regions_and_rings(
     assert up["memory"] == {"num_queue_pairs": 1, "log2_ring_size": 6, "packet_buffer_size": 2048}
     assert [(r["index"], r["sealed"]) for r in up["regions"]] == [(0, True), (1, True)]
     rx, tx = up["rings"]
-    assert (rx["direction"], rx["queue"], rx["size"], rx["head"], rx["tail"]) == (
-        "rx", 0, 64, 5, 5
-    )
+    assert (rx["direction"], rx["queue"], rx["size"], rx["head"], rx["tail"]) == ("rx", 0, 64, 5, 5)
     assert (tx["direction"], tx["head"], tx["region"]) == ("tx", 64, 0)
     assert api.get("/v1/interfaces/ghost/link").status_code == 404
 
@@ -435,10 +453,16 @@ def test_metrics_carry_the_build_and_the_process(api: httpx.Client) -> None:
         f'memifd_build_info{{implementation="CPython",python="{python}",'
         f'version="{memifd.__version__}"}} 1.0'
     ) in text
-    samples = {line.split("{")[0].split(" ")[0] for line in text.splitlines()
-               if not line.startswith("#")}
-    assert {"process_resident_memory_bytes", "process_open_fds", "process_cpu_seconds_total",
-            "python_info", "python_gc_objects_collected_total"} <= samples
+    samples = {
+        line.split("{")[0].split(" ")[0] for line in text.splitlines() if not line.startswith("#")
+    }
+    assert {
+        "process_resident_memory_bytes",
+        "process_open_fds",
+        "process_cpu_seconds_total",
+        "python_info",
+        "python_gc_objects_collected_total",
+    } <= samples
 
 
 def test_openapi_documents_every_route(api: httpx.Client) -> None:
@@ -475,12 +499,18 @@ def test_every_error_is_a_problem_document(sock_dir: Path) -> None:
             (api.get("/no/such/route"), 404, []),
             (api.put("/v1/interfaces/a"), 405, []),
             (api.post("/v1/interfaces", json={"name": "a", "socket": "r.sock"}), 409, []),
-            (api.post("/v1/interfaces", json={"name": "b", "memory": {"log2_ring_size": 15}}),
-             422, ["memory.log2_ring_size"]),
+            (
+                api.post("/v1/interfaces", json={"name": "b", "memory": {"log2_ring_size": 15}}),
+                422,
+                ["memory.log2_ring_size"],
+            ),
             (api.get("/v1/interfaces/a/capture?count=0"), 422, ["count"]),
             (api.post("/v1/interfaces/a/packets", content=b"garbage", **pcap_body), 400, []),
-            (api.post("/v1/interfaces/a/packets", content=b"x" * (64 << 20 | 1), **pcap_body),
-             413, []),
+            (
+                api.post("/v1/interfaces/a/packets", content=b"x" * (64 << 20 | 1), **pcap_body),
+                413,
+                [],
+            ),
         ]
         for response, status, fields in cases:
             where = f"{response.request.method} {response.request.url.path}"
@@ -489,7 +519,9 @@ def test_every_error_is_a_problem_document(sock_dir: Path) -> None:
             body = response.json()
             assert set(body) == PROBLEM_KEYS, where
             assert (body["type"], body["status"], body["instance"]) == (
-                "about:blank", status, response.request.url.path
+                "about:blank",
+                status,
+                response.request.url.path,
             ), where
             assert body["title"] == httpx.codes.get_reason_phrase(status), where
             assert isinstance(body["detail"], str) and body["detail"], where
@@ -511,15 +543,20 @@ def test_openapi_names_operations_and_parameters_and_the_error_shape(api: httpx.
                     schema = answer["content"]["application/problem+json"]["schema"]
                     assert schema == {"$ref": "#/components/schemas/Problem"}
     assert len(set(ids)) == len(ids)
-    assert {"createInterface", "listInterfaces", "getInterfaceStats", "captureInterface",
-            "injectPackets", "watchEvents", "getMetrics"} <= set(ids)
+    assert {
+        "createInterface",
+        "listInterfaces",
+        "getInterfaceStats",
+        "captureInterface",
+        "injectPackets",
+        "watchEvents",
+        "getMetrics",
+    } <= set(ids)
     problem = spec["components"]["schemas"]["Problem"]
     assert set(problem["properties"]) == PROBLEM_KEYS
 
 
-def test_events_start_with_the_current_states_when_asked(
-    api: httpx.Client, sock_dir: Path
-) -> None:
+def test_events_start_with_the_current_states_when_asked(api: httpx.Client, sock_dir: Path) -> None:
     create(api, "a")
     create(api, "b", id=1)
     with memif_clients(str(sock_dir / "r.sock"), [1]) as (peer,):
@@ -527,12 +564,15 @@ def test_events_start_with_the_current_states_when_asked(
         assert wait_for(lambda: api.get("/v1/interfaces/b").json()["state"] == "connected")
         with api.stream("GET", "/v1/events?include_current=true") as stream:
             lines = stream.iter_lines()
-            current = [json.loads(next(line for line in lines if line.startswith("data: "))[6:])
-                       for _ in range(2)]
+            current = [
+                json.loads(next(line for line in lines if line.startswith("data: "))[6:])
+                for _ in range(2)
+            ]
         with api.stream("GET", "/v1/events?include_current=true&interface=b") as stream:
             only_b = json.loads(next(x for x in stream.iter_lines() if x.startswith("data: "))[6:])
     assert [(e["interface"], e["state"]) for e in current] == [
-        ("a", "disconnected"), ("b", "connected")
+        ("a", "disconnected"),
+        ("b", "connected"),
     ]
     assert current[1]["peer"]["name"] == "py1"
     assert (only_b["interface"], only_b["state"]) == ("b", "connected")
@@ -546,9 +586,13 @@ def test_bearer_token_is_required_and_never_echoed(sock_dir: Path) -> None:
         anonymous = httpx.Client(base_url=server.url)
         wrong = httpx.Client(base_url=server.url, headers={"Authorization": "Bearer nope"})
         for client in (anonymous, wrong):
-            for method, path in [("GET", "/v1/interfaces"), ("POST", "/v1/interfaces"),
-                                 ("GET", "/v1/events"), ("GET", "/metrics"),
-                                 ("DELETE", "/v1/interfaces/a")]:
+            for method, path in [
+                ("GET", "/v1/interfaces"),
+                ("POST", "/v1/interfaces"),
+                ("GET", "/v1/events"),
+                ("GET", "/metrics"),
+                ("DELETE", "/v1/interfaces/a"),
+            ]:
                 response = client.request(method, path)
                 assert response.status_code == 401, (method, path)
                 assert response.headers["www-authenticate"] == "Bearer"

@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 import memif
 import pytest
-from memifd import pcap, pcapng
-from memifd.settings import Settings
+from memifd.core import pcap, pcapng
+from memifd.core.settings import Settings
 
 from tests.memifd.rest_support import RestServer, frame, memif_clients, receive, wait_for
 from tests.memifd.test_pcapng import IP_PACKET, blocks, isb_counts, tshark_fields

@@ -11,7 +11,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from memifd import pcap
+from memifd.core import pcap
 
 from tests.memifd.rest_support import Daemon, frame, memif_clients, receive, wait_for
 from tests.readme import block_after
@@ -69,8 +69,9 @@ def test_readme_examples(sock_dir: Path, tmp_path: Path) -> None:
         time.sleep(0.3)
         with memif_clients(str(sock_dir / "vnf0.sock"), [0]) as (client,):
             assert client.wait_connected(5)
-            assert wait_for(lambda: json.loads(sh(LIST, tmp_path, daemon))[0]["state"]
-                            == "connected")
+            assert wait_for(
+                lambda: json.loads(sh(LIST, tmp_path, daemon))[0]["state"] == "connected"
+            )
             capture = background(CAPTURE, tmp_path, daemon)
             time.sleep(0.3)
             client.tx_queue(0).send_burst([frame(i) for i in range(60)])  # echoed: 120 seen
@@ -93,8 +94,9 @@ def test_readme_examples(sock_dir: Path, tmp_path: Path) -> None:
             assert sh(DELETE, tmp_path, daemon).strip() == "204"
         assert daemon.terminate()[0] == 0
         out, _ = events.communicate(timeout=10)
-        states = [json.loads(line[6:])["state"] for line in out.splitlines()
-                  if line.startswith("data: {")]
+        states = [
+            json.loads(line[6:])["state"] for line in out.splitlines() if line.startswith("data: {")
+        ]
         assert [s for s in states if s != "connecting"] == ["connected", "deleted"]
     finally:
         daemon.kill()
@@ -116,6 +118,18 @@ def test_readme_token_example(sock_dir: Path, tmp_path: Path) -> None:
 def test_commands_are_the_readmes() -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     section = readme.split("### REST API", 1)[1].split("\n### ", 1)[0]
-    for command in (CREATE, LIST, STATS, DRY_RUN, EVENTS, CAPTURE, TSHARK, INJECT, PATCH,
-                    METRICS, DELETE, WITH_TOKEN):
+    for command in (
+        CREATE,
+        LIST,
+        STATS,
+        DRY_RUN,
+        EVENTS,
+        CAPTURE,
+        TSHARK,
+        INJECT,
+        PATCH,
+        METRICS,
+        DELETE,
+        WITH_TOKEN,
+    ):
         assert command in section, f"README's REST API section lacks:\n{command}"

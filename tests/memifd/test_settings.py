@@ -6,7 +6,13 @@ import re
 from pathlib import Path
 
 import pytest
-from memifd.settings import Settings, default_socket_dir, is_loopback, load_settings, split_address
+from memifd.core.settings import (
+    Settings,
+    default_socket_dir,
+    is_loopback,
+    load_settings,
+    split_address,
+)
 from pydantic import ValidationError
 
 
@@ -187,5 +193,17 @@ def test_address_helpers() -> None:
 
 def test_settings_is_the_cli_model() -> None:
     fields = set(Settings.model_fields)
-    assert {"socket_dir", "http_addr", "grpc_addr", "token_file", "token", "insecure", "config",
-            "tls_cert", "tls_key", "root_path", "log_format", "log_level"} <= fields
+    assert {
+        "socket_dir",
+        "http_addr",
+        "grpc_addr",
+        "token_file",
+        "token",
+        "insecure",
+        "config",
+        "tls_cert",
+        "tls_key",
+        "root_path",
+        "log_format",
+        "log_level",
+    } <= fields

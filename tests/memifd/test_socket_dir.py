@@ -48,9 +48,23 @@ def test_a_socket_dir_that_cannot_be_created_stops_memifd_naming_the_setting(
     directory, error = read_only_dir
     wanted = directory / "memifd"
     result = subprocess.run(
-        [sys.executable, "-m", "memifd", "serve", "--socket-dir", str(wanted),
-         "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--log-format", "text"],
-        capture_output=True, text=True, timeout=30,
+        [
+            sys.executable,
+            "-m",
+            "memifd",
+            "serve",
+            "--socket-dir",
+            str(wanted),
+            "--http-addr",
+            "127.0.0.1:0",
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--log-format",
+            "text",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert result.returncode == 1
     assert result.stderr.splitlines()[-1].endswith(

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from memifd.subscription import BytePool, Subscription
+from memifd.core.subscription import BytePool, Subscription
 
 
-def sized(maxsize: int = 100, max_bytes: int | None = None,
-          pool: BytePool | None = None) -> Subscription[bytes]:
+def sized(
+    maxsize: int = 100, max_bytes: int | None = None, pool: BytePool | None = None
+) -> Subscription[bytes]:
     return Subscription(maxsize, sizer=len, max_bytes=max_bytes, pool=pool)
 
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import memif
 import pytest
-from memifd import pcap
-from memifd.settings import Settings
+from memifd.core import pcap
+from memifd.core.settings import Settings
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
@@ -213,7 +213,10 @@ def test_token_is_asked_for_once_and_kept_for_the_tab(
 
 @pytest.mark.interop
 def test_testpmd_link_counters_and_capture_download_with_a_token(
-    page: WebDriver, serve: Callable[..., UiServer], sock_dir: Path, download_dir: Path,
+    page: WebDriver,
+    serve: Callable[..., UiServer],
+    sock_dir: Path,
+    download_dir: Path,
     testpmd: Callable[..., TestPmd],
 ) -> None:
     server = serve(token=TOKEN)
@@ -253,7 +256,7 @@ def test_docs_and_redoc_render_without_internet(
         assert "http://" not in text and "https://" not in text, text
 
     page.get(server.url + "/docs")
-    paths = '.opblock-summary-path'
+    paths = ".opblock-summary-path"
     wait(page, lambda d: len(d.find_elements(By.CSS_SELECTOR, paths)) >= 8)
     shown = {e.get_attribute("data-path") for e in page.find_elements(By.CSS_SELECTOR, paths)}
     assert {"/v1/interfaces", "/v1/interfaces/{name}/capture", "/v1/events"} <= shown
@@ -319,8 +322,9 @@ def test_page_fits_a_1366_pixel_wide_screen(
     deep = "tenants/network-functions/edge-site-a/uplink-to-provider-edge.sock"
     create(server, "vnf0", action="echo", memory={"num_queue_pairs": 4})
     create(server, long_name, role="client", socket=deep, id=4_000_000_000)
-    create(server, "vnf1", socket="vnf1.sock", action="xconnect", xconnect_to="vnf0",
-           admin_up=False)
+    create(
+        server, "vnf1", socket="vnf1.sock", action="xconnect", xconnect_to="vnf0", admin_up=False
+    )
     size = page.get_window_size()
     page.set_window_size(1366, 768)
     try:
@@ -363,7 +367,7 @@ def _spec_fields(schema: dict[str, Any], defs: dict[str, Any], prefix: str = "")
 def test_the_forms_have_every_field_of_the_api(serve: Callable[..., UiServer]) -> None:
     from html.parser import HTMLParser
 
-    from memifd.models import InterfacePatch, InterfaceSpec
+    from memifd.core.models import InterfacePatch, InterfaceSpec
 
     class Fields(HTMLParser):
         def __init__(self) -> None:
@@ -393,30 +397,55 @@ def test_create_form_sends_every_field(page: WebDriver, serve: Callable[..., UiS
     open_page(page, server)
     form = page.find_element(By.ID, "create-form")
     typed = {
-        "name": "full0", "socket": "full.sock", "id": "7", "secret": "s3cret",
-        "memory.num_queue_pairs": "2", "memory.log2_ring_size": "8",
-        "memory.packet_buffer_size": "4096", "allowed_uids": "1000, 1001",
+        "name": "full0",
+        "socket": "full.sock",
+        "id": "7",
+        "secret": "s3cret",
+        "memory.num_queue_pairs": "2",
+        "memory.log2_ring_size": "8",
+        "memory.packet_buffer_size": "4096",
+        "allowed_uids": "1000, 1001",
         "allowed_gids": "10001",
     }
     for name, text in typed.items():
         form.find_element(By.NAME, name).send_keys(text)
-    for name, choice in (("role", "client"), ("mode", "ip"), ("rx_mode", "polling"),
-                         ("action", "echo")):
+    for name, choice in (
+        ("role", "client"),
+        ("mode", "ip"),
+        ("rx_mode", "polling"),
+        ("action", "echo"),
+    ):
         form.find_element(By.NAME, name).send_keys(choice)
     form.find_element(By.NAME, "admin_up").click()  # on by default: now off
     form.find_element(By.NAME, "accept_unsealed_regions").click()
     form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
     wait(page, lambda d: row(d, "full0") is not None)
     got = server.api.get("/v1/interfaces/full0").json()
-    assert {key: got[key] for key in ("role", "id", "mode", "rx_mode", "action", "admin_up",
-                                      "accept_unsealed_regions", "allowed_uids",
-                                      "allowed_gids")} == {
-        "role": "client", "id": 7, "mode": "ip", "rx_mode": "polling", "action": "echo",
-        "admin_up": False, "accept_unsealed_regions": True, "allowed_uids": [1000, 1001],
+    assert {
+        key: got[key]
+        for key in (
+            "role",
+            "id",
+            "mode",
+            "rx_mode",
+            "action",
+            "admin_up",
+            "accept_unsealed_regions",
+            "allowed_uids",
+            "allowed_gids",
+        )
+    } == {
+        "role": "client",
+        "id": 7,
+        "mode": "ip",
+        "rx_mode": "polling",
+        "action": "echo",
+        "admin_up": False,
+        "accept_unsealed_regions": True,
+        "allowed_uids": [1000, 1001],
         "allowed_gids": [10001],
     }
-    assert got["memory"] == {"num_queue_pairs": 2, "log2_ring_size": 8,
-                             "packet_buffer_size": 4096}
+    assert got["memory"] == {"num_queue_pairs": 2, "log2_ring_size": 8, "packet_buffer_size": 4096}
     assert got["socket_path"].endswith("/full.sock") and "s3cret" not in json.dumps(got)
     wait(page, lambda d: "admin down" in cell(d, "full0", "state"))
 
@@ -470,7 +499,10 @@ def test_an_interface_can_be_edited(page: WebDriver, serve: Callable[..., UiServ
     wait(page, lambda d: not d.find_element(By.ID, "edit-dialog").is_displayed())
     got = server.api.get("/v1/interfaces/vnf1").json()
     assert (got["action"], got["xconnect_to"], got["rx_mode"], got["admin_up"]) == (
-        "xconnect", "vnf0", "polling", False
+        "xconnect",
+        "vnf0",
+        "polling",
+        False,
     )
     wait(page, lambda d: "xconnect" in cell(d, "vnf1", "name"))
     wait(page, lambda d: "admin down" in cell(d, "vnf1", "state"))

@@ -399,7 +399,7 @@ def sticky_tmp(world: World) -> Path:
 
 def serve_with_the_fallback(base: Path) -> dict[str, Any]:
     """``memifd serve`` in this (forked, unprivileged) process with /tmp moved to ``base``."""
-    from memifd.cli import app
+    from memifd.cli.serve import app
     from typer.testing import CliRunner
 
     tempfile.tempdir = str(base)
@@ -437,8 +437,8 @@ def test_missing_fallback_socket_dir_is_made_0700(world: World) -> None:
     tmp = sticky_tmp(world)
 
     def start_and_stop() -> dict[str, Any]:
-        from memifd.manager import Manager
-        from memifd.settings import load_settings
+        from memifd.core.manager import Manager
+        from memifd.core.settings import load_settings
 
         tempfile.tempdir = str(tmp)
         os.environ.pop("XDG_RUNTIME_DIR", None)

@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 import pytest
-from memifd.models import Action
+from memifd.core.models import Action
 
 from tests.memifd.rest_support import Daemon, memif_clients, wait_for
 from tests.reliability.service_support import (

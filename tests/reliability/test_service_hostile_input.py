@@ -31,7 +31,7 @@ from pathlib import Path
 import grpc
 import httpx
 import pytest
-from memifd import pcap
+from memifd.core import pcap
 from memifd.proto.memif.v1 import memif_pb2 as pb
 from memifd.proto.memif.v1 import memif_pb2_grpc as pb_grpc
 from selenium.webdriver.remote.webdriver import WebDriver

@@ -1,0 +1,344 @@
+"""API models of memifd, derived from the library's :mod:`memif.config`.
+
+One schema serves the REST bodies, the gRPC conversions, the declarative
+config file and the Helm chart's ``values.schema.json``.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated, Literal, NamedTuple
+
+from memif.config import Arguments, MemoryConfig, Mode, Role, RxMode, UnixId, printable
+from memif.constants import MAX_QUEUE_PAIRS, NAME_SIZE, SECRET_SIZE
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+
+class Action(enum.StrEnum):
+    """What memifd does with packets an interface receives."""
+
+    DROP = "drop"
+    ECHO = "echo"
+    XCONNECT = "xconnect"
+
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+# Names another interface; it must exist, and reaches logs before that is checked.
+InterfaceRef = Annotated[
+    str, Field(max_length=NAME_SIZE), AfterValidator(lambda v: printable(v, "xconnect_to"))
+]
+MAX_ALLOWED_IDS = 64  # entries of allowed_uids / allowed_gids
+IdList = Annotated[list[UnixId], Field(max_length=MAX_ALLOWED_IDS)]
+
+
+class InterfaceSpec(BaseModel):
+    """An interface as orchestration declares it (REST body, config file, Helm values)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, Field(min_length=1, max_length=NAME_SIZE, pattern=NAME_PATTERN)] = Field(
+        description=f"Unique interface name, 1 to {NAME_SIZE} characters of [A-Za-z0-9._-]."
+    )
+    socket: Annotated[str, Field(min_length=1, max_length=107)] = Field(
+        default="memif.sock",
+        description="Control socket: relative to the socket directory, absolute, or "
+        "@name for the abstract namespace.",
+    )
+    id: Annotated[int, Field(ge=0, le=0xFFFFFFFF)] = Field(
+        default=0, description="Interface id (u32), unique per socket and role."
+    )
+    role: Role = Field(default=Role.SERVER, description="server|client (also master|slave).")
+    secret: Annotated[str, Field(max_length=SECRET_SIZE)] | None = Field(
+        default=None, description=f"Shared secret, at most {SECRET_SIZE} bytes; never echoed."
+    )
+    mode: Mode = Field(default=Mode.ETHERNET, description="ethernet|ip|punt-inject.")
+    memory: MemoryConfig = Field(default_factory=MemoryConfig)
+    rx_mode: RxMode = Field(default=RxMode.INTERRUPT, description="interrupt|polling.")
+    action: Action = Field(default=Action.DROP, description="drop|echo|xconnect.")
+    xconnect_to: InterfaceRef | None = Field(
+        default=None, description="With action xconnect: the interface to forward to."
+    )
+    admin_up: bool = Field(default=True, description="False keeps the interface down.")
+    accept_unsealed_regions: bool = Field(
+        default=False,
+        description="Accept peer memory without F_SEAL_SHRINK (zero-copy peers); risky.",
+    )
+    allowed_uids: IdList = Field(
+        default_factory=list,
+        description=f"Peer uids (SO_PEERCRED) allowed besides memifd's own, at most "
+        f"{MAX_ALLOWED_IDS}. A server checks its clients, a client its server. With "
+        "allowed_gids also empty: a server takes the settings' default_allowed_uids and "
+        "default_allowed_gids, a client accepts any server.",
+    )
+    allowed_gids: IdList = Field(
+        default_factory=list,
+        description=f"Peer groups (primary or supplementary) allowed, at most {MAX_ALLOWED_IDS}.",
+    )
+
+    @field_validator("role", "mode", mode="before")
+    @classmethod
+    def _aliases(cls, value: object) -> object:
+        if isinstance(value, str):
+            lowered = value.lower()
+            return {"master": "server", "slave": "client"}.get(lowered, lowered)
+        return value
+
+    @field_validator("socket")
+    @classmethod
+    def _printable(cls, value: str) -> str:
+        # NUL ends a filesystem path in the kernel; no control character belongs in a
+        # name that reaches logs and metrics labels, abstract names included
+        return printable(value, "socket")
+
+    @field_validator("socket")
+    @classmethod
+    def _no_parent(cls, value: str) -> str:
+        if not value.startswith("@") and ".." in value.split("/"):
+            raise ValueError("'..' is not allowed; name a file in an allowed socket directory")
+        return value
+
+    @field_validator("allowed_uids", "allowed_gids")
+    @classmethod
+    def _sorted_ids(cls, value: list[int]) -> list[int]:
+        return sorted(set(value))
+
+    @model_validator(mode="after")
+    def _check(self) -> InterfaceSpec:
+        self.to_arguments()  # the library's own limits (byte lengths, memory size)
+        if self.action is Action.XCONNECT and not self.xconnect_to:
+            raise ValueError("xconnect_to: required when action is xconnect")
+        if self.xconnect_to is not None and self.xconnect_to == self.name:
+            raise ValueError("xconnect_to: an interface cannot be cross-connected to itself")
+        return self
+
+    def to_arguments(self) -> Arguments:
+        """The library's :class:`memif.Arguments` for this spec."""
+        return Arguments(
+            id=self.id,
+            role=self.role,
+            name=self.name,
+            secret=self.secret,
+            mode=self.mode,
+            memory=self.memory,
+            rx_mode=self.rx_mode,
+            accept_unsealed_regions=self.accept_unsealed_regions,
+        )
+
+
+class InterfaceState(enum.StrEnum):
+    """Link state of a managed interface."""
+
+    DISCONNECTED = "disconnected"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+
+
+class Direction(enum.StrEnum):
+    """Which packets a capture sees, from memifd's point of view."""
+
+    RX = "rx"
+    TX = "tx"
+    BOTH = "both"
+
+
+class PeerInfo(BaseModel):
+    """The process at the other end of a connected interface."""
+
+    name: str = Field(description="Interface name the peer announced.")
+    app_name: str = Field(description="Application name from the peer's HELLO or INIT.")
+    pid: int | None = Field(default=None, description="Peer pid (SO_PEERCRED).")
+    uid: int | None = Field(default=None, description="Peer uid (SO_PEERCRED).")
+    gid: int | None = Field(default=None, description="Peer gid (SO_PEERCRED).")
+
+
+class QueueCounters(BaseModel):
+    """Packet counters of one queue, or of all queues of one direction."""
+
+    packets: int = 0
+    bytes: int = 0
+    drops: int = Field(default=0, description="Packets lost to bad descriptors (rx).")
+    bad_descriptors: int = 0
+    ring_full: int = Field(default=0, description="Packets that found no room (tx).")
+
+
+class InterfaceStats(BaseModel):
+    """Counters of one interface.
+
+    Every received packet is accounted for exactly once:
+    ``rx.packets == action_drops + forwarded + forward_drops + exchanged``.
+    """
+
+    rx: QueueCounters = Field(default_factory=QueueCounters)
+    tx: QueueCounters = Field(default_factory=QueueCounters)
+    rx_queues: list[QueueCounters] = Field(default_factory=list)
+    tx_queues: list[QueueCounters] = Field(default_factory=list)
+    action_drops: int = Field(default=0, description="Received packets the drop action consumed.")
+    forwarded: int = Field(default=0, description="Received packets sent on by echo or xconnect.")
+    forward_drops: int = Field(
+        default=0,
+        description="Received packets echo, xconnect or an exchange could not send on "
+        "(no room, target down or missing).",
+    )
+    exchanged: int = Field(default=0, description="Received packets handed to an exchange.")
+    injected: int = Field(default=0, description="Packets sent from the API (inject, exchange).")
+    subscriber_drops: int = Field(
+        default=0, description="Captured or exchanged packets a slow subscriber lost."
+    )
+
+
+class InterfaceStatus(BaseModel):
+    """An interface as memifd reports it: its spec (without the secret) and its state."""
+
+    name: str
+    socket: str
+    id: int
+    role: Role
+    mode: Mode
+    memory: MemoryConfig
+    rx_mode: RxMode
+    action: Action
+    xconnect_to: str | None = None
+    admin_up: bool
+    accept_unsealed_regions: bool
+    allowed_uids: list[int] = Field(default_factory=list)
+    allowed_gids: list[int] = Field(default_factory=list)
+    has_secret: bool = Field(description="True when a secret is set (it is never returned).")
+    socket_path: str = Field(description="The control socket as resolved on this host.")
+    state: InterfaceState
+    peer: PeerInfo | None = None
+    disconnect_reason: str = ""
+    stats: InterfaceStats = Field(default_factory=InterfaceStats)
+
+
+class InterfacePreview(InterfaceStatus):
+    """What a dry run of a create answers: the interface as it would be; nothing exists."""
+
+    dry_run: Literal[True] = Field(
+        default=True, description="Always true: a preview, nothing was created."
+    )
+
+
+class InterfacePatch(BaseModel):
+    """Fields of a live interface that can change without recreating it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rx_mode: RxMode | None = None
+    action: Action | None = None
+    xconnect_to: InterfaceRef | None = None
+    admin_up: bool | None = None
+
+
+class LinkEvent(BaseModel):
+    """A link state change of one interface."""
+
+    interface: str
+    state: str = Field(
+        description="connected|disconnected|deleted, and connecting when the handshake is "
+        "seen in progress (a fast one goes straight to connected)"
+    )
+    peer: PeerInfo | None = None
+    reason: str = ""
+    timestamp: float = Field(description="Unix time in seconds.")
+
+
+MAX_CAPTURE_COUNT = 10_000_000
+MAX_CAPTURE_DURATION = 86_400.0
+MAX_SNAPLEN = 65_535
+MAX_CAPTURE_INTERFACES = 256  # names in one capture of several interfaces
+
+
+class CaptureFilter(BaseModel):
+    """Which packets a capture wants and when it ends."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    interface: str | None = Field(default=None, description="Interface name; None for all.")
+    interfaces: (
+        Annotated[list[str], Field(min_length=1, max_length=MAX_CAPTURE_INTERFACES)] | None
+    ) = Field(
+        default=None,
+        description="Several interface names (instead of ``interface``); the capture ends "
+        "when the last of them is deleted.",
+    )
+    queue: Annotated[int, Field(ge=0, le=MAX_QUEUE_PAIRS - 1)] | None = None
+    direction: Direction = Direction.BOTH
+    count: Annotated[int, Field(ge=1, le=MAX_CAPTURE_COUNT)] | None = Field(
+        default=None, description=f"Stop after this many packets, 1 to {MAX_CAPTURE_COUNT}."
+    )
+    duration: Annotated[float, Field(gt=0, le=MAX_CAPTURE_DURATION)] | None = Field(
+        default=None,
+        description=f"Stop after this many seconds, > 0 and at most {MAX_CAPTURE_DURATION:g}.",
+    )
+    snaplen: Annotated[int, Field(ge=1, le=MAX_SNAPLEN)] = Field(
+        default=MAX_SNAPLEN, description=f"Bytes kept of each packet, 1 to {MAX_SNAPLEN}."
+    )
+
+    @model_validator(mode="after")
+    def _one_way_to_name(self) -> CaptureFilter:
+        if self.interface is not None and self.interfaces is not None:
+            raise ValueError("give interface or interfaces, not both")
+        return self
+
+    def names(self) -> frozenset[str] | None:
+        """The interfaces captured; None for every interface, present and future."""
+        if self.interfaces is not None:
+            return frozenset(self.interfaces)
+        return None if self.interface is None else frozenset((self.interface,))
+
+
+class CapturedPacket(NamedTuple):
+    """One packet seen on an interface (a tuple: captures create many of them)."""
+
+    interface: str
+    queue: int
+    direction: str
+    timestamp_ns: int
+    orig_len: int
+    data: bytes
+
+
+class InjectResult(BaseModel):
+    """What happened to packets handed to an interface for transmission."""
+
+    accepted: int = Field(description="Packets queued on the ring.")
+    ring_full: int = Field(description="Packets that found no room and were not sent.")
+
+
+class LinkRegion(BaseModel):
+    """One shared memory region of a link."""
+
+    index: int
+    size: int = Field(description="Bytes.")
+    sealed: bool = Field(description="Sealed against shrinking (F_SEAL_SHRINK).")
+
+
+class LinkRing(BaseModel):
+    """One ring of a link, from memifd's side: ``rx`` is a ring it reads."""
+
+    direction: Direction = Field(description="rx or tx.")
+    queue: int
+    size: int = Field(description="Descriptors.")
+    head: int = Field(description="The head counter in shared memory (16 bits).")
+    tail: int = Field(description="The tail counter in shared memory (16 bits).")
+    region: int = Field(description="The region holding the ring.")
+    offset: int = Field(description="Where the ring starts in that region.")
+
+
+class LinkDetails(BaseModel):
+    """The shared memory of an interface's link (empty unless it is connected)."""
+
+    name: str
+    state: InterfaceState
+    memory: MemoryConfig | None = Field(
+        default=None, description="The geometry negotiated with the peer."
+    )
+    regions: list[LinkRegion] = Field(default_factory=list)
+    rings: list[LinkRing] = Field(default_factory=list)
