@@ -67,7 +67,8 @@ class Grower:
     """A memifd and a client process, grown step by step."""
 
     def __init__(self, workdir: Path, core: int, client_core: int) -> None:
-        self.daemon = Memifd(workdir, [], core)
+        # 256 default interfaces take 1 GiB of shared memory, memifd's default ceiling
+        self.daemon = Memifd(workdir, [], core, max_shared_memory="4GiB")
         self.client_core = client_core
         self.created = 0
         self.clients: subprocess.Popen[str] | None = None

@@ -31,8 +31,11 @@ def shell(script: str, log: Path) -> subprocess.Popen[bytes]:
     """``script`` in bash, in a session of its own (to kill testpmd with it)."""
     with open(log, "wb") as out:
         return subprocess.Popen(
-            ["bash", "-c", script], stdin=subprocess.DEVNULL, stdout=out,
-            stderr=subprocess.STDOUT, start_new_session=True,
+            ["bash", "-c", script],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
 
