@@ -833,7 +833,7 @@ def test_chart_icon_is_memifds_logo_inline(helm: Helm) -> None:
     icon = yaml.safe_load((CHART / "Chart.yaml").read_text())["icon"]
     prefix = "data:image/svg+xml;base64,"
     assert icon.startswith(prefix)
-    logo = ROOT / "service" / "memifd" / "static" / "favicon.svg"
+    logo = ROOT / "service" / "memifd" / "api" / "rest" / "static" / "favicon.svg"
     assert base64.b64decode(icon.removeprefix(prefix)) == logo.read_bytes()
     assert "icon" not in helm.lint(CHART)  # no "icon is recommended", no "invalid icon URL"
 

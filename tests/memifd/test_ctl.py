@@ -166,14 +166,24 @@ def test_create_from_file_is_all_or_nothing_and_names_the_entry(
     grpc_env.create("taken", socket="other.sock")
     spec = tmp_path / "three.yaml"
     cases = {
-        "- name: f1\n- name: f2\n  memory: {log2_ring_size: 15}\n- name: f3\n": f"error: {spec} entry 2 (f2): invalid spec: memory.log2_ring_size: "
-        "Input should be less than or equal to 14",
-        "- name: f1\n- name: f2\n  id: 1\n- name: taken\n  id: 2\n": f"error: {spec} entry 3 (taken): ALREADY_EXISTS: interface 'taken' already exists",
-        "- name: f1\n- name: f2\n  id: 1\n  action: xconnect\n  xconnect_to: ghost\n": f"error: {spec} entry 2 (f2): INVALID_ARGUMENT: spec.xconnect_to: "
-        "interface 'ghost' does not exist",
-        "- name: f1\n- name: f2\n  socket: memif.sock\n": f"error: {spec} entry 2 (f2): socket 'memif.sock', role server and id 0 already "
-        f"used by {spec} entry 1 (f1)",
-        "- name: f1\n- name: f1\n  id: 1\n": f"error: {spec} entry 2 (f1): name 'f1' already used by {spec} entry 1 (f1)",
+        "- name: f1\n- name: f2\n  memory: {log2_ring_size: 15}\n- name: f3\n": (
+            f"error: {spec} entry 2 (f2): invalid spec: memory.log2_ring_size: "
+            "Input should be less than or equal to 14"
+        ),
+        "- name: f1\n- name: f2\n  id: 1\n- name: taken\n  id: 2\n": (
+            f"error: {spec} entry 3 (taken): ALREADY_EXISTS: interface 'taken' already exists"
+        ),
+        "- name: f1\n- name: f2\n  id: 1\n  action: xconnect\n  xconnect_to: ghost\n": (
+            f"error: {spec} entry 2 (f2): INVALID_ARGUMENT: spec.xconnect_to: "
+            "interface 'ghost' does not exist"
+        ),
+        "- name: f1\n- name: f2\n  socket: memif.sock\n": (
+            f"error: {spec} entry 2 (f2): socket 'memif.sock', role server and id 0 already "
+            f"used by {spec} entry 1 (f1)"
+        ),
+        "- name: f1\n- name: f1\n  id: 1\n": (
+            f"error: {spec} entry 2 (f1): name 'f1' already used by {spec} entry 1 (f1)"
+        ),
     }
     for text, message in cases.items():
         spec.write_text(text)

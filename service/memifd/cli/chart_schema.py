@@ -1,6 +1,6 @@
 """JSON schema of the Helm chart's values: ``helm/memifd/values.schema.json``.
 
-The items of ``interfaces:`` are :class:`memifd.models.InterfaceSpec`, exactly as
+The items of ``interfaces:`` are :class:`memifd.core.models.InterfaceSpec`, exactly as
 ``POST /v1/interfaces`` takes them, so a bad interface fails at ``helm install``;
 the rest of the values is described here by hand. Regenerate after changing
 either with::

@@ -1,6 +1,6 @@
 """What ``memifctl`` prints: tables for people, and the REST API's JSON (or YAML) for tools.
 
-Everything here works on memifd's models (:mod:`memifd.models`), so ``-o json``
+Everything here works on memifd's models (:mod:`memifd.core.models`), so ``-o json``
 is byte for byte what the REST API would answer, only indented.
 """
 

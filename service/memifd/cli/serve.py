@@ -248,7 +248,7 @@ def _url(sock: socket.socket, tls: bool) -> str:
 
 def run(settings: Settings, reload: Callable[[], Settings] | None = None) -> None:
     """Serve until SIGTERM or SIGINT; everything is cleaned up on the way out. SIGHUP
-    reloads the config file's interfaces with ``reload`` (see :mod:`memifd.reload`)."""
+    reloads the config file's interfaces with ``reload`` (see :mod:`memifd.cli.reload`)."""
     log.info("open file limit: %d", raise_fd_limit())
     manager = Manager(settings)
     server = _make_server(manager, settings)
