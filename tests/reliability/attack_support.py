@@ -45,8 +45,14 @@ def request_head(method: str, path: str, port: int, headers: dict[str, str]) -> 
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
-def read_response(sock: socket.socket, timeout: float = 10.0) -> tuple[int, str, bool]:
-    """Status, body text and whether the server closed the connection after it."""
+def read_response(
+    sock: socket.socket, timeout: float = 10.0, close_wait: float = 0.3
+) -> tuple[int, str, bool]:
+    """Status, body text and whether the server closed the connection after it.
+
+    A server that closes does so right after the response: ``close_wait`` is how
+    long to wait for that end of stream once the response is complete.
+    """
     sock.settimeout(timeout)
     data = b""
     closed = False
@@ -72,7 +78,7 @@ def read_response(sock: socket.socket, timeout: float = 10.0) -> tuple[int, str,
     status = int(head.split(b" ")[1])
     if not closed:
         with contextlib.suppress(OSError):
-            sock.settimeout(0.3)  # a server that closes does so right after the response
+            sock.settimeout(close_wait)
             closed = sock.recv(1) == b""
     return status, body.decode(errors="replace"), closed
 

@@ -78,7 +78,7 @@ def _huge_body(port: int, path: str, headers: dict[str, str], out: list[tuple[in
         head = {"Content-Type": "application/json", "Content-Length": str(CLAIMED), **headers}
         sock.sendall(request_head("POST", path, port, head))
         sent = send_until_refused(sock, SENT_PER_CONNECTION)
-        status, body, closed = read_response(sock)
+        status, body, closed = read_response(sock, close_wait=5.0)
         out.append((status, body, closed, sent))
     finally:
         sock.close()
@@ -160,7 +160,7 @@ def test_a_trickling_body_times_out(daemon: Daemon) -> None:
         head = {**AUTH, "Content-Type": "application/json", "Content-Length": "100"}
         sock.sendall(request_head("POST", "/v1/interfaces", port, head) + b'{"name": ')
         started = time.monotonic()
-        status, body, closed = read_response(sock)
+        status, body, closed = read_response(sock, close_wait=5.0)
     assert (status, closed) == (408, True) and "1 s" in body
     assert time.monotonic() - started < 5
 
@@ -214,7 +214,7 @@ def test_request_head_is_limited(daemon: Daemon) -> None:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ")
         time.sleep(0.2)  # memifd has read the start of the head
         send_until_refused(sock, 100 << 10, 4096)
-        status, _, closed = read_response(sock)
+        status, _, closed = read_response(sock, close_wait=5.0)
     assert (status, closed) == (431, True)
 
 
