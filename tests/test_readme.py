@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import shlex
@@ -276,7 +277,8 @@ def test_responder_synopsis_is_the_parsers() -> None:
     synopsis = block_after("## Check your set-up with the responder", "")
     assert synopsis.startswith("python -m memif responder ")
     shown = set(re.findall(r"(?<![\w-])(--?[a-z][a-z-]*)", synopsis.split(" responder ", 1)[1]))
-    responder = build_parser()._subparsers._group_actions[0].choices["responder"]  # type: ignore[union-attr]
+    (commands,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    responder = commands.choices["responder"]
     options = {o for a in responder._actions for o in a.option_strings} - {"-h", "--help"}
     assert shown == options - {"--verbose"}
     for role in ("server", "client", "master", "slave"):  # every value the synopsis names

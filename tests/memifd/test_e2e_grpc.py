@@ -14,7 +14,6 @@ from pathlib import Path
 import grpc
 import pytest
 from memifd.proto.memif.v1 import memif_pb2 as pb
-from memifd.proto.memif.v1 import memif_pb2_grpc as pb_grpc
 
 from tests import testpmd as testpmd_mod
 from tests.memifd.grpc_support import (
@@ -22,6 +21,7 @@ from tests.memifd.grpc_support import (
     frame,
     frame_seq,
     grpc_env,
+    memif_stub,
     wait_connected,
     wait_for,
 )
@@ -99,7 +99,8 @@ def _inject(env: GrpcEnv, packets: list[bytes]) -> pb.InjectResponse:
         for start in range(0, len(packets), 256):
             yield pb.InjectRequest(interface="srv", packets=packets[start : start + 256])
 
-    return env.stub.Inject(requests(), timeout=60)
+    response: pb.InjectResponse = env.stub.Inject(requests(), timeout=60)
+    return response
 
 
 def test_inject_10000_packets_that_testpmd_counts(
@@ -220,7 +221,7 @@ def test_memifd_serve_with_memifctl_and_a_stream_at_shutdown(sock_dir: Path) -> 
         )
         assert listed.stdout.splitlines()[1].split()[:2] == ["vnf0", "server"]
         with grpc.insecure_channel(address) as channel:
-            stub = pb_grpc.MemifStub(channel)
+            stub = memif_stub(channel)
             events = stub.WatchEvents(
                 pb.WatchEventsRequest(include_current=True),
                 timeout=30,
@@ -232,7 +233,7 @@ def test_memifd_serve_with_memifctl_and_a_stream_at_shutdown(sock_dir: Path) -> 
                 for _ in events:
                     pass
         assert code == 0
-        assert excinfo.value.code() == grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
-        assert "memifd shutting down" in excinfo.value.details()  # type: ignore[attr-defined]
+        assert excinfo.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert "memifd shutting down" in (excinfo.value.details() or "")
     finally:
         daemon.kill()

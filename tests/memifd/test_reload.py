@@ -59,13 +59,12 @@ def hangup(daemon: Daemon, message: str) -> dict[str, Any]:
     assert daemon.proc is not None
     daemon.proc.send_signal(signal.SIGHUP)
     found: list[dict[str, Any]] = []
-    assert wait_for(
-        lambda: (
-            found.extend(r for r in records(daemon)[seen:] if r["message"].startswith(message))
-            or found
-        ),
-        timeout=10,
-    ), daemon.log()
+
+    def arrived() -> bool:
+        found[:] = [r for r in records(daemon)[seen:] if r["message"].startswith(message)]
+        return bool(found)
+
+    assert wait_for(arrived, timeout=10), daemon.log()
     return found[0]
 
 

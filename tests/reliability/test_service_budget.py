@@ -29,8 +29,8 @@ import httpx
 import memif
 import pytest
 from memifd.proto.memif.v1 import memif_pb2 as pb
-from memifd.proto.memif.v1 import memif_pb2_grpc as pb_grpc
 
+from tests.memifd.grpc_support import memif_stub
 from tests.memifd.rest_support import Daemon, memif_clients, wait_for
 from tests.reliability.attack_support import AUTH, TOKEN, anon_mib, guarded_daemon
 from tests.reliability.service_support import fd_count, proc_status, start_daemon
@@ -91,7 +91,7 @@ def test_streams_that_never_read_hold_a_bounded_number_of_bytes(
                 memif_clients(str(sock_dir / "cap.sock"), [0]) as (client,):
             assert client.wait_connected(5)
             # a gRPC capture nobody reads, and a REST one whose socket is never read
-            stalled = pb_grpc.MemifStub(channel).Capture(
+            stalled = memif_stub(channel).Capture(
                 pb.CaptureRequest(interface="cap", buffer=65536), metadata=metadata)
             rest.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
             rest.sendall(f"GET /v1/interfaces/cap/capture HTTP/1.1\r\nHost: 127.0.0.1\r\n"
@@ -162,12 +162,12 @@ def test_interface_and_shared_memory_limits(sock_dir: Path, tmp_path: Path, api_
             assert "of 67108864 are taken" in refused.text
         with grpc.insecure_channel(f"127.0.0.1:{daemon.grpc_port}") as channel, \
                 pytest.raises(grpc.RpcError) as excinfo:
-            pb_grpc.MemifStub(channel).CreateInterface(pb.CreateInterfaceRequest(
+            memif_stub(channel).CreateInterface(pb.CreateInterfaceRequest(
                 spec=pb.InterfaceSpec(name="big", id=9, memory=pb.MemoryConfig(
                     num_queue_pairs=4, log2_ring_size=12, packet_buffer_size=4096))),
                 metadata=(("authorization", f"Bearer {TOKEN}"),), timeout=10)
-        assert excinfo.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED  # type: ignore[attr-defined]
-        assert "max_shared_memory" in excinfo.value.details()  # type: ignore[attr-defined]
+        assert excinfo.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "max_shared_memory" in (excinfo.value.details() or "")
         assert api.post("/v1/interfaces", json={"name": "a3", "id": 3}).status_code == 201
     finally:
         daemon.kill()

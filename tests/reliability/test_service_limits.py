@@ -28,8 +28,8 @@ import grpc
 import httpx
 import pytest
 from memifd.proto.memif.v1 import memif_pb2 as pb
-from memifd.proto.memif.v1 import memif_pb2_grpc as pb_grpc
 
+from tests.memifd.grpc_support import memif_stub
 from tests.memifd.rest_support import Daemon, memif_clients, wait_for
 from tests.reliability.attack_support import (
     AUTH,
@@ -234,13 +234,13 @@ def test_grpc_calls_without_token_are_refused_before_their_message_is_read(
     codes: list[grpc.StatusCode] = []
     options = [("grpc.max_send_message_length", 2 * GRPC_MESSAGE)]
     with grpc.insecure_channel(f"127.0.0.1:{daemon.grpc_port}", options=options) as channel:
-        stub = pb_grpc.MemifStub(channel)
+        stub = memif_stub(channel)
 
         def call() -> None:
             try:
                 stub.CreateInterface(big, timeout=30)
             except grpc.RpcError as exc:
-                codes.append(exc.code())  # type: ignore[attr-defined]
+                codes.append(exc.code())
 
         with RssSampler(pid) as rss:
             for _ in range(GRPC_ROUNDS):
@@ -258,12 +258,12 @@ def test_grpc_calls_without_token_are_refused_before_their_message_is_read(
 def test_grpc_management_requests_are_limited_in_size(daemon: Daemon) -> None:
     metadata = (("authorization", f"Bearer {TOKEN}"),)
     with grpc.insecure_channel(f"127.0.0.1:{daemon.grpc_port}") as channel:
-        stub = pb_grpc.MemifStub(channel)
+        stub = memif_stub(channel)
         with pytest.raises(grpc.RpcError) as excinfo:
             stub.CreateInterface(pb.CreateInterfaceRequest(
                 spec=pb.InterfaceSpec(name="x" * (1 << 20))), metadata=metadata, timeout=10)
-        assert excinfo.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED  # type: ignore[attr-defined]
-        assert "65536 bytes" in excinfo.value.details()  # type: ignore[attr-defined]
+        assert excinfo.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "65536 bytes" in (excinfo.value.details() or "")
         created = stub.CreateInterface(pb.CreateInterfaceRequest(
             spec=pb.InterfaceSpec(name="ok")), metadata=metadata, timeout=10)
         assert created.name == "ok"
