@@ -17,13 +17,14 @@ def wait_until(
     predicate: Callable[[], T],
     timeout: float = 10.0,
     interval: float = 0.01,
-    message: str = "",
+    message: str | Callable[[], str] = "",
 ) -> T:
     """Poll ``predicate()`` every ``interval`` seconds until it returns a true value; return it.
 
     After ``timeout`` seconds without one, raise :class:`WaitTimeout` naming ``message``
-    (or the predicate). The predicate is asked once more at the deadline, so a slow
-    check still gets its last chance.
+    (or the predicate); a callable message is built then, to show the state at the end.
+    The predicate is asked once more after the deadline, so a slow check gets its last
+    chance.
     """
     deadline = time.monotonic() + timeout
     while True:
@@ -31,5 +32,6 @@ def wait_until(
         if value:
             return value
         if time.monotonic() > deadline:
-            raise WaitTimeout(f"timed out after {timeout} s waiting for {message or predicate}")
+            what = message() if callable(message) else message
+            raise WaitTimeout(f"timed out after {timeout} s waiting for {what or predicate}")
         time.sleep(interval)

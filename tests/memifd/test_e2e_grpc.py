@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import queue
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -26,6 +26,7 @@ from tests.memifd.grpc_support import (
     wait_for,
 )
 from tests.memifd.rest_support import Daemon
+from tests.waiting import wait_until
 
 __all__ = ["grpc_env"]
 
@@ -148,13 +149,15 @@ class _ExchangeClient:
     def warm_up(self) -> None:
         """Send single probes until one comes back: testpmd forwards a moment after the
         link is up, and drops what arrives before."""
-        for probe in range(WARM_UP, WARM_UP + 200):
+        probes = itertools.count(WARM_UP)
+
+        def returned() -> bool:
+            probe = next(probes)
             self.send(probe, [frame(probe)])
             self.results.get(timeout=10)
-            if self.received:
-                return
-            time.sleep(0.05)
-        pytest.fail("testpmd returned no probe")
+            return bool(self.received)
+
+        wait_until(returned, 10, 0.05, "testpmd to return a probe")
 
     def counted(self) -> list[bytes]:
         """Received packets other than warm-up probes."""
