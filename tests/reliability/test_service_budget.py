@@ -101,7 +101,7 @@ def test_streams_that_never_read_hold_a_bounded_number_of_bytes(
             peak = _AnonPeak(pid)
             peak.start()
             sent = _send_jumbo(client, seconds=3.0)
-            time.sleep(0.5)
+            assert wait_for(lambda: _rx_packets(api) == sent, timeout=10)  # all taken in
             peak.halt.set()
             peak.join()
             stats = api.get("/v1/interfaces/cap/stats").json()
@@ -115,6 +115,11 @@ def test_streams_that_never_read_hold_a_bounded_number_of_bytes(
         assert peak.peak - before < 2 * STREAM_BUFFER_MIB + 32
     finally:
         daemon.kill()
+
+
+def _rx_packets(api: httpx.Client) -> int:
+    packets: int = api.get("/v1/interfaces/cap/stats").json()["rx"]["packets"]
+    return packets
 
 
 def _subscriptions(api: httpx.Client) -> int:
@@ -134,7 +139,7 @@ def _send_jumbo(client: memif.Interface, seconds: float) -> int:
         taken = txq.send_burst(burst)
         sent += taken
         if taken < len(burst):
-            time.sleep(0.0005)
+            time.sleep(0.0005)  # the ring is full: memifd reads it meanwhile
     return sent
 
 
@@ -263,9 +268,10 @@ def test_accept_failures_back_off_and_recover(sock_dir: Path, tmp_path: Path, ap
         assert proc_status(pid)["State"][0] in "SR"
         limit = fd_count(pid) + 30
         resource.prlimit(pid, resource.RLIMIT_NOFILE, (limit, limit))
+        base = fd_count(pid)
         while fd_count(pid) < limit and len(held) < 200:  # memifd's fds, taken by idle clients
             held.append(socket.create_connection(("127.0.0.1", daemon.http_port), timeout=5))
-            time.sleep(0.005)
+            wait_for(lambda: fd_count(pid) >= base + len(held), timeout=1)  # accepted, or cannot be
         assert wait_for(lambda: fd_count(pid) >= limit - 1, timeout=5), fd_count(pid)
         logged_before = daemon.log().count("accept failed")
         with memif_clients(str(sock_dir / "srv.sock"), [0], reconnect_interval=0.05) as (peer,):
