@@ -14,6 +14,7 @@ import signal
 import subprocess
 import time
 from dataclasses import dataclass
+from typing import TypedDict
 
 from tests.testpmd import TestPmd
 
@@ -23,6 +24,13 @@ _BLOCK = re.compile(
     re.S,
 )
 _SHOW = "show port stats 0"
+
+
+class PmdSizing(TypedDict, total=False):
+    """Buffer sizes testpmd needs for packets larger than its defaults."""
+
+    mbuf_size: int
+    bsize: int
 
 
 @dataclass(frozen=True)

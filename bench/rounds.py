@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.pmd import Pmd, PortStats
+from bench.pmd import Pmd, PmdSizing, PortStats
 
 MOVED = 0.25
 SETTLE = 0.2  # seconds a resumed peer runs before a window starts
@@ -128,7 +128,7 @@ class Anchor:
     """testpmd ``txonly`` client → testpmd ``rxonly`` server, measured in windows."""
 
     def __init__(
-        self, workdir: Path, size: int, rx_core: int, tx_core: int, pmd_kw: dict[str, Any]
+        self, workdir: Path, size: int, rx_core: int, tx_core: int, pmd_kw: PmdSizing
     ) -> None:
         socket = str(workdir / f"anchor{size}.sock")
         self.size = size

@@ -25,7 +25,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench import growth, stall  # noqa: E402
-from bench.pmd import Pmd  # noqa: E402
+from bench.pmd import Pmd, PmdSizing  # noqa: E402
 from bench.rounds import Anchor, Case, Series, run_rounds  # noqa: E402
 from bench.service import (  # noqa: E402
     Memifd,
@@ -82,10 +82,10 @@ class Bench:
         )
 
 
-def _pmd(socket: str, role: str, mode: str, core: int, **kw: object) -> TestPmd:
+def _pmd(socket: str, role: str, mode: str, core: int) -> TestPmd:
     """A testpmd forwarding on ``core`` (its main lcore sits on the other core)."""
     other = 1 - core
-    return TestPmd(socket=socket, role=role, forward_mode=mode, cores="0,1", main_lcore=other, **kw)  # type: ignore[arg-type]
+    return TestPmd(socket=socket, role=role, forward_mode=mode, cores="0,1", main_lcore=other)
 
 
 def _worker(
@@ -155,7 +155,7 @@ def _median_rate(pmd: TestPmd, seconds: float, column: int = 0, least: int = 3) 
 # -- cases ------------------------------------------------------------------------
 
 
-def _pmd_kw(size: int) -> dict[str, object]:
+def _pmd_kw(size: int) -> PmdSizing:
     """testpmd sends one mbuf per packet; 9000 B packets get 9216-byte memif buffers.
 
     (Its multi-segment txonly publishes head beyond the ring in DPDK 22.11,
@@ -194,7 +194,7 @@ def _series_rx(b: Bench, size: int, api: str, series: Series) -> None:
             main_lcore=PY_CORE,
             txpkts=str(size),
             **_pmd_kw(size),
-        ) as pmd:  # type: ignore[arg-type]
+        ) as pmd:
             case = Case(worker, pmd, "rx")
             case.read()
             pmd.pause()
@@ -215,7 +215,7 @@ def _series_tx(b: Bench, size: int, api: str, series: Series) -> None:
         cores="0,1",
         main_lcore=PY_CORE,
         **_pmd_kw(size),
-    ) as pmd:  # type: ignore[arg-type]
+    ) as pmd:
         pmd.wait_listening()
         worker = _worker("tx", sock, "client", 0, PY_CORE, serve=True, api=api, size=size)
         try:

@@ -13,7 +13,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import yaml
@@ -34,7 +34,7 @@ class Memifd:
     def __init__(
         self,
         workdir: Path,
-        interfaces: list[dict[str, object]],
+        interfaces: Sequence[Mapping[str, object]],
         core: int,
         **settings: object,
     ) -> None:
@@ -50,7 +50,7 @@ class Memifd:
             "grpc_addr": self.grpc,
             "log_level": "warning",
             **settings,
-            "interfaces": interfaces,
+            "interfaces": [dict(spec) for spec in interfaces],
         }
         self.config = workdir / "memifd.yaml"
         self.config.write_text(yaml.safe_dump(config))

@@ -19,7 +19,7 @@ import statistics
 import struct
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import memif
 
@@ -99,7 +99,7 @@ def _serve(step: Callable[[], int], drain: Callable[[], dict[str, int]]) -> None
             return
 
 
-def _reply(message: dict[str, object]) -> None:
+def _reply(message: Mapping[str, object]) -> None:
     json.dump(message, sys.stdout)
     print(flush=True)
 
@@ -215,7 +215,10 @@ def case_pingpong(args: argparse.Namespace) -> dict[str, float]:
             time.sleep(0.0005)  # let the core go idle, as a real idle interface would
     sock.close()
     samples.sort()
-    pick = lambda q: samples[min(len(samples) - 1, int(q * len(samples)))]  # noqa: E731
+
+    def pick(q: float) -> float:
+        return samples[min(len(samples) - 1, int(q * len(samples)))]
+
     return {
         "p50_us": statistics.median(samples) if samples else -1.0,
         "p99_us": pick(0.99) if samples else -1.0,

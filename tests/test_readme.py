@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import shlex
@@ -18,6 +19,7 @@ from memif.__main__ import build_parser
 from tests.memif.responder_process import ResponderProcess
 from tests.memifd.rest_support import Daemon
 from tests.readme import README, block_after, blocks
+from tests.waiting import wait_until
 
 ROOT = README.parent
 
@@ -219,10 +221,8 @@ def test_echo_example_is_short_and_echoes(sock_dir: Path) -> None:
         try:
             assert server.wait_connected(10), server.disconnect_reason
             sent = [os.urandom(60 + i) for i in range(100)]
-            deadline = time.monotonic() + 10
             # a server sends into buffers the client posts right after CONNECTED
-            while server.tx_queue(0).free() < 100 and time.monotonic() < deadline:
-                time.sleep(0.01)
+            wait_until(lambda: server.tx_queue(0).free() >= 100, 10, message="100 free tx slots")
             assert server.tx_queue(0).send_burst(sent) == 100
             received: list[bytes] = []
             deadline = time.monotonic() + 10
@@ -276,7 +276,8 @@ def test_responder_synopsis_is_the_parsers() -> None:
     synopsis = block_after("## Check your set-up with the responder", "")
     assert synopsis.startswith("python -m memif responder ")
     shown = set(re.findall(r"(?<![\w-])(--?[a-z][a-z-]*)", synopsis.split(" responder ", 1)[1]))
-    responder = build_parser()._subparsers._group_actions[0].choices["responder"]  # type: ignore[union-attr]
+    (commands,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    responder = commands.choices["responder"]
     options = {o for a in responder._actions for o in a.option_strings} - {"-h", "--help"}
     assert shown == options - {"--verbose"}
     for role in ("server", "client", "master", "slave"):  # every value the synopsis names

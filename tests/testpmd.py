@@ -16,10 +16,11 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.waiting import WaitTimeout, wait_until
 
 TESTPMD = shutil.which("dpdk-testpmd")
 LOCK_PATH = Path(tempfile.gettempdir()) / "memif-testpmd.lock"
@@ -149,16 +150,24 @@ class TestPmd:
         return self
 
     def wait_listening(self, timeout: float = 15.0) -> None:
-        """For a server: wait until its socket file exists."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.abstract or os.path.exists(self.socket):
-                if self.abstract:
-                    time.sleep(2.0)
-                return
+        """For a server: wait until it listens on its socket."""
+
+        def ready() -> bool:
+            if self.listening():
+                return True
             self.check_alive()
-            time.sleep(0.05)
-        raise TimeoutError(f"testpmd did not create {self.socket}:\n{self.log()}")
+            return False
+
+        wait_until(ready, timeout, 0.05, lambda: f"testpmd on {self.socket}:\n{self.log()}")
+
+    def listening(self) -> bool:
+        """Whether the server's socket is there: its file, or its abstract name (which
+        ``/proc/net/unix`` shows with a leading ``@``, padding NULs as more of them)."""
+        if not self.abstract:
+            return os.path.exists(self.socket)
+        name = "@" + self.socket.removeprefix("@")
+        with open("/proc/net/unix") as table:
+            return any(line.split()[-1].rstrip("@") == name for line in table)
 
     def check_alive(self) -> None:
         """Raise with the log if the process has exited."""
@@ -193,14 +202,18 @@ class TestPmd:
 
     def wait_rx(self, packets: int, timeout: float = 20.0) -> int:
         """Wait until testpmd reports at least ``packets`` received; returns the count."""
-        deadline = time.monotonic() + timeout
         count = 0
-        while time.monotonic() < deadline:
+
+        def arrived() -> bool:
+            nonlocal count
             count = self.rx_stats()[0]
             if count >= packets:
-                return count
+                return True
             self.check_alive()
-            time.sleep(0.2)
+            return False
+
+        with contextlib.suppress(WaitTimeout):
+            wait_until(arrived, timeout, 0.2)
         return count
 
     def kill(self, sig: int = signal.SIGKILL) -> None:

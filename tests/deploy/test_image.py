@@ -21,7 +21,6 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
-import time
 import venv
 import zipfile
 from collections.abc import Iterator
@@ -35,6 +34,7 @@ import yaml
 from tests.deploy.conftest import CHART, DOCKERFILE, ROOT
 from tests.deploy.dockerfile import Dockerfile, DockerIgnore, parse
 from tests.deploy.helm import Helm, one
+from tests.waiting import wait_until
 
 TOKEN = "image-test-token-7f3a"
 START_TIMEOUT = 30.0
@@ -286,16 +286,14 @@ def running(image: InstalledImage, helm: Helm) -> Iterator[Running]:
 
 
 def wait_ready(running: Running) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
+    def ready() -> bool:
         assert running.proc.poll() is None, f"memifd exited with {running.proc.returncode}"
         try:
-            if httpx.get(running.base + "/readyz", timeout=2).status_code == 200:
-                return
+            return httpx.get(running.base + "/readyz", timeout=2).status_code == 200
         except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"memifd not ready within {START_TIMEOUT} s")
+            return False
+
+    wait_until(ready, START_TIMEOUT, 0.1, "memifd in the image to be ready")
 
 
 def test_image_serves_health_api_and_metrics_then_stops_on_sigterm(running: Running) -> None:

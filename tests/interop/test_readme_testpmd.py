@@ -6,6 +6,7 @@ exist yet, as on a fresh machine; the commands are the README's.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -21,6 +22,7 @@ import pytest
 from tests import testpmd as testpmd_mod
 from tests.memif.responder_process import ResponderProcess
 from tests.readme import block_after
+from tests.waiting import WaitTimeout, wait_until
 
 pytestmark = pytest.mark.interop
 
@@ -52,12 +54,16 @@ def stop(proc: subprocess.Popen[bytes], prefix: str) -> None:
 
 def wait_rx(log: Path, packets: int, alive: subprocess.Popen[bytes], timeout: float = 30) -> int:
     """testpmd's latest RX-packets once it reaches ``packets`` (or the last seen)."""
-    deadline = time.monotonic() + timeout
     seen = 0
-    while time.monotonic() < deadline and seen < packets and alive.poll() is None:
+
+    def done() -> bool:
+        nonlocal seen
         found = RX_PACKETS.findall(log.read_text(errors="replace"))
         seen = int(found[-1]) if found else 0
-        time.sleep(0.2)
+        return seen >= packets or alive.poll() is not None
+
+    with contextlib.suppress(WaitTimeout):
+        wait_until(done, timeout, 0.2)
     return seen
 
 

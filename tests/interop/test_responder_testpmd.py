@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import signal
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pytest
 
 from tests import testpmd as testpmd_mod
 from tests.memif.responder_process import ResponderProcess
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.interop
 
@@ -32,10 +32,12 @@ def test_responder_server_reads_testpmd_traffic(
         responder.wait_for("listening on")
         pmd = testpmd(socket=path, role="client", forward_mode="txonly", zero_copy=zero_copy)
         assert "(app 'DPDK" in responder.wait_for("link up:", timeout=15.0), pmd.log()[-2000:]
-        deadline = time.monotonic() + 15.0
-        while pmd.tx_stats()[0] < 1000:
-            assert time.monotonic() < deadline, pmd.log()[-2000:]
-            time.sleep(0.1)
+        wait_until(
+            lambda: pmd.tx_stats()[0] >= 1000,
+            15.0,
+            0.1,
+            lambda: f"1000 packets sent; testpmd log:\n{pmd.log()[-2000:]}",
+        )
         pmd.kill()
         assert "peer closed" in responder.wait_for("link down:")
         assert responder.stop(signal.SIGTERM) == 0

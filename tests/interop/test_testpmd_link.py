@@ -13,6 +13,7 @@ import pytest
 
 from tests import testpmd as testpmd_mod
 from tests.interop.traffic import CONNECT, echo, python_peer, wait_up, warm_up
+from tests.waiting import WaitTimeout, wait_until
 
 pytestmark = pytest.mark.interop
 
@@ -21,13 +22,11 @@ COUNT = 2_000
 
 
 def eventually(check: Callable[[], bool], timeout: float = CONNECT) -> bool:
-    """Poll ``check`` until it holds or ``timeout`` passes."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
+    """Poll ``check`` until it holds or ``timeout`` passes; whether it held."""
+    try:
+        return wait_until(check, timeout, 0.05)
+    except WaitTimeout:
+        return False
 
 
 def abstract_name() -> str:

@@ -141,7 +141,7 @@ def echo(
             )
         else:
             flows[0].rx.wait(0.002)
-    time.sleep(0.05)
+    time.sleep(0.05)  # a frame beyond the count would arrive meanwhile
     for flow in flows:
         extra = flow.rx.recv_burst(64)
         assert not extra, f"queue {flow.queue}: {len(extra)} frames beyond the {count} sent"

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from memifd.core.settings import Settings
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
-from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -75,11 +75,17 @@ def chromium(profile: Path, downloads: Path, resolve: dict[str, str] | None = No
     return driver
 
 
+def log_entries(driver: WebDriver, log: str) -> list[dict[str, Any]]:
+    """What the browser wrote to ``log`` ("browser", "performance") since the last read."""
+    entries: list[dict[str, Any]] = driver.get_log(log)  # type: ignore[no-untyped-call]
+    return entries
+
+
 def console_errors(driver: WebDriver, allowed: tuple[str, ...] = ()) -> list[str]:
     """SEVERE browser log entries since the last call, less those containing an allowed text."""
     return [
         entry["message"]
-        for entry in driver.get_log("browser")
+        for entry in log_entries(driver, "browser")
         if entry["level"] == "SEVERE" and not any(text in entry["message"] for text in allowed)
     ]
 
@@ -97,7 +103,7 @@ def requests_sent(driver: WebDriver) -> list[str]:
     log), less those it blocked before sending (a Content-Security-Policy, say)."""
     sent: dict[str, str] = {}
     blocked: set[str] = set()
-    for entry in driver.get_log("performance"):
+    for entry in log_entries(driver, "performance"):
         message = json.loads(entry["message"])["message"]
         params = message.get("params", {})
         if message["method"] == "Network.requestWillBeSent":

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,8 @@ from memifd.core.manager import Manager
 from memifd.core.settings import Settings
 from memifd.proto.memif.v1 import memif_pb2 as pb
 from memifd.proto.memif.v1 import memif_pb2_grpc as pb_grpc
+
+from tests.waiting import wait_until
 
 
 @dataclass
@@ -39,7 +40,8 @@ class GrpcEnv:
 
     def create(self, name: str, **spec: Any) -> pb.InterfaceStatus:
         request = pb.CreateInterfaceRequest(spec=pb.InterfaceSpec(name=name, **spec))
-        return self.stub.CreateInterface(request, metadata=self.metadata)
+        status: pb.InterfaceStatus = self.stub.CreateInterface(request, metadata=self.metadata)
+        return status
 
     def close(self) -> None:
         if self._closed:
@@ -83,7 +85,14 @@ def start_env(
         )
     )
     metadata = (("authorization", f"Bearer {token}"),) if token else ()
-    return GrpcEnv(settings, manager, handle, channel, pb_grpc.MemifStub(channel), metadata)
+    return GrpcEnv(settings, manager, handle, channel, memif_stub(channel), metadata)
+
+
+def memif_stub(channel: grpc.Channel) -> pb_grpc.MemifStub:
+    """A client of memifd's gRPC service on ``channel``."""
+    # the generated constructor has no annotations: this names its type
+    make: Callable[[grpc.Channel], pb_grpc.MemifStub] = pb_grpc.MemifStub
+    return make(channel)
 
 
 @pytest.fixture
@@ -130,18 +139,15 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 def wait_for(predicate: Callable[[], object], timeout: float = 10.0, what: str = "") -> None:
     """Poll ``predicate`` until it is true; fail the test after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what or predicate}")
-        time.sleep(0.01)
+    wait_until(predicate, timeout, message=what)
 
 
 def wait_connected(env: GrpcEnv, name: str, timeout: float = 15.0) -> None:
     """Wait until interface ``name`` reports a connected link."""
 
     def connected() -> bool:
-        status = env.stub.GetInterface(pb.GetInterfaceRequest(name=name), metadata=env.metadata)
+        request = pb.GetInterfaceRequest(name=name)
+        status: pb.InterfaceStatus = env.stub.GetInterface(request, metadata=env.metadata)
         return status.state == pb.LINK_STATE_CONNECTED
 
     wait_for(connected, timeout, f"{name} to connect")

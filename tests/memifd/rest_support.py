@@ -28,6 +28,8 @@ from memifd.core.manager import Manager
 from memifd.core.models import InterfaceSpec
 from memifd.core.settings import Settings
 
+from tests.waiting import WaitTimeout, wait_until
+
 
 def free_port() -> int:
     """A TCP port on loopback nobody listens on right now."""
@@ -44,14 +46,12 @@ def frame(index: int, size: int = 64) -> bytes:
     return (header + body).ljust(size, b"\xab")
 
 
-def wait_for(predicate: Any, timeout: float = 5.0, interval: float = 0.01) -> bool:
-    """Poll ``predicate()`` until true; returns its last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return bool(value)
-        time.sleep(interval)
+def wait_for(predicate: Callable[[], object], timeout: float = 5.0, interval: float = 0.01) -> bool:
+    """Poll ``predicate()`` until true; returns whether it came true within ``timeout``."""
+    try:
+        return bool(wait_until(predicate, timeout, interval))
+    except WaitTimeout:
+        return False
 
 
 class RestServer:

@@ -17,8 +17,8 @@ import memifd
 import pytest
 from memifd.core import logs
 from memifd.proto.memif.v1 import memif_pb2 as pb
-from memifd.proto.memif.v1 import memif_pb2_grpc as pb_grpc
 
+from tests.memifd.grpc_support import memif_stub
 from tests.memifd.rest_support import Daemon, memif_clients, wait_for
 
 CONFIG = """
@@ -251,9 +251,7 @@ def test_bound_to_every_address_the_banner_shows_a_reachable_url(sock_dir: Path)
         assert host == page.host and int(port) == grpc_port
         with grpc.insecure_channel(started["grpc"]) as channel:
             assert (
-                pb_grpc.MemifStub(channel)
-                .ListInterfaces(pb.ListInterfacesRequest(), timeout=5)
-                .interfaces
+                memif_stub(channel).ListInterfaces(pb.ListInterfacesRequest(), timeout=5).interfaces
                 == []
             )
     finally:
@@ -318,7 +316,7 @@ def test_grpc_calls_are_logged_at_debug(sock_dir: Path) -> None:
     daemon = Daemon(sock_dir, args=["--log-level", "debug", "--log-format", "json"]).start()
     try:
         with grpc.insecure_channel(f"127.0.0.1:{daemon.grpc_port}") as channel:
-            stub = pb_grpc.MemifStub(channel)
+            stub = memif_stub(channel)
             stub.ListInterfaces(pb.ListInterfacesRequest(), timeout=5)
             with pytest.raises(grpc.RpcError):
                 stub.GetInterface(pb.GetInterfaceRequest(name="nope"), timeout=5)
@@ -342,7 +340,7 @@ def test_grpc_calls_are_not_logged_at_info(sock_dir: Path) -> None:
     daemon = Daemon(sock_dir, args=["--log-format", "json"]).start()
     try:
         with grpc.insecure_channel(f"127.0.0.1:{daemon.grpc_port}") as channel:
-            pb_grpc.MemifStub(channel).ListInterfaces(pb.ListInterfacesRequest(), timeout=5)
+            memif_stub(channel).ListInterfaces(pb.ListInterfacesRequest(), timeout=5)
         assert daemon.terminate()[0] == 0
         assert '"memifd.grpc"' not in daemon.log()
     finally:

@@ -38,7 +38,7 @@ def run(env: GrpcEnv | None, *args: str, **environment: str) -> Result:
     """``memifctl --addr <env> args...`` in this process."""
     prefix = ["--addr", env.address] if env is not None else []
     variables = {"MEMIFD_TOKEN": None, "MEMIFD_GRPC_ADDR": None, **environment}
-    return CliRunner().invoke(app, [*prefix, *args], env=variables)  # type: ignore[arg-type]
+    return CliRunner().invoke(app, [*prefix, *args], env=variables)
 
 
 def test_create_list_get_update_stats_delete(grpc_env: GrpcEnv) -> None:

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import queue
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
 import pytest
 from memifd.proto.memif.v1 import memif_pb2 as pb
-from memifd.proto.memif.v1 import memif_pb2_grpc as pb_grpc
 
 from tests import testpmd as testpmd_mod
 from tests.memifd.grpc_support import (
@@ -22,10 +21,12 @@ from tests.memifd.grpc_support import (
     frame,
     frame_seq,
     grpc_env,
+    memif_stub,
     wait_connected,
     wait_for,
 )
 from tests.memifd.rest_support import Daemon
+from tests.waiting import wait_until
 
 __all__ = ["grpc_env"]
 
@@ -99,7 +100,8 @@ def _inject(env: GrpcEnv, packets: list[bytes]) -> pb.InjectResponse:
         for start in range(0, len(packets), 256):
             yield pb.InjectRequest(interface="srv", packets=packets[start : start + 256])
 
-    return env.stub.Inject(requests(), timeout=60)
+    response: pb.InjectResponse = env.stub.Inject(requests(), timeout=60)
+    return response
 
 
 def test_inject_10000_packets_that_testpmd_counts(
@@ -147,13 +149,15 @@ class _ExchangeClient:
     def warm_up(self) -> None:
         """Send single probes until one comes back: testpmd forwards a moment after the
         link is up, and drops what arrives before."""
-        for probe in range(WARM_UP, WARM_UP + 200):
+        probes = itertools.count(WARM_UP)
+
+        def returned() -> bool:
+            probe = next(probes)
             self.send(probe, [frame(probe)])
             self.results.get(timeout=10)
-            if self.received:
-                return
-            time.sleep(0.05)
-        pytest.fail("testpmd returned no probe")
+            return bool(self.received)
+
+        wait_until(returned, 10, 0.05, "testpmd to return a probe")
 
     def counted(self) -> list[bytes]:
         """Received packets other than warm-up probes."""
@@ -220,7 +224,7 @@ def test_memifd_serve_with_memifctl_and_a_stream_at_shutdown(sock_dir: Path) -> 
         )
         assert listed.stdout.splitlines()[1].split()[:2] == ["vnf0", "server"]
         with grpc.insecure_channel(address) as channel:
-            stub = pb_grpc.MemifStub(channel)
+            stub = memif_stub(channel)
             events = stub.WatchEvents(
                 pb.WatchEventsRequest(include_current=True),
                 timeout=30,
@@ -232,7 +236,7 @@ def test_memifd_serve_with_memifctl_and_a_stream_at_shutdown(sock_dir: Path) -> 
                 for _ in events:
                     pass
         assert code == 0
-        assert excinfo.value.code() == grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
-        assert "memifd shutting down" in excinfo.value.details()  # type: ignore[attr-defined]
+        assert excinfo.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert "memifd shutting down" in (excinfo.value.details() or "")
     finally:
         daemon.kill()

@@ -139,7 +139,7 @@ def test_echo_against_testpmd_macswap(
 
     def settled() -> bool:
         before = api.get("/v1/interfaces/pmd/stats").json()
-        time.sleep(0.2)
+        time.sleep(0.2)  # unchanged over this window: nothing is in flight any more
         return bool(api.get("/v1/interfaces/pmd/stats").json() == before)
 
     assert wait_for(settled, timeout=10)  # the ping-pong stopped

@@ -12,7 +12,6 @@ import struct
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -66,7 +65,7 @@ def echo_traffic(env: GrpcEnv) -> Iterator[None]:
                     return
                 client.tx_queue(0).send_burst([frame(seq + k) for k in range(4)])
                 client.rx_queue(0).recv_burst(256)
-                time.sleep(0.01)
+                stop.wait(0.01)  # paced: four frames every 10 ms
 
         thread = threading.Thread(target=pump, daemon=True)
         thread.start()

@@ -11,6 +11,7 @@ import sys
 import threading
 from pathlib import Path
 from types import FrameType
+from typing import cast
 
 import grpc
 import pytest
@@ -31,11 +32,11 @@ __all__ = ["grpc_env"]
 
 
 def _code(excinfo: pytest.ExceptionInfo[grpc.RpcError]) -> grpc.StatusCode:
-    return excinfo.value.code()  # type: ignore[attr-defined, no-any-return]
+    return excinfo.value.code()
 
 
 def _details(excinfo: pytest.ExceptionInfo[grpc.RpcError]) -> str:
-    return excinfo.value.details()  # type: ignore[attr-defined, no-any-return]
+    return excinfo.value.details() or ""
 
 
 @pytest.fixture
@@ -155,7 +156,7 @@ def test_duplicate_name_already_exists(grpc_env: GrpcEnv) -> None:
         ),
         (pb.InterfaceSpec(name="x" * 33), "spec.name", "32"),
         (pb.InterfaceSpec(name="x", secret="s" * 25), "spec.secret", "24"),
-        (pb.InterfaceSpec(name="x", role=9), "spec.role", "ROLE_CLIENT"),
+        (pb.InterfaceSpec(name="x", role=cast(pb.Role, 9)), "spec.role", "ROLE_CLIENT"),
         (pb.InterfaceSpec(name="x", action=pb.ACTION_XCONNECT), "spec.xconnect_to", "required"),
         (pb.InterfaceSpec(name="x", socket="s" * 200), "spec.socket", "107"),
     ],
@@ -187,7 +188,7 @@ def test_missing_spec_is_invalid(grpc_env: GrpcEnv) -> None:
         (pb.CaptureRequest(queue=255), "queue", "254"),
         (pb.CaptureRequest(max_batch=1025), "max_batch", "1024"),
         (pb.CaptureRequest(buffer=70_000), "buffer", "65536"),
-        (pb.CaptureRequest(direction=9), "direction", "DIRECTION_BOTH"),
+        (pb.CaptureRequest(direction=cast(pb.Direction, 9)), "direction", "DIRECTION_BOTH"),
     ],
 )
 def test_invalid_capture_names_field_and_limit(
@@ -257,6 +258,7 @@ def test_inject_on_a_disconnected_interface_fails_precondition(grpc_env: GrpcEnv
 
 
 def test_malformed_request_is_invalid_argument(grpc_env: GrpcEnv) -> None:
+    raw: grpc.UnaryUnaryMultiCallable[bytes, bytes]
     raw = grpc_env.channel.unary_unary("/memif.v1.Memif/CreateInterface")
     with pytest.raises(grpc.RpcError) as excinfo:
         raw(b"\x0a\xff\xff\xff\x0f", timeout=10)  # a field claiming 4 GiB of data
@@ -265,6 +267,7 @@ def test_malformed_request_is_invalid_argument(grpc_env: GrpcEnv) -> None:
 
 
 def test_malformed_message_in_a_stream_is_invalid_argument(pair: GrpcEnv) -> None:
+    raw: grpc.StreamUnaryMultiCallable[bytes, bytes]
     raw = pair.channel.stream_unary("/memif.v1.Memif/Inject")
     good = pb.InjectRequest(interface="b", packets=[frame(0)]).SerializeToString()
     with pytest.raises(grpc.RpcError) as excinfo:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -86,7 +88,7 @@ def test_xconnect_round_trip() -> None:
         ),
         (pb.InterfaceSpec(name="x", action=pb.ACTION_XCONNECT), "spec.xconnect_to", "required"),
         (
-            pb.InterfaceSpec(name="x", mode=7),
+            pb.InterfaceSpec(name="x", mode=cast(pb.Mode, 7)),
             "spec.mode",
             "MODE_ETHERNET, MODE_IP, MODE_PUNT_INJECT",
         ),

@@ -78,17 +78,15 @@ class Grpcurl:
             request_class = message_factory.GetMessageClass(method.input_type)
             response_class = message_factory.GetMessageClass(method.output_type)
             request = json_format.Parse(data, request_class())
-            metadata = [tuple(h.split(": ", 1)) for h in headers]
-            kind = channel.unary_stream if method.server_streaming else channel.unary_unary
-            call = kind(
-                f"/{service}/{name}",
-                request_serializer=request_class.SerializeToString,
-                response_deserializer=response_class.FromString,
-            )
-            answer = call(request, metadata=metadata, timeout=20)
+            metadata = tuple((key, value) for key, _, value in (h.partition(": ") for h in headers))
+            path = f"/{service}/{name}"
+            serialize, deserialize = request_class.SerializeToString, response_class.FromString
             if method.server_streaming:
-                return [json_format.MessageToDict(m) for m in answer]
-            return json_format.MessageToDict(answer)
+                stream = channel.unary_stream(path, serialize, deserialize)
+                answers = stream(request, metadata=metadata, timeout=20)
+                return [json_format.MessageToDict(m) for m in answers]
+            unary = channel.unary_unary(path, serialize, deserialize)
+            return json_format.MessageToDict(unary(request, metadata=metadata, timeout=20))
 
     def _expand(self, text: str) -> str:
         for name, value in self.environ.items():

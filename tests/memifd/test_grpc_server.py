@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import queue
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +15,8 @@ from memifd.api.grpc.server import serve_grpc
 from memifd.core.manager import Manager
 from memifd.core.settings import Settings
 from memifd.proto.memif.v1 import memif_pb2 as pb
-from memifd.proto.memif.v1 import memif_pb2_grpc as pb_grpc
 
-from tests.memifd.grpc_support import GrpcEnv, grpc_env, start_env, tls_files, wait_for
+from tests.memifd.grpc_support import GrpcEnv, grpc_env, memif_stub, start_env, tls_files, wait_for
 
 __all__ = ["grpc_env", "tls_files"]
 
@@ -26,7 +25,8 @@ TOKEN = "t0k3n-for-tests"
 
 def _health(channel: grpc.Channel, service: str = "") -> int:
     stub = health_pb2_grpc.HealthStub(channel)
-    return stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=10).status
+    status: int = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=10).status
+    return status
 
 
 def _reflect(
@@ -103,7 +103,7 @@ def test_token_is_required(
     secured: GrpcEnv, metadata: tuple[tuple[str, str], ...], problem: str
 ) -> None:
     stub = secured.stub
-    calls = [
+    calls: list[Callable[[], object]] = [
         lambda: stub.ListInterfaces(pb.ListInterfacesRequest(), metadata=metadata, timeout=10),
         lambda: list(stub.WatchEvents(pb.WatchEventsRequest(), metadata=metadata, timeout=10)),
         lambda: stub.Inject(iter([pb.InjectRequest()]), metadata=metadata, timeout=10),
@@ -115,8 +115,8 @@ def test_token_is_required(
     for call in calls:
         with pytest.raises(grpc.RpcError) as excinfo:
             call()
-        assert excinfo.value.code() == grpc.StatusCode.UNAUTHENTICATED  # type: ignore[attr-defined]
-        assert problem in excinfo.value.details()  # type: ignore[attr-defined]
+        assert excinfo.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        assert problem in (excinfo.value.details() or "")
     assert not secured.manager.list_interfaces()
 
 
@@ -138,8 +138,8 @@ def test_tls(sock_dir: Path, tls_files: tuple[Path, Path]) -> None:
         ]
         with grpc.insecure_channel(env.address) as plain:
             with pytest.raises(grpc.RpcError) as excinfo:
-                pb_grpc.MemifStub(plain).ListInterfaces(pb.ListInterfacesRequest(), timeout=5)
-            assert excinfo.value.code() == grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
+                memif_stub(plain).ListInterfaces(pb.ListInterfacesRequest(), timeout=5)
+            assert excinfo.value.code() == grpc.StatusCode.UNAVAILABLE
     finally:
         env.close()
 
@@ -156,7 +156,7 @@ def test_calls_beyond_the_limit_fail_fast(sock_dir: Path) -> None:
             next(stream)  # both streams are running
         with pytest.raises(grpc.RpcError) as excinfo:
             env.stub.ListInterfaces(pb.ListInterfacesRequest(), timeout=10)
-        assert excinfo.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED  # type: ignore[attr-defined]
+        assert excinfo.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         held[0].cancel()
         wait_for(lambda: env.manager.subscription_counts()["events"] == 1, what="a free slot")
         wait_for(lambda: _lists(env), what="calls to be accepted again")

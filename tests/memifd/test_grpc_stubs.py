@@ -26,6 +26,6 @@ def test_committed_stubs_are_up_to_date(tmp_path: Path) -> None:
 
 def test_stubs_import_under_memifd_proto() -> None:
     assert memif_pb2.PacketBatch.__module__ == "memifd.proto.memif.v1.memif_pb2"
-    assert memif_pb2_grpc.memif_dot_v1_dot_memif__pb2 is memif_pb2
+    assert vars(memif_pb2_grpc)["memif_dot_v1_dot_memif__pb2"] is memif_pb2
     assert memif_pb2.DESCRIPTOR.name == "memif/v1/memif.proto"
     assert memif_pb2.DESCRIPTOR.package == "memif.v1"

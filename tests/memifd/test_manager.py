@@ -25,6 +25,7 @@ from memifd.core.subscription import Subscription
 
 from tests.conftest import open_fds
 from tests.memifd.rest_support import frame, memif_clients, receive, spec, wait_for
+from tests.waiting import wait_until
 
 
 def accounted(stats: InterfaceStats) -> int:
@@ -33,12 +34,13 @@ def accounted(stats: InterfaceStats) -> int:
 
 def send_all(iface: memif.Interface, packets: list[bytes]) -> None:
     sent = 0
-    deadline = time.monotonic() + 5
-    while sent < len(packets) and time.monotonic() < deadline:
+
+    def all_sent() -> bool:  # a full ring takes more as the peer reads
+        nonlocal sent
         sent += iface.tx_queue(0).send_burst(packets[sent : sent + 256])
-        if sent < len(packets):
-            time.sleep(0.001)
-    assert sent == len(packets)
+        return sent == len(packets)
+
+    wait_until(all_sent, 5, 0.001, lambda: f"{sent} of {len(packets)} packets sent")
 
 
 # -- Subscription ----------------------------------------------------------------------------------
@@ -348,9 +350,15 @@ def test_idle_worker_sleeps(manager: Manager, sock_dir: Path) -> None:
     with memif_clients(str(sock_dir / "m.sock"), list(range(4))) as clients:
         assert all(c.wait_connected(5) for c in clients)
         assert wait_for(lambda: all(s.state == "connected" for s in manager.list_interfaces()))
-        time.sleep(0.1)
+
+        def idle() -> bool:  # no turn in 0.1 s: the connections' work is done
+            before = manager.turns
+            time.sleep(0.1)
+            return manager.turns == before
+
+        wait_until(idle, 5, 0, "the worker to go idle")
         before = manager.turns
-        time.sleep(0.5)
+        time.sleep(0.5)  # idle on purpose: the turns taken meanwhile are the measure
         assert manager.turns - before <= 2  # woken by nothing but, at most, a timer
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pydantic
 import pytest
 from memifd.core.manager import CLOCK_STEP_NS, Manager, NotFoundError
-from memifd.core.models import CaptureFilter
+from memifd.core.models import CapturedPacket, CaptureFilter
 
 from tests.memifd.rest_support import frame, memif_clients, receive, spec, wait_for
 
@@ -27,7 +27,7 @@ def test_stamps_are_the_burst_time_plus_the_place_in_the_burst(
             assert client.tx_queue(0).send_burst([frame(burst * 10 + i) for i in range(10)]) == 10
             assert len(receive(client, 10)) == 10
         after = time.time_ns()
-    packets = []
+    packets: list[CapturedPacket] = []
     while len(packets) < 60:
         batch = captured.get_batch(100, 5)
         assert batch, "the capture ended early"
@@ -38,9 +38,9 @@ def test_stamps_are_the_burst_time_plus_the_place_in_the_burst(
     assert len(set(stamps)) == 60 and stamps == sorted(stamps)
     # six bursts (three read, three echoed): ten packets one nanosecond apart each
     for start in range(0, 60, 10):
-        burst = packets[start : start + 10]
-        assert {p.direction for p in burst} == {"rx" if start % 20 == 0 else "tx"}
-        assert [p.timestamp_ns - burst[0].timestamp_ns for p in burst] == list(range(10))
+        stamped = packets[start : start + 10]
+        assert {p.direction for p in stamped} == {"rx" if start % 20 == 0 else "tx"}
+        assert [p.timestamp_ns - stamped[0].timestamp_ns for p in stamped] == list(range(10))
 
 
 def test_stamps_survive_a_coarse_or_stepped_clock(manager: Manager) -> None:

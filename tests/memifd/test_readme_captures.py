@@ -13,7 +13,6 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -93,7 +92,7 @@ def traffic(daemon: Daemon) -> Iterator[None]:
                 vnf0.rx_queue(0).recv_burst(256)
                 vnf1.tx_queue(0).send(frame(seq))
                 seq += 3
-                time.sleep(0.02)
+                stop.wait(0.02)  # paced: a few frames every 20 ms
 
         thread = threading.Thread(target=pump, daemon=True)
         thread.start()

@@ -59,13 +59,12 @@ def hangup(daemon: Daemon, message: str) -> dict[str, Any]:
     assert daemon.proc is not None
     daemon.proc.send_signal(signal.SIGHUP)
     found: list[dict[str, Any]] = []
-    assert wait_for(
-        lambda: (
-            found.extend(r for r in records(daemon)[seen:] if r["message"].startswith(message))
-            or found
-        ),
-        timeout=10,
-    ), daemon.log()
+
+    def arrived() -> bool:
+        found[:] = [r for r in records(daemon)[seen:] if r["message"].startswith(message)]
+        return bool(found)
+
+    assert wait_for(arrived, timeout=10), daemon.log()
     return found[0]
 
 
@@ -136,7 +135,7 @@ def test_sighup_without_a_config_file_is_logged_and_ignored(sock_dir: Path) -> N
         with daemon.client() as api:
             assert api.post("/v1/interfaces", json={"name": "x"}).is_success
             hangup(daemon, "SIGHUP ignored: there is no config file")
-            time.sleep(0.2)
+            time.sleep(0.2)  # a daemon that the ignored SIGHUP made exit would be gone by now
             assert daemon.proc is not None and daemon.proc.poll() is None
             assert [i["name"] for i in api.get("/v1/interfaces").json()] == ["x"]
             assert (sock_dir / "memif.sock").exists()

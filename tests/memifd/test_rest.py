@@ -99,7 +99,7 @@ def test_dry_run_refuses_what_create_refuses(api: httpx.Client, sock_dir: Path) 
     busy.create_interface(id=0, role="server", name="busy")
     abstract = memif.Socket(f"@memifd-dry-run-{os.getpid()}")
     abstract.create_interface(id=0, role="server", name="busy")
-    bodies = [
+    bodies: list[dict[str, str | int]] = [
         {"socket": "@"},
         {"socket": "plain-file"},
         {"socket": "plain-file/below.sock"},
@@ -226,7 +226,7 @@ def test_list_reflects_traffic_and_state(api: httpx.Client, sock_dir: Path) -> N
 
         def seen() -> bool:
             (status,) = api.get("/v1/interfaces").json()
-            return status["state"] == "connected" and status["stats"]["action_drops"] == 7
+            return bool(status["state"] == "connected" and status["stats"]["action_drops"] == 7)
 
         assert wait_for(seen)
         (status,) = api.get("/v1/interfaces").json()
@@ -492,7 +492,7 @@ def test_every_error_is_a_problem_document(sock_dir: Path) -> None:
     with RestServer(Settings(socket_dir=sock_dir, token=TOKEN)) as server:
         api = server.client
         create(api, "a")
-        pcap_body = {"headers": {"Content-Type": pcap.MEDIA_TYPE}}
+        pcap_headers = {"Content-Type": pcap.MEDIA_TYPE}
         cases = [
             (httpx.Client(base_url=server.url).get("/v1/interfaces"), 401, []),
             (api.get("/v1/interfaces/ghost"), 404, []),
@@ -505,9 +505,15 @@ def test_every_error_is_a_problem_document(sock_dir: Path) -> None:
                 ["memory.log2_ring_size"],
             ),
             (api.get("/v1/interfaces/a/capture?count=0"), 422, ["count"]),
-            (api.post("/v1/interfaces/a/packets", content=b"garbage", **pcap_body), 400, []),
             (
-                api.post("/v1/interfaces/a/packets", content=b"x" * (64 << 20 | 1), **pcap_body),
+                api.post("/v1/interfaces/a/packets", content=b"garbage", headers=pcap_headers),
+                400,
+                [],
+            ),
+            (
+                api.post(
+                    "/v1/interfaces/a/packets", content=b"x" * (64 << 20 | 1), headers=pcap_headers
+                ),
                 413,
                 [],
             ),

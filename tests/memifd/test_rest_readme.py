@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from pathlib import Path
 
 from memifd.core import pcap
@@ -60,20 +59,30 @@ def background(command: str, cwd: Path, daemon: Daemon) -> subprocess.Popen[str]
     )
 
 
+def open_streams(daemon: Daemon, kind: str) -> int:
+    """Streams of ``kind`` (events, capture) memifd has open, from its metrics."""
+    with daemon.client() as api:
+        text = api.get("/metrics").text
+    gauge = f'memifd_subscriptions{{kind="{kind}"}} '
+    return sum(
+        int(float(line[len(gauge) :])) for line in text.splitlines() if line.startswith(gauge)
+    )
+
+
 def test_readme_examples(sock_dir: Path, tmp_path: Path) -> None:
     daemon = Daemon(sock_dir).start()
     try:
         created = json.loads(sh(CREATE, tmp_path, daemon))
         assert created["name"] == "vnf0" and created["socket_path"] == str(sock_dir / "vnf0.sock")
         events = background(EVENTS, tmp_path, daemon)
-        time.sleep(0.3)
+        assert wait_for(lambda: open_streams(daemon, "events") == 1)
         with memif_clients(str(sock_dir / "vnf0.sock"), [0]) as (client,):
             assert client.wait_connected(5)
             assert wait_for(
                 lambda: json.loads(sh(LIST, tmp_path, daemon))[0]["state"] == "connected"
             )
             capture = background(CAPTURE, tmp_path, daemon)
-            time.sleep(0.3)
+            assert wait_for(lambda: open_streams(daemon, "capture") == 1)
             client.tx_queue(0).send_burst([frame(i) for i in range(60)])  # echoed: 120 seen
             assert len(receive(client, 60)) == 60
             assert capture.wait(timeout=10) == 0

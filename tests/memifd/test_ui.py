@@ -14,8 +14,8 @@ import memif
 import pytest
 from memifd.core import pcap
 from memifd.core.settings import Settings
+from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
-from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions
 
@@ -47,7 +47,7 @@ def chromium(tmp_path_factory: pytest.TempPathFactory, download_dir: Path) -> It
 def page(chromium: WebDriver) -> Iterator[WebDriver]:
     """The browser with an empty log; left on a blank page so no stream outlives the test."""
     chromium.get("about:blank")
-    chromium.get_log("browser")
+    browser.log_entries(chromium, "browser")
     browser.requests_sent(chromium)
     yield chromium
     chromium.get("about:blank")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -105,6 +106,25 @@ def open_connections(port: int, count: int) -> Iterator[list[socket.socket]]:
     finally:
         for sock in socks:
             sock.close()
+
+
+def read_by_server(sock: socket.socket) -> bool:
+    """True when the server has read all that was sent on the loopback TCP connection ``sock``:
+    nothing unacknowledged on this side, nothing unread on the server's (``/proc/net/tcp``)."""
+    ours, theirs = _tcp_address(sock.getsockname()), _tcp_address(sock.getpeername())
+    queues: dict[tuple[str, str], tuple[int, int]] = {}
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        sending, unread = (int(count, 16) for count in fields[4].split(":"))
+        queues[fields[1], fields[2]] = (sending, unread)
+    client, server = queues.get((ours, theirs)), queues.get((theirs, ours))
+    return client is not None and server is not None and client[0] == 0 and server[1] == 0
+
+
+def _tcp_address(address: tuple[str, int]) -> str:
+    """An IPv4 address as ``/proc/net/tcp`` spells it: the address in host order, then the port."""
+    host, port = address[:2]
+    return f"{int.from_bytes(socket.inet_aton(host), sys.byteorder):08X}:{port:04X}"
 
 
 def closed_by_server(sock: socket.socket) -> bool:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
-import time
 from pathlib import Path
+
+from tests.waiting import wait_until
 
 PTRACE_DETACH = 17
 PTRACE_SEIZE = 0x4206
@@ -33,15 +34,15 @@ def _ptrace(request: int, tid: int) -> None:
 
 def thread_id(pid: int, name: str, timeout: float = 10.0) -> int:
     """The id of the thread of ``pid`` called ``name`` (as in ``/proc/<pid>/task/*/comm``)."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def named() -> int:  # 0: no such thread yet
         for task in Path(f"/proc/{pid}/task").iterdir():
             with contextlib.suppress(OSError):
                 if (task / "comm").read_text().strip() == name:
                     return int(task.name)
-        if time.monotonic() > deadline:
-            raise LookupError(f"no thread {name!r} in process {pid}")
-        time.sleep(0.05)
+        return 0
+
+    return wait_until(named, timeout, 0.05, f"a thread {name!r} in process {pid}")
 
 
 class FrozenThread:
@@ -53,16 +54,18 @@ class FrozenThread:
         self.attached = False
 
     def __enter__(self) -> FrozenThread:
-        for _ in range(200):
+        def caught() -> bool:
             _ptrace(PTRACE_SEIZE, self.tid)
             self.attached = True
             _ptrace(PTRACE_INTERRUPT, self.tid)
             os.waitpid(self.tid, WALL)
             if self._in_epoll_wait():
-                return self
+                return True
             self.thaw()  # caught outside epoll_wait (maybe holding the GIL): try again
-            time.sleep(0.01)
-        raise RuntimeError(f"thread {self.tid} was never caught waiting in epoll")
+            return False
+
+        wait_until(caught, 10, 0.01, f"thread {self.tid} stopped inside epoll_wait")
+        return self
 
     def _in_epoll_wait(self) -> bool:
         syscall = Path(f"/proc/{self.pid}/task/{self.tid}/syscall").read_text().split()

@@ -49,9 +49,9 @@ def receive(scene: ServerScene | ClientScene, rxq: memif.RxQueue) -> list[bytes]
         return rxq.recv_burst(MAX_BURST)
     if draw < 2 / 3:  # views hold their slots until the next call, which hands them back
         views = rxq.recv_views(MAX_BURST)
-        got = [bytes(view) for view in views]
+        copies = [bytes(view) for view in views]
         assert rxq.recv_views(MAX_BURST) == []
-        return got
+        return copies
     got: list[bytes] = []
     while batch := rxq.recv_batch(MAX_BURST):  # one contiguous run of slots per call
         got += batch.packets()

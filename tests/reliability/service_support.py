@@ -21,6 +21,7 @@ import memif
 import yaml
 
 from tests.memifd.rest_support import Daemon, frame
+from tests.waiting import wait_until
 
 SETTLE_QUIET = 0.5  # seconds without a change that mean "drained"
 
@@ -183,7 +184,7 @@ class Receiver(threading.Thread):
                 self.received += len(burst)
                 self.last_packet = time.monotonic()
                 if self.slow:
-                    time.sleep(0.001)
+                    time.sleep(0.001)  # a slow reader on purpose
             else:
                 rxq.wait(0.02)
 
@@ -200,18 +201,19 @@ def settle(
     api: httpx.Client, names: list[str], receivers: list[Receiver], timeout: float = 20.0
 ) -> dict[str, dict[str, Any]]:
     """Wait until the receivers and memifd's counters stay still; the final stats by name."""
-    deadline = time.monotonic() + timeout
     last: dict[str, dict[str, Any]] = {}
     still_since = time.monotonic()
-    while time.monotonic() < deadline:
+
+    def still() -> bool:
+        nonlocal last, still_since
         now = {name: stats(api, name) for name in names}
         if now != last:
             last, still_since = now, time.monotonic()
         quiet = all(r.quiet() >= SETTLE_QUIET for r in receivers)
-        if quiet and time.monotonic() - still_since >= SETTLE_QUIET:
-            return last
-        time.sleep(0.05)
-    raise TimeoutError(f"traffic did not settle within {timeout} s: {last}")
+        return quiet and time.monotonic() - still_since >= SETTLE_QUIET
+
+    wait_until(still, timeout, 0.05, lambda: f"traffic to settle: {last}")
+    return last
 
 
 @contextlib.contextmanager
@@ -233,7 +235,7 @@ def run_for(seconds: float, check: Callable[[], None] | None = None) -> None:
     while time.monotonic() < deadline:
         if check is not None:
             check()
-        time.sleep(0.1)
+        time.sleep(0.1)  # the traffic runs meanwhile: its duration is what is tested
 
 
 # -- a peer running as another user ------------------------------------------------------------

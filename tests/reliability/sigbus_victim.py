@@ -36,7 +36,7 @@ def main() -> int:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and iface.is_connected:
             received += len(iface.rx_queue(0).recv_burst(64))
-            time.sleep(0.001)
+            time.sleep(0.001)  # polled: a victim that reads until the memory is pulled away
         print(f"received {received}", flush=True)
     return 0
 

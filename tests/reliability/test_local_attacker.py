@@ -43,8 +43,8 @@ import grpc
 import memif
 import pytest
 from memifd.proto.memif.v1 import memif_pb2 as pb
-from memifd.proto.memif.v1 import memif_pb2_grpc as pb_grpc
 
+from tests.memifd.grpc_support import memif_stub
 from tests.memifd.rest_support import Daemon, wait_for
 from tests.reliability.service_support import (
     AsUserLoop,
@@ -209,7 +209,7 @@ def test_a_path_outside_the_socket_directories_is_refused(
     assert not outside.parent.exists()
     world.secret_intact()
     with grpc.insecure_channel(f"127.0.0.1:{daemon.grpc_port}") as channel:
-        stub = pb_grpc.MemifStub(channel)
+        stub = memif_stub(channel)
         request = pb.CreateInterfaceRequest(
             spec=pb.InterfaceSpec(
                 name="out",
@@ -219,8 +219,8 @@ def test_a_path_outside_the_socket_directories_is_refused(
         )
         with pytest.raises(grpc.RpcError) as failure:
             stub.CreateInterface(request, timeout=10)
-        assert failure.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
-        details = failure.value.details()  # type: ignore[attr-defined]
+        assert failure.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        details = failure.value.details() or ""
         assert details.startswith(f"spec.socket: {outside} is outside the socket directories")
 
 
@@ -234,12 +234,12 @@ def test_dot_dot_is_refused(world: World, daemon: Daemon) -> None:
             assert error["loc"] == ["body", "socket"]
             assert "'..' is not allowed" in error["msg"]
     with grpc.insecure_channel(f"127.0.0.1:{daemon.grpc_port}") as channel:
-        stub = pb_grpc.MemifStub(channel)
+        stub = memif_stub(channel)
         request = pb.CreateInterfaceRequest(spec=pb.InterfaceSpec(name="up", socket=escapes[1]))
         with pytest.raises(grpc.RpcError) as failure:
             stub.CreateInterface(request, timeout=10)
-        assert failure.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
-        assert failure.value.details().startswith("spec.socket: '..' is not allowed")  # type: ignore[attr-defined]
+        assert failure.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert (failure.value.details() or "").startswith("spec.socket: '..' is not allowed")
     world.secret_intact()
 
 

@@ -39,6 +39,7 @@ from tests.reliability.service_support import (
     write_config,
 )
 from tests.testpmd import TestPmd
+from tests.waiting import wait_until
 
 SECONDS = 3.0  # of full-speed traffic per case
 RING = 10  # 1024 slots: small enough to fill often
@@ -174,15 +175,18 @@ def test_xconnect_to_testpmd_accounts_for_every_packet(
 
 def _testpmd_settled(pmd: TestPmd, timeout: float = 15.0) -> int:
     """testpmd's RX-packets once two stats periods in a row agree."""
-    deadline = time.monotonic() + timeout
     seen: list[int] = []
-    while time.monotonic() < deadline:
+    still = time.monotonic()
+
+    def settled() -> bool:
+        nonlocal still
         pmd.check_alive()
         count = pmd.rx_stats()[0]
         if not seen or seen[-1] != count:
             seen.append(count)
             still = time.monotonic()
-        elif time.monotonic() - still > 2.5 * pmd.stats_period:
-            return count
-        time.sleep(0.2)
-    raise TimeoutError(f"testpmd's counters kept moving: {seen}")
+            return False
+        return time.monotonic() - still > 2.5 * pmd.stats_period
+
+    wait_until(settled, timeout, 0.2, lambda: f"testpmd's counters to stop moving: {seen}")
+    return seen[-1]

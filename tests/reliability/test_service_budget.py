@@ -29,8 +29,8 @@ import httpx
 import memif
 import pytest
 from memifd.proto.memif.v1 import memif_pb2 as pb
-from memifd.proto.memif.v1 import memif_pb2_grpc as pb_grpc
 
+from tests.memifd.grpc_support import memif_stub
 from tests.memifd.rest_support import Daemon, memif_clients, wait_for
 from tests.reliability.attack_support import AUTH, TOKEN, anon_mib, guarded_daemon
 from tests.reliability.service_support import fd_count, proc_status, start_daemon
@@ -91,7 +91,7 @@ def test_streams_that_never_read_hold_a_bounded_number_of_bytes(
                 memif_clients(str(sock_dir / "cap.sock"), [0]) as (client,):
             assert client.wait_connected(5)
             # a gRPC capture nobody reads, and a REST one whose socket is never read
-            stalled = pb_grpc.MemifStub(channel).Capture(
+            stalled = memif_stub(channel).Capture(
                 pb.CaptureRequest(interface="cap", buffer=65536), metadata=metadata)
             rest.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
             rest.sendall(f"GET /v1/interfaces/cap/capture HTTP/1.1\r\nHost: 127.0.0.1\r\n"
@@ -101,7 +101,7 @@ def test_streams_that_never_read_hold_a_bounded_number_of_bytes(
             peak = _AnonPeak(pid)
             peak.start()
             sent = _send_jumbo(client, seconds=3.0)
-            time.sleep(0.5)
+            assert wait_for(lambda: _rx_packets(api) == sent, timeout=10)  # all taken in
             peak.halt.set()
             peak.join()
             stats = api.get("/v1/interfaces/cap/stats").json()
@@ -115,6 +115,11 @@ def test_streams_that_never_read_hold_a_bounded_number_of_bytes(
         assert peak.peak - before < 2 * STREAM_BUFFER_MIB + 32
     finally:
         daemon.kill()
+
+
+def _rx_packets(api: httpx.Client) -> int:
+    packets: int = api.get("/v1/interfaces/cap/stats").json()["rx"]["packets"]
+    return packets
 
 
 def _subscriptions(api: httpx.Client) -> int:
@@ -134,7 +139,7 @@ def _send_jumbo(client: memif.Interface, seconds: float) -> int:
         taken = txq.send_burst(burst)
         sent += taken
         if taken < len(burst):
-            time.sleep(0.0005)
+            time.sleep(0.0005)  # the ring is full: memifd reads it meanwhile
     return sent
 
 
@@ -162,12 +167,12 @@ def test_interface_and_shared_memory_limits(sock_dir: Path, tmp_path: Path, api_
             assert "of 67108864 are taken" in refused.text
         with grpc.insecure_channel(f"127.0.0.1:{daemon.grpc_port}") as channel, \
                 pytest.raises(grpc.RpcError) as excinfo:
-            pb_grpc.MemifStub(channel).CreateInterface(pb.CreateInterfaceRequest(
+            memif_stub(channel).CreateInterface(pb.CreateInterfaceRequest(
                 spec=pb.InterfaceSpec(name="big", id=9, memory=pb.MemoryConfig(
                     num_queue_pairs=4, log2_ring_size=12, packet_buffer_size=4096))),
                 metadata=(("authorization", f"Bearer {TOKEN}"),), timeout=10)
-        assert excinfo.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED  # type: ignore[attr-defined]
-        assert "max_shared_memory" in excinfo.value.details()  # type: ignore[attr-defined]
+        assert excinfo.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "max_shared_memory" in (excinfo.value.details() or "")
         assert api.post("/v1/interfaces", json={"name": "a3", "id": 3}).status_code == 201
     finally:
         daemon.kill()
@@ -263,9 +268,10 @@ def test_accept_failures_back_off_and_recover(sock_dir: Path, tmp_path: Path, ap
         assert proc_status(pid)["State"][0] in "SR"
         limit = fd_count(pid) + 30
         resource.prlimit(pid, resource.RLIMIT_NOFILE, (limit, limit))
+        base = fd_count(pid)
         while fd_count(pid) < limit and len(held) < 200:  # memifd's fds, taken by idle clients
             held.append(socket.create_connection(("127.0.0.1", daemon.http_port), timeout=5))
-            time.sleep(0.005)
+            wait_for(lambda: fd_count(pid) >= base + len(held), timeout=1)  # accepted, or cannot be
         assert wait_for(lambda: fd_count(pid) >= limit - 1, timeout=5), fd_count(pid)
         logged_before = daemon.log().count("accept failed")
         with memif_clients(str(sock_dir / "srv.sock"), [0], reconnect_interval=0.05) as (peer,):

@@ -28,8 +28,8 @@ import grpc
 import httpx
 import pytest
 from memifd.proto.memif.v1 import memif_pb2 as pb
-from memifd.proto.memif.v1 import memif_pb2_grpc as pb_grpc
 
+from tests.memifd.grpc_support import memif_stub
 from tests.memifd.rest_support import Daemon, memif_clients, wait_for
 from tests.reliability.attack_support import (
     AUTH,
@@ -39,11 +39,13 @@ from tests.reliability.attack_support import (
     connect,
     guarded_daemon,
     open_connections,
+    read_by_server,
     read_response,
     request_head,
     send_until_refused,
 )
 from tests.reliability.service_support import RssSampler, fd_count, rss_mib
+from tests.waiting import wait_until
 
 CLAIMED = 1_600_000_000  # what the attacker's Content-Length says
 SENT_PER_CONNECTION = 48 << 20  # what it really tries to send, per connection
@@ -184,15 +186,15 @@ def test_idle_and_trickling_connections_are_closed(daemon: Daemon, sock_dir: Pat
         assert fd_count(pid) <= baseline_fds + MAX_CONNECTIONS + 8
         with memif_clients(str(sock_dir / "m.sock"), [0]) as (client,):
             assert client.wait_connected(5)  # memif handshakes go on
-        deadline = time.monotonic() + HEADER_TIMEOUT + 3
-        while time.monotonic() < deadline:
+
+        def all_closed() -> bool:
             for sock in tricklers:
                 if not closed_by_server(sock):
                     sock.sendall(b"x")  # a byte at a time never completes the head
-            if all(closed_by_server(s) for s in [*idle, *tricklers]):
-                break
-            time.sleep(0.2)
-        assert all(closed_by_server(s) for s in [*idle, *tricklers])
+            return all(closed_by_server(s) for s in [*idle, *tricklers])
+
+        # a byte every 0.2 s from each trickler, until memifd has closed every connection
+        wait_until(all_closed, HEADER_TIMEOUT + 3, 0.2, "memifd to close every connection")
     assert wait_for(lambda: fd_count(pid) <= baseline_fds + 2, timeout=5)
     assert httpx.get(f"{daemon.url}/healthz", timeout=5).status_code == 200
     refused = daemon.log().count("HTTP connection refused")
@@ -212,7 +214,7 @@ def test_request_head_is_limited(daemon: Daemon) -> None:
     port = daemon.http_port
     with connect(port) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ")
-        time.sleep(0.2)  # memifd has read the start of the head
+        assert wait_for(lambda: read_by_server(sock), timeout=5)  # the start of the head
         send_until_refused(sock, 100 << 10, 4096)
         status, _, closed = read_response(sock, close_wait=5.0)
     assert (status, closed) == (431, True)
@@ -234,13 +236,13 @@ def test_grpc_calls_without_token_are_refused_before_their_message_is_read(
     codes: list[grpc.StatusCode] = []
     options = [("grpc.max_send_message_length", 2 * GRPC_MESSAGE)]
     with grpc.insecure_channel(f"127.0.0.1:{daemon.grpc_port}", options=options) as channel:
-        stub = pb_grpc.MemifStub(channel)
+        stub = memif_stub(channel)
 
         def call() -> None:
             try:
                 stub.CreateInterface(big, timeout=30)
             except grpc.RpcError as exc:
-                codes.append(exc.code())  # type: ignore[attr-defined]
+                codes.append(exc.code())
 
         with RssSampler(pid) as rss:
             for _ in range(GRPC_ROUNDS):
@@ -258,12 +260,12 @@ def test_grpc_calls_without_token_are_refused_before_their_message_is_read(
 def test_grpc_management_requests_are_limited_in_size(daemon: Daemon) -> None:
     metadata = (("authorization", f"Bearer {TOKEN}"),)
     with grpc.insecure_channel(f"127.0.0.1:{daemon.grpc_port}") as channel:
-        stub = pb_grpc.MemifStub(channel)
+        stub = memif_stub(channel)
         with pytest.raises(grpc.RpcError) as excinfo:
             stub.CreateInterface(pb.CreateInterfaceRequest(
                 spec=pb.InterfaceSpec(name="x" * (1 << 20))), metadata=metadata, timeout=10)
-        assert excinfo.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED  # type: ignore[attr-defined]
-        assert "65536 bytes" in excinfo.value.details()  # type: ignore[attr-defined]
+        assert excinfo.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "65536 bytes" in (excinfo.value.details() or "")
         created = stub.CreateInterface(pb.CreateInterfaceRequest(
             spec=pb.InterfaceSpec(name="ok")), metadata=metadata, timeout=10)
         assert created.name == "ok"

@@ -21,6 +21,7 @@ import pytest
 from memifd.proto.memif.v1 import memif_pb2 as pb
 from memifd.proto.memif.v1 import memif_pb2_grpc as pb_grpc
 
+from tests.memifd.grpc_support import memif_stub
 from tests.memifd.rest_support import frame, memif_clients, receive, wait_for
 from tests.reliability.service_support import start_daemon, try_connect, write_config
 
@@ -56,8 +57,8 @@ class Seen:
         self.texts.append(message.SerializeToString().decode(errors="replace"))  # type: ignore[attr-defined]
 
     def grpc_error(self, error: grpc.RpcError) -> None:
-        self.texts.append(f"{error.code()} {error.details()}")  # type: ignore[attr-defined]
-        self.texts.append(str(error.trailing_metadata()))  # type: ignore[attr-defined]
+        self.texts.append(f"{error.code()} {error.details()}")
+        self.texts.append(str(error.trailing_metadata()))
 
 
 def test_no_secret_or_token_in_logs_or_responses(sock_dir: Path, tmp_path: Path) -> None:
@@ -77,7 +78,7 @@ def test_no_secret_or_token_in_logs_or_responses(sock_dir: Path, tmp_path: Path)
             _rest_calls(api, anon, seen, auth)
             _peers(sock_dir, api, seen)
             with grpc.insecure_channel(f"127.0.0.1:{daemon.grpc_port}") as channel:
-                _grpc_calls(pb_grpc.MemifStub(channel), seen, (("authorization", auth[
+                _grpc_calls(memif_stub(channel), seen, (("authorization", auth[
                     "Authorization"]),))
             seen.rest(api.get("/metrics"))
             assert "memifd" in seen.texts[-1]
@@ -165,7 +166,7 @@ def _grpc_calls(stub: pb_grpc.MemifStub, seen: Seen, metadata: tuple[tuple[str, 
     for call, request, call_metadata, words in failing:
         with pytest.raises(grpc.RpcError) as excinfo:
             call(request, metadata=call_metadata, timeout=10)
-        assert words in excinfo.value.details()  # type: ignore[attr-defined]
+        assert words in (excinfo.value.details() or "")
         seen.grpc_error(excinfo.value)
 
 

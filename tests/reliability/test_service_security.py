@@ -19,6 +19,7 @@ import grp
 import pwd
 import stat
 from collections.abc import Collection, Iterator
+from functools import partial
 from pathlib import Path
 
 import grpc
@@ -26,8 +27,8 @@ import httpx
 import memif
 import pytest
 from memifd.proto.memif.v1 import memif_pb2 as pb
-from memifd.proto.memif.v1 import memif_pb2_grpc as pb_grpc
 
+from tests.memifd.grpc_support import memif_stub
 from tests.memifd.rest_support import Daemon, free_port, memif_clients, wait_for
 from tests.reliability.service_support import (
     as_user,
@@ -87,7 +88,7 @@ def test_other_user_gets_eacces_from_0600_and_from_0660_outside_the_group(
     uid, gid = other_user
     with server(open_dir / "private.sock", mode=0o600), server(open_dir / "group.sock"):
         for name in ("private.sock", "group.sock"):
-            seen = as_user(uid, gid, lambda n=name: try_connect(str(open_dir / n)))
+            seen = as_user(uid, gid, partial(try_connect, str(open_dir / name)))
             assert seen["uid"] == uid
             assert seen["errno"] == "EACCES", seen
             assert not seen["connected"]
@@ -147,7 +148,7 @@ def test_interface_allow_list_is_checked_before_the_secret(
         ))
         sock.start()
         for secret in ("a guess", SECRET):  # no answer tells a wrong secret from a right one
-            seen = as_user(uid, gid, lambda s=secret: try_connect(str(path), 1, s))
+            seen = as_user(uid, gid, partial(try_connect, str(path), 1, secret))
             assert not seen["connected"], seen
             assert f"uid {uid} is not allowed on interface id 1" in seen["reason"], seen
         assert as_user(uid, gid, lambda: try_connect(str(path), 0))["connected"]
@@ -250,12 +251,12 @@ def test_token_is_required_on_every_api_route(guarded: Daemon) -> None:
 
 def test_grpc_token_is_required(guarded: Daemon) -> None:
     with grpc.insecure_channel(f"127.0.0.1:{guarded.grpc_port}") as channel:
-        stub = pb_grpc.MemifStub(channel)
+        stub = memif_stub(channel)
         for metadata in ((), (("authorization", "Bearer wrong"),),
                          (("authorization", TOKEN),)):
             with pytest.raises(grpc.RpcError) as excinfo:
                 stub.ListInterfaces(pb.ListInterfacesRequest(), metadata=metadata, timeout=10)
-            assert excinfo.value.code() == grpc.StatusCode.UNAUTHENTICATED  # type: ignore[attr-defined]
+            assert excinfo.value.code() == grpc.StatusCode.UNAUTHENTICATED
         listed = stub.ListInterfaces(
             pb.ListInterfacesRequest(), metadata=(("authorization", f"Bearer {TOKEN}"),),
             timeout=10,

@@ -13,6 +13,7 @@ deleted, hostile peers at SIGTERM, and the worker thread itself frozen with
 from __future__ import annotations
 
 import os
+import select
 import signal
 import socket
 import threading
@@ -32,6 +33,7 @@ from tests.memifd.rest_support import Daemon, frame, wait_for
 from tests.reliability.freeze import WALL, FrozenThread, thread_id
 from tests.reliability.service_support import start_daemon, write_config
 from tests.testpmd import TestPmd
+from tests.waiting import wait_until
 
 BIG = {"num_queue_pairs": 255, "log2_ring_size": 14, "packet_buffer_size": 512}
 NO_STALL = 0.5  # seconds: the "does not stop for seconds" bound of the echo probe
@@ -209,7 +211,10 @@ def test_a_change_that_timed_out_is_never_applied(sock_dir: Path, tmp_path: Path
                 assert "nothing was changed" in create.json()["detail"]
                 assert time.monotonic() - start < 4.0
             assert wait_for(lambda: all_green(api, daemon), 5)
-            time.sleep(0.5)  # anything still queued would have run by now
+            # the worker runs commands in order: once a later one is done, a queued one has run
+            later = {"name": "later", "socket": "later.sock"}
+            assert api.post("/v1/interfaces", json=later).status_code == 201
+            assert api.delete("/v1/interfaces/later").status_code == 204
             assert api.get("/v1/interfaces/phantom").status_code == 404
             assert not (sock_dir / "phantom.sock").exists()
             assert [i["name"] for i in api.get("/v1/interfaces").json()] == ["echo0"]
@@ -234,7 +239,9 @@ def test_sigterm_with_hostile_peers_is_quick_and_clean(
             mute_peer.send(hp.hello())  # our big client builds memory, then waits for ACK
             silent = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             silent.connect(str(sock_dir / "echo.sock"))  # never answers HELLO, never reads
-            time.sleep(0.5)
+            # both handshakes under way: memifd's HELLO waits on one, its INIT on the other
+            handshaking = (silent, mute_peer.sock)
+            wait_until(lambda: all(map(readable, handshaking)), 10, 0.01, "a HELLO and an INIT")
             code, took = daemon.terminate(timeout=15)
         assert code == 0, daemon.stop_output()
         assert took < 4.0
@@ -258,11 +265,14 @@ def test_sigterm_with_a_frozen_worker_ends_within_shutdown_timeout(
         frozen = worker(daemon).__enter__()
         start = time.monotonic()
         daemon.proc.send_signal(signal.SIGTERM)
-        while daemon.proc.poll() is None and time.monotonic() - start < 15:
+
+        def ended() -> bool:
             # the traced thread's end is ours to collect before the process can end
             if frozen.attached and os.waitpid(frozen.tid, os.WNOHANG | WALL)[0]:
                 frozen.attached = False
-            time.sleep(0.01)
+            return daemon.proc is not None and daemon.proc.poll() is not None
+
+        wait_until(ended, 15, 0.01, "memifd to exit")
         took = time.monotonic() - start
         assert daemon.proc.returncode == 1, daemon.stop_output()
         assert took < 2.0 + 1.5
@@ -270,6 +280,17 @@ def test_sigterm_with_a_frozen_worker_ends_within_shutdown_timeout(
         assert "did not stop in time" in daemon.log()
     finally:
         daemon.kill()
+
+
+def readable(sock: socket.socket) -> bool:
+    """Whether ``sock`` has something to read (nothing is read)."""
+    return bool(select.select([sock], [], [], 0)[0])
+
+
+def maps_memfd(pid: int, name: str) -> bool:
+    """Whether process ``pid`` still maps a memory region of an interface whose name starts
+    with ``name``."""
+    return f"/memfd:memif {name}" in Path(f"/proc/{pid}/maps").read_text()
 
 
 def memfds(pid: int, name: str) -> set[int]:
@@ -316,7 +337,7 @@ def test_a_server_that_hangs_up_on_a_big_client_stalls_nothing(
             end = time.monotonic() + 7.0  # memifd retries every 2 s: three or four hang-ups
             while time.monotonic() < end:
                 seen |= memfds(daemon.proc.pid, "big")
-                time.sleep(0.05)
+                time.sleep(0.05)  # sampled through the whole window
             assert hangups >= 3
             assert len(seen) == 2  # one region of rings, one of buffers: built once, kept
             assert probe.max_gap < NO_STALL, probe.max_gap
@@ -340,6 +361,8 @@ def test_big_interfaces_come_and_go_without_stopping_an_echo_interface(
             extra_ports=(f"net_memif1,role=server,socket={probe_sock},id=0,socket-abstract=no",),
         )
         assert wait_for(probe_sock.exists, 15)
+        assert daemon.proc is not None
+        pid = daemon.proc.pid
         with daemon.client() as api, EchoProbe(str(probe_sock)) as probe:
             for _ in range(2):
                 for role in ("server", "client"):
@@ -360,7 +383,8 @@ def test_big_interfaces_come_and_go_without_stopping_an_echo_interface(
                 assert api.get("/v1/interfaces/big-server").json()["state"] == "connected"
                 for role in ("client", "server"):
                     assert api.delete(f"/v1/interfaces/big-{role}").status_code == 204
-            time.sleep(1.0)  # the memory is freed in the background meanwhile
+            # the memory is freed in the background meanwhile
+            assert wait_for(lambda: not maps_memfd(pid, "big-"), 10)
             assert probe.max_gap < NO_STALL, probe.max_gap
             assert all_green(api, daemon)
     finally:
