@@ -34,7 +34,7 @@ from memifd.cli import capture_client
 from memifd.cli import ctl_output as show
 from memifd.cli.capture_client import CaptureFile
 from memifd.cli.ctl_output import Output
-from memifd.core.capture import CaptureFormat
+from memifd.core.capture_format import CaptureFormat
 from memifd.core.models import Action, Direction, InterfaceSpec, InterfaceStatus
 from memifd.proto.memif.v1 import memif_pb2 as pb
 from memifd.proto.memif.v1 import memif_pb2_grpc as pb_grpc

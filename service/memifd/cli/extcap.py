@@ -34,7 +34,7 @@ import grpc
 
 from memifd import __version__
 from memifd.cli.capture_client import CaptureFile, linktype_of
-from memifd.core.capture import CaptureFormat
+from memifd.core.capture_format import CaptureFormat
 from memifd.proto.memif.v1 import memif_pb2 as pb
 from memifd.proto.memif.v1 import memif_pb2_grpc as pb_grpc
 

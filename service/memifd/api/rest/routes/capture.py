@@ -15,14 +15,8 @@ from memifd import __version__
 from memifd.api.rest.dependencies import ERRORS, ManagerDep, NamePath
 from memifd.api.rest.streaming import batches
 from memifd.core import pcap, pcapng
-from memifd.core.capture import (
-    CaptureFormat,
-    CaptureSubscription,
-    description,
-    negotiate,
-    pcapng_stream,
-    summary,
-)
+from memifd.core.capture import CaptureSubscription, description, pcapng_stream, summary
+from memifd.core.capture_format import CaptureFormat, negotiate
 from memifd.core.manager import InvalidArgumentError, Manager, NotFoundError
 from memifd.core.models import (
     MAX_CAPTURE_COUNT,
