@@ -121,7 +121,7 @@ class Client:
                     options.append(("grpc.ssl_target_name_override", self.tls_server_name))
                 credentials = grpc.ssl_channel_credentials(root_certificates=ca)
                 self._channel = grpc.secure_channel(self.addr, credentials, options=options)
-        return pb_grpc.MemifStub(self._channel)  # type: ignore[no-untyped-call]
+        return pb_grpc.MemifStub(self._channel)
 
     @property
     def metadata(self) -> tuple[tuple[str, str], ...]:

@@ -311,7 +311,7 @@ class _Connection:
                 options.append(("grpc.ssl_target_name_override", args.tls_server_name))
             credentials = grpc.ssl_channel_credentials(root_certificates=ca)
             self.channel = grpc.secure_channel(args.addr, credentials, options=options)
-        self.stub = pb_grpc.MemifStub(self.channel)  # type: ignore[no-untyped-call]
+        self.stub = pb_grpc.MemifStub(self.channel)
 
     def call(self, method: str, request: object) -> Any:
         try:
