@@ -50,10 +50,10 @@ system-deps:
 
 lint: venv
 	$(BIN)/ruff check service tests bench
-	$(BIN)/ruff format --check service/memif
+	$(BIN)/ruff format --check service
 
 typecheck: venv
-	$(BIN)/mypy --strict service/memif
+	$(BIN)/mypy --strict service
 
 unit: venv
 	$(BIN)/pytest -q

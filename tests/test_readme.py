@@ -165,7 +165,7 @@ RUN_BY: dict[str, list[str]] = {
     "#!/bin/sh": [
         "tests/memifd/test_readme_captures.py::test_wireshark_set_up",
     ],
-    "make test          # ruff, mypy --strict (library), pytest: unit, hostile peers, "
+    "make test          # ruff, mypy --strict (service/), pytest: unit, hostile peers, "
     "interop with testpmd": [
         "tests/test_readme.py::test_development_commands_exist",
     ],
@@ -354,3 +354,17 @@ def test_development_commands_exist() -> None:
                 timeout=60,
             )
             assert done.returncode == 0, f"{line}: {done.stderr}"
+
+
+def test_development_maps_every_api_and_cli_module() -> None:
+    section = README.read_text().partition("## Development")[2]
+    service = ROOT / "service" / "memifd"
+    modules = [
+        path.relative_to(service).with_suffix("").as_posix()
+        for package in ("api", "cli")
+        for path in sorted((service / package).rglob("*.py"))
+        if path.name != "__init__.py"
+    ]
+    assert modules
+    unmapped = [module for module in modules if f"| `{module}` |" not in section]
+    assert not unmapped, f"add a line for each to the README's Development section: {unmapped}"

@@ -15,6 +15,7 @@ from typing import cast
 
 import grpc
 import pytest
+from memifd.api.grpc import exchange, handlers
 from memifd.api.grpc import servicer as grpc_api
 from memifd.proto.memif.v1 import memif_pb2 as pb
 
@@ -495,13 +496,16 @@ def _exchange_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith("memifd-exchange")]
 
 
+HANDLER_FILES = {module.__file__ for module in (grpc_api, handlers, exchange)}
+
+
 def _threads_in_handlers() -> int:
-    """Threads currently running code of the gRPC servicer."""
+    """Threads currently running code of the gRPC servicer (handlers and exchange relays)."""
     busy = 0
     for top in sys._current_frames().values():
         current: FrameType | None = top
         while current is not None:
-            if current.f_code.co_filename == grpc_api.__file__:
+            if current.f_code.co_filename in HANDLER_FILES:
                 busy += 1
                 break
             current = current.f_back

@@ -12,7 +12,6 @@ from memifd.api.grpc import convert
 from memifd.api.grpc.convert import InvalidArgument
 from memifd.core.models import (
     Action,
-    CapturedPacket,
     Direction,
     InterfaceSpec,
     InterfaceState,
@@ -160,10 +159,13 @@ def test_capture_filter_defaults_and_limits() -> None:
     )
     with pytest.raises(InvalidArgument, match=r"^duration: .*less than or equal to 86400"):
         convert.filter_from_proto(pb.CaptureRequest(duration=float("inf")))
-    assert convert.batch_size(0) == 256
-    assert convert.buffer_size(0) == 65536
+    assert convert.count_from_proto(0, "max_batch", convert.BATCH) == 256
+    assert convert.count_from_proto(0, "buffer", convert.BUFFER) == 65536
+    assert convert.count_from_proto(1024, "max_batch", convert.BATCH) == 1024
     with pytest.raises(InvalidArgument, match=r"^max_batch: 2000 exceeds the limit of 1024$"):
-        convert.batch_size(2000)
+        convert.count_from_proto(2000, "max_batch", convert.BATCH)
+    with pytest.raises(InvalidArgument, match=r"^open\.buffer: 65537 exceeds the limit of 65536$"):
+        convert.count_from_proto(65537, "open.buffer", convert.BUFFER)
 
 
 def test_packets_to_send_are_checked() -> None:
@@ -255,44 +257,3 @@ def test_link_details_come_back_as_they_went() -> None:
     assert convert.link_from_proto(convert.link_to_proto(details)) == details
     down = LinkDetails(name="b", state=InterfaceState.DISCONNECTED)
     assert convert.link_from_proto(convert.link_to_proto(down)) == down
-
-
-captured = st.builds(
-    CapturedPacket,
-    interface=st.sampled_from(["", "a", "x" * 32, "ünï"]),
-    queue=st.integers(0, 254),
-    direction=st.sampled_from(["rx", "tx"]),
-    timestamp_ns=st.integers(0, 2**64 - 1),
-    orig_len=st.integers(0, 70_000),
-    data=st.binary(max_size=300),
-)
-
-
-@given(st.lists(captured, max_size=20), st.integers(0, 2**64 - 1))
-def test_hand_encoded_batch_equals_the_protobuf_one(
-    packets: list[CapturedPacket], dropped: int
-) -> None:
-    expected = convert.packet_batch(packets, dropped)
-    assert pb.PacketBatch.FromString(convert.encode_packet_batch(packets, dropped)) == expected
-    assert convert.packets_from_batch(expected) == packets
-
-
-def test_hand_encoded_batch_is_byte_identical_for_ordinary_packets() -> None:
-    packets = [
-        CapturedPacket("memif0", i % 2, "rx", 10**18 + i // 4, 60 + i, bytes(60 + i))
-        for i in range(256)
-    ]
-    assert convert.encode_packet_batch(packets, 7) == (
-        convert.packet_batch(packets, 7).SerializeToString()
-    )
-
-
-def test_hand_encoded_batch_is_byte_identical_for_stamps_counting_up() -> None:
-    # a burst's stamps count up by one and cross several 128-ns boundaries
-    packets = [
-        CapturedPacket("memif0", 0, "tx", 1_796_404_689_929_629_600 + i, 64, bytes(64))
-        for i in range(300)
-    ]
-    assert convert.encode_packet_batch(packets, 0) == (
-        convert.packet_batch(packets, 0).SerializeToString()
-    )

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 from memifd.core import pcap, pcapng
-from memifd.core.capture import CaptureFormat, CaptureSubscription, negotiate
+from memifd.core.capture import CaptureSubscription
+from memifd.core.capture_format import CaptureFormat, negotiate
 from memifd.core.models import CapturedPacket
 
 from tests.memifd.rest_support import frame

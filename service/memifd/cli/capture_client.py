@@ -9,7 +9,7 @@ from typing import BinaryIO
 
 from memifd import __version__
 from memifd.core import pcap, pcapng
-from memifd.core.capture import CaptureFormat
+from memifd.core.capture_format import CaptureFormat
 from memifd.proto.memif.v1 import memif_pb2 as pb
 
 

@@ -82,7 +82,7 @@ def checks() -> list[tuple[str, Callable[[], str]]]:
     def health(channel: grpc.Channel) -> str:
         stub = health_pb2_grpc.HealthStub(channel)
         answer = stub.Check(health_pb2.HealthCheckRequest(), timeout=TIMEOUT)
-        name = health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status)
+        name = str(health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status))
         if answer.status != health_pb2.HealthCheckResponse.SERVING:
             raise CheckFailed(name)
         return name

@@ -34,7 +34,7 @@ from memifd.cli import capture_client
 from memifd.cli import ctl_output as show
 from memifd.cli.capture_client import CaptureFile
 from memifd.cli.ctl_output import Output
-from memifd.core.capture import CaptureFormat
+from memifd.core.capture_format import CaptureFormat
 from memifd.core.models import Action, Direction, InterfaceSpec, InterfaceStatus
 from memifd.proto.memif.v1 import memif_pb2 as pb
 from memifd.proto.memif.v1 import memif_pb2_grpc as pb_grpc
@@ -121,7 +121,7 @@ class Client:
                     options.append(("grpc.ssl_target_name_override", self.tls_server_name))
                 credentials = grpc.ssl_channel_credentials(root_certificates=ca)
                 self._channel = grpc.secure_channel(self.addr, credentials, options=options)
-        return pb_grpc.MemifStub(self._channel)  # type: ignore[no-untyped-call]
+        return pb_grpc.MemifStub(self._channel)
 
     @property
     def metadata(self) -> tuple[tuple[str, str], ...]:

@@ -34,7 +34,7 @@ import grpc
 
 from memifd import __version__
 from memifd.cli.capture_client import CaptureFile, linktype_of
-from memifd.core.capture import CaptureFormat
+from memifd.core.capture_format import CaptureFormat
 from memifd.proto.memif.v1 import memif_pb2 as pb
 from memifd.proto.memif.v1 import memif_pb2_grpc as pb_grpc
 
@@ -311,7 +311,7 @@ class _Connection:
                 options.append(("grpc.ssl_target_name_override", args.tls_server_name))
             credentials = grpc.ssl_channel_credentials(root_certificates=ca)
             self.channel = grpc.secure_channel(args.addr, credentials, options=options)
-        self.stub = pb_grpc.MemifStub(self.channel)  # type: ignore[no-untyped-call]
+        self.stub = pb_grpc.MemifStub(self.channel)
 
     def call(self, method: str, request: object) -> Any:
         try:

@@ -1,5 +1,5 @@
-"""What captures need beyond a plain subscription: drops counted per interface, the
-choice between pcap and pcapng, and the pcapng stream of a REST capture.
+"""What captures need beyond a plain subscription: drops counted per interface, and the
+pcapng stream of a REST capture.
 
 The manager's worker drops the *oldest* queued packets when a reader is slow,
 so the packets lost lie between what the reader already took and the head of
@@ -10,7 +10,6 @@ gap exactly: right before the first packet of that batch.
 
 from __future__ import annotations
 
-import enum
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
@@ -61,66 +60,6 @@ class CaptureSubscription(Subscription[CapturedPacket]):
     def dropped_total(self) -> int:
         """Drops as of the last :meth:`get_batch`, over every interface."""
         return sum(self.dropped_at_take.values())
-
-
-# -- formats --------------------------------------------------------------------------------------
-
-
-class CaptureFormat(enum.StrEnum):
-    """The file format of a capture."""
-
-    PCAP = "pcap"
-    PCAPNG = "pcapng"
-
-
-PCAP_MEDIA_TYPES = frozenset(
-    {"application/vnd.tcpdump.pcap", "application/pcap", "application/x-pcap"}
-)
-PCAPNG_MEDIA_TYPES = frozenset({pcapng.MEDIA_TYPE, "application/pcapng"})
-_WILDCARDS = frozenset({"*/*", "application/*"})
-
-
-def negotiate(accept: str | None, default: CaptureFormat) -> CaptureFormat:
-    """The format an ``Accept`` header prefers: the higher quality wins, a type named
-    outright beats a wildcard, and anything undecided gets ``default``."""
-    if not accept:
-        return default
-    named: dict[CaptureFormat, float] = {}
-    wildcard: float | None = None
-    for item in accept.split(","):
-        media, _, params = item.strip().lower().partition(";")
-        quality = _quality(params)
-        media = media.strip()
-        fmt = (
-            CaptureFormat.PCAPNG
-            if media in PCAPNG_MEDIA_TYPES
-            else CaptureFormat.PCAP
-            if media in PCAP_MEDIA_TYPES
-            else None
-        )
-        if fmt is not None:
-            named[fmt] = max(named.get(fmt, 0.0), quality)
-        elif media in _WILDCARDS:
-            wildcard = max(wildcard or 0.0, quality)
-
-    def rank(fmt: CaptureFormat) -> tuple[float, bool, bool]:
-        if fmt in named:
-            return named[fmt], True, fmt is default
-        return wildcard or 0.0, False, fmt is default
-
-    best = max(CaptureFormat, key=rank)
-    return best if rank(best)[0] > 0 else default
-
-
-def _quality(params: str) -> float:
-    for param in params.split(";"):
-        key, _, value = param.strip().partition("=")
-        if key.strip() == "q":
-            try:
-                return min(max(float(value), 0.0), 1.0)
-            except ValueError:
-                return 0.0
-    return 1.0
 
 
 # -- the pcapng stream ---------------------------------------------------------------------------

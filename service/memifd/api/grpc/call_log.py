@@ -12,13 +12,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeAlias
 
 import grpc
 
 from memifd.api.rest.access import printable
 
 log = logging.getLogger("memifd.grpc")
+
+Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 
 
 class _Call:
@@ -38,7 +40,8 @@ class _Call:
         if self.logged:
             return
         self.logged = True
-        code = self.context.code()
+        # grpcio's server context has code() and details(); the type stubs lack them
+        code = self.context.code()  # type: ignore[attr-defined]
         if code is None and (self.cancelled or not self.finished):
             remaining = self.context.time_remaining()
             expired = remaining is not None and remaining <= 0
@@ -52,7 +55,7 @@ class _Call:
             "duration_ms": round((time.monotonic() - self.start) * 1000, 1),
             "peer": self.peer,
         }
-        details = self.context.details()
+        details = self.context.details()  # type: ignore[attr-defined]
         if details:
             text = details.decode(errors="replace") if isinstance(details, bytes) else details
             fields["details"] = printable(text)
@@ -95,14 +98,14 @@ def _stream_response(behavior: Callable[..., Any], method: str) -> Callable[...,
     return handle
 
 
-class CallLog(grpc.ServerInterceptor):  # type: ignore[misc]
+class CallLog(grpc.ServerInterceptor):
     """Logs every call at debug level; costs nothing while debug is off."""
 
     def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        continuation: Callable[[grpc.HandlerCallDetails], Handler | None],
         details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
+    ) -> Handler | None:
         handler = continuation(details)
         if handler is None or not log.isEnabledFor(logging.DEBUG):
             return handler
@@ -123,6 +126,8 @@ class CallLog(grpc.ServerInterceptor):  # type: ignore[misc]
             return grpc.unary_stream_rpc_method_handler(
                 _stream_response(handler.unary_stream, method), **kwargs
             )
-        return grpc.stream_stream_rpc_method_handler(
-            _stream_response(handler.stream_stream, method), **kwargs
-        )
+        if handler.stream_stream:
+            return grpc.stream_stream_rpc_method_handler(
+                _stream_response(handler.stream_stream, method), **kwargs
+            )
+        return handler

@@ -4,25 +4,23 @@ A synchronous ``grpc.server``: every call holds one pool thread for its
 lifetime, so the pool is larger than :data:`MAX_CONCURRENT_RPCS` and calls
 beyond that limit fail at once with RESOURCE_EXHAUSTED instead of queueing.
 With a token configured, every call but health checks needs the metadata
-``authorization: Bearer <token>``; a call without it is refused from its
-metadata alone, before grpcio reads its request message.
+``authorization: Bearer <token>`` (see :mod:`memifd.api.grpc.auth`).
 """
 
 from __future__ import annotations
 
-import hmac
 import logging
 import threading
-from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from memifd.api.grpc import reflection
 from memifd.api.grpc import servicer as grpc_api
+from memifd.api.grpc.auth import TokenAuth
 from memifd.api.grpc.call_log import CallLog
 from memifd.core.limits import GRPC_MAX_CONNECTIONS
 
@@ -40,55 +38,6 @@ IDLE_TIMEOUT_MS = 300_000  # a connection without calls for this long is closed
 HEALTH_INTERVAL = 0.5  # seconds between readiness checks
 HEALTH_SERVICE = "grpc.health.v1.Health"
 SERVED = (grpc_api.SERVICE_NAME, HEALTH_SERVICE)  # and both reflection services
-
-
-class _TokenAuth(grpc.ServerInterceptor):  # type: ignore[misc]
-    """Rejects calls without the right bearer token (health checks are exempt)."""
-
-    def __init__(self, token: str) -> None:
-        self._token = token.encode()
-
-    def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
-        handler = continuation(details)
-        if handler is None or details.method.startswith(f"/{HEALTH_SERVICE}/"):
-            return handler
-        problem = self._problem(dict(details.invocation_metadata).get("authorization"))
-        return handler if problem is None else _denied(handler, problem)
-
-    def _problem(self, value: str | bytes | None) -> str | None:
-        if value is None:
-            return "missing metadata 'authorization: Bearer <token>'"
-        text = value.decode(errors="replace") if isinstance(value, bytes) else value
-        scheme, _, token = text.partition(" ")
-        if scheme.lower() != "bearer":
-            return "authorization metadata must be 'Bearer <token>'"
-        if not hmac.compare_digest(token.strip().encode(), self._token):
-            return "invalid token"
-        return None
-
-
-def _denied(handler: grpc.RpcMethodHandler, problem: str) -> grpc.RpcMethodHandler:
-    """A handler that fails with UNAUTHENTICATED without reading the request.
-
-    It is request-streaming whatever the method: grpcio reads a unary request in
-    full (up to the receive limit) before calling its handler, but hands a
-    streaming handler an iterator it never has to touch.
-    """
-
-    def deny(requests: Any, context: grpc.ServicerContext) -> Any:
-        context.abort(grpc.StatusCode.UNAUTHENTICATED, problem)
-
-    if handler.response_streaming:
-        return grpc.stream_stream_rpc_method_handler(
-            deny, response_serializer=handler.response_serializer
-        )
-    return grpc.stream_unary_rpc_method_handler(
-        deny, response_serializer=handler.response_serializer
-    )
 
 
 @dataclass
@@ -147,7 +96,8 @@ def serve_grpc(
 ) -> GrpcServerHandle:
     """Start the gRPC server on ``settings.grpc_addr``; raises RuntimeError if it cannot bind."""
     token = settings.token_value
-    interceptors = [CallLog(), *([_TokenAuth(token)] if token else [])]  # logs denials too
+    auth = [TokenAuth(token, exempt=[HEALTH_SERVICE])] if token else []
+    interceptors = [CallLog(), *auth]  # the call log sees denials too
     server = grpc.server(
         futures.ThreadPoolExecutor(
             max_workers=max_concurrent_rpcs + EXTRA_WORKERS, thread_name_prefix="memifd-grpc"

@@ -1,72 +1,44 @@
 """The ``memif.v1.Memif`` servicer: each call becomes a manager call.
 
-Requests arrive as raw bytes and are parsed here, so a malformed message is an
-INVALID_ARGUMENT like any other bad input. Errors map to status codes in one
-place (:func:`status_for`). Streams poll their subscription with a short
-timeout, so a client that goes away releases its thread within
-:data:`POLL_INTERVAL`; the RPC's termination callback also closes the
-subscription at once.
+Methods take parsed requests and return messages (or iterate them); parsing, status
+codes and registration are :mod:`memifd.api.grpc.handlers`' job, the mapping of errors
+to status codes :mod:`memifd.api.grpc.status`'s. Streams poll their subscription with a
+short timeout, so a client that goes away releases its thread within
+:data:`POLL_INTERVAL`; the RPC's termination callback also closes the subscription at
+once.
 """
 
 from __future__ import annotations
 
 import contextlib
-import queue
-import threading
+import functools
 import time
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, cast
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import grpc
-from google.protobuf.message import DecodeError, Message
+from google.protobuf.message import Message
 
-from memifd.api.grpc import convert
+from memifd.api.grpc import convert, handlers, wire
 from memifd.api.grpc.convert import InvalidArgument
-from memifd.core.manager import (
-    ConflictError,
-    InvalidArgumentError,
-    LimitExceededError,
-    ManagerError,
-    NotFoundError,
-    UnavailableError,
-)
+from memifd.api.grpc.exchange import ExchangeRelay
+from memifd.api.grpc.status import Status, StreamEnded, fields_under, status_for
+from memifd.core.manager import ConflictError
 from memifd.proto.memif.v1 import memif_pb2 as pb
 
 if TYPE_CHECKING:
-    from memifd.core.manager import ExchangeSession, Manager
+    from memifd.core.manager import Manager
     from memifd.core.models import CaptureFilter
     from memifd.core.subscription import Subscription
 
-SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Memif"].full_name
+SERVICE = pb.DESCRIPTOR.services_by_name["Memif"]
+SERVICE_NAME = SERVICE.full_name
 POLL_INTERVAL = 0.25
 EVENT_BATCH = 64
 DURATION_SLACK = 0.05  # seconds: the manager's capture timer and ours start apart
-EXCHANGE_STAGED = 4  # responses an exchange stream holds for a slow client
 BATCH_BYTES = 1 << 20  # about this many packet bytes per PacketBatch (at least one packet)
-_RX_TAG = b"\x0a"  # ExchangeResponse.rx, length-delimited
-# Requests larger than this are refused before they are parsed; Inject and Exchange
-# messages carry packets and are held only to the server's receive limit.
-MAX_REQUEST_BYTES = 64 << 10
 
-M = TypeVar("M", bound=Message)
 Context: TypeAlias = grpc.ServicerContext
-
-
-class StreamEnded(Exception):
-    """The manager ended a stream (shutdown, interface deleted)."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class Status(Exception):
-    """End the call with this status code and message."""
-
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 class MemifServicer:
@@ -82,7 +54,7 @@ class MemifServicer:
         if not request.HasField("spec"):
             raise InvalidArgument("spec", "required")
         spec = convert.spec_from_proto(request.spec)
-        with _conflict_is(grpc.StatusCode.ALREADY_EXISTS), _fields_under("spec"):
+        with _conflict_is(grpc.StatusCode.ALREADY_EXISTS), fields_under("spec"):
             status = self._manager.create_interface(spec, dry_run=request.dry_run)
         return convert.status_to_proto(status)
 
@@ -100,7 +72,7 @@ class MemifServicer:
     def update_interface(self, request: pb.UpdateInterfaceRequest, context: Context) -> Message:
         """UpdateInterface."""
         patch = convert.patch_from_proto(request.patch)
-        with _fields_under("patch"):
+        with fields_under("patch"):
             status = self._manager.update_interface(_name(request.name), patch)
         return convert.status_to_proto(status)
 
@@ -140,9 +112,10 @@ class MemifServicer:
     def capture(self, request: pb.CaptureRequest, context: Context) -> Iterator[Message | bytes]:
         """Capture: batches of copies of packets, with the running count of drops."""
         flt = convert.filter_from_proto(request)
-        max_batch = convert.batch_size(request.max_batch)
+        max_batch = convert.count_from_proto(request.max_batch, "max_batch", convert.BATCH)
         started = time.monotonic()
-        packets = self._manager.capture(flt, maxsize=convert.buffer_size(request.buffer))
+        buffer = convert.count_from_proto(request.buffer, "buffer", convert.BUFFER)
+        packets = self._manager.capture(flt, maxsize=buffer)
         context.send_initial_metadata(())  # accepted: a client may wait for this before a packet
         delivered = reported = 0
         with _closing(packets, context):
@@ -151,7 +124,7 @@ class MemifServicer:
                 if batch:
                     delivered += len(batch)
                     reported = packets.dropped_total()  # as of this batch: drops precede it
-                    yield convert.encode_packet_batch(batch, reported)
+                    yield wire.encode_packet_batch(batch, reported)
                 elif packets.closed:
                     if packets.dropped != reported:
                         yield pb.PacketBatch(dropped=packets.dropped)
@@ -184,11 +157,13 @@ class MemifServicer:
         if first.WhichOneof("kind") != "open":
             raise InvalidArgument("open", "the first request must be open")
         name = _name(first.open.interface, "open.interface")
-        max_batch = convert.batch_size(first.open.max_batch, "open.max_batch")
-        buffer = convert.buffer_size(first.open.buffer, "open.buffer")
+        max_batch = convert.count_from_proto(first.open.max_batch, "open.max_batch", convert.BATCH)
+        buffer = convert.count_from_proto(first.open.buffer, "open.buffer", convert.BUFFER)
         with _conflict_is(grpc.StatusCode.ALREADY_EXISTS):
             session = self._manager.exchange(name, maxsize=buffer)
-        relay = _ExchangeRelay(session, requests, max_batch)
+        relay = ExchangeRelay(
+            session, requests, max_batch, poll_interval=POLL_INTERVAL, batch_bytes=BATCH_BYTES
+        )
         if not context.add_callback(relay.stop):
             relay.stop()
             return
@@ -197,6 +172,13 @@ class MemifServicer:
             yield from relay.responses(context)
         finally:
             relay.stop()
+
+
+def add_to_server(manager: Manager, server: grpc.Server) -> MemifServicer:
+    """Register the ``memif.v1.Memif`` service on ``server``."""
+    servicer = MemifServicer(manager)
+    handlers.add_service(servicer, SERVICE, functools.partial(status_for, manager=manager), server)
+    return servicer
 
 
 def _complete(flt: CaptureFilter, seen: int, started: float) -> bool:
@@ -222,18 +204,6 @@ def _conflict_is(code: grpc.StatusCode) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _fields_under(prefix: str) -> Iterator[None]:
-    """Name the fields of the manager's :class:`InvalidArgumentError` as the request does."""
-    try:
-        yield
-    except InvalidArgumentError as exc:
-        if not exc.field or " " in exc.field:  # not a field name
-            raise InvalidArgument(prefix, exc.message) from None
-        message = exc.message.removeprefix(f"{exc.field}: ")
-        raise InvalidArgument(f"{prefix}.{exc.field}", message) from None
-
-
-@contextlib.contextmanager
 def _closing(subscription: Subscription[Any], context: Context) -> Iterator[None]:
     """Close ``subscription`` when the block ends or the RPC terminates."""
     context.add_callback(subscription.close)
@@ -241,230 +211,3 @@ def _closing(subscription: Subscription[Any], context: Context) -> Iterator[None
         yield
     finally:
         subscription.close()
-
-
-class _ExchangeRelay:
-    """Moves packets between an exchange session and one bidirectional stream.
-
-    Two threads feed one small staging queue that the RPC's response iterator
-    drains: one takes the interface's received packets, one sends the client's
-    batches and stages their results. Neither ever waits on the worker; when
-    the client reads slowly the staging queue fills, the receive thread stops
-    taking packets and the session's bounded queue drops the oldest.
-    """
-
-    def __init__(
-        self, session: ExchangeSession, requests: Iterator[pb.ExchangeRequest], max_batch: int
-    ) -> None:
-        self.session = session
-        self._requests = requests
-        self._max_batch = max_batch
-        self._staged: queue.Queue[Message | bytes | BaseException | None]
-        self._staged = queue.Queue(EXCHANGE_STAGED)
-        self._stopped = threading.Event()
-        self._threads = [
-            threading.Thread(target=self._receive, name="memifd-exchange-rx", daemon=True),
-            threading.Thread(target=self._send, name="memifd-exchange-tx", daemon=True),
-        ]
-
-    def start(self) -> None:
-        for thread in self._threads:
-            thread.start()
-
-    def stop(self) -> None:
-        """End both threads (the sender also ends when the RPC's request stream does)."""
-        self._stopped.set()
-        self.session.close()
-
-    def responses(self, context: Context) -> Iterator[Message | bytes]:
-        """What to send the client, until the client half-closes or the session ends."""
-        while True:
-            try:
-                item = self._staged.get(timeout=POLL_INTERVAL)
-            except queue.Empty:
-                if not context.is_active() or self._stopped.is_set():
-                    return
-                continue
-            if item is None:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-
-    def _stage(self, item: Message | bytes | BaseException | None) -> bool:
-        while not self._stopped.is_set():
-            try:
-                self._staged.put(item, timeout=POLL_INTERVAL)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _receive(self) -> None:
-        rx = self.session.rx
-        try:
-            while not self._stopped.is_set():
-                packets = rx.get_batch(self._max_batch, POLL_INTERVAL, BATCH_BYTES)
-                if packets:
-                    batch = convert.encode_packet_batch(packets, rx.dropped)
-                    if not self._stage(_RX_TAG + convert.varint(len(batch)) + batch):
-                        return
-                elif rx.closed:
-                    self._stage(StreamEnded(rx.close_reason or "exchange ended"))
-                    return
-        except Exception as exc:  # handed to the RPC thread, which reports it
-            self._stage(exc)
-
-    def _send(self) -> None:
-        try:
-            for request in self._requests:
-                if self._stopped.is_set():
-                    return
-                if request.WhichOneof("kind") != "send":
-                    raise InvalidArgument("send", "every request after the first must be send")
-                packets = convert.packets_from_proto(request.send.packets, "send.packets")
-                with _fields_under("send"):
-                    result = self.session.send(packets, queue=request.send.queue)
-                sent = pb.SendResult(
-                    seq=request.send.seq, accepted=result.accepted, ring_full=result.ring_full
-                )
-                if not self._stage(pb.ExchangeResponse(sent=sent)):
-                    return
-            self._stage(None)
-        except grpc.RpcError:
-            self._stopped.set()  # the client went away
-        except Exception as exc:  # handed to the RPC thread, which reports it
-            self._stage(exc)
-
-
-# -- errors and method handlers -----------------------------------------------------------
-
-
-def status_for(exc: BaseException, manager: Manager) -> tuple[grpc.StatusCode, str]:
-    """The status code and message a call ending with ``exc`` reports."""
-    if isinstance(exc, Status):
-        return exc.code, exc.message
-    if isinstance(exc, InvalidArgument):
-        return grpc.StatusCode.INVALID_ARGUMENT, str(exc)
-    if isinstance(exc, InvalidArgumentError):
-        field = getattr(exc, "field", "") or ""
-        message = exc.message
-        if field and not message.startswith(field):
-            message = f"{field}: {message}"
-        return grpc.StatusCode.INVALID_ARGUMENT, message
-    if isinstance(exc, NotFoundError):
-        return grpc.StatusCode.NOT_FOUND, exc.message
-    if isinstance(exc, ConflictError):
-        return grpc.StatusCode.FAILED_PRECONDITION, exc.message
-    if isinstance(exc, UnavailableError):
-        return grpc.StatusCode.UNAVAILABLE, exc.message
-    if isinstance(exc, LimitExceededError):
-        return grpc.StatusCode.RESOURCE_EXHAUSTED, exc.message
-    if isinstance(exc, StreamEnded):
-        code = grpc.StatusCode.UNAVAILABLE if not manager.ready else grpc.StatusCode.ABORTED
-        return code, exc.reason
-    if isinstance(exc, ManagerError):
-        code = grpc.StatusCode.UNAVAILABLE if not manager.ready else grpc.StatusCode.INTERNAL
-        return code, exc.message
-    return grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}"
-
-
-def _parse(cls: type[M], raw: bytes, limit: int | None = MAX_REQUEST_BYTES) -> M:
-    if limit is not None and len(raw) > limit:
-        raise Status(
-            grpc.StatusCode.RESOURCE_EXHAUSTED,
-            f"{cls.DESCRIPTOR.name} of {len(raw)} bytes exceeds the limit of {limit} bytes",
-        )
-    try:
-        return cast(M, cls.FromString(raw))
-    except DecodeError as exc:
-        raise InvalidArgument("", f"malformed {cls.DESCRIPTOR.full_name}: {exc}") from None
-
-
-def _parse_stream(cls: type[M], raws: Iterator[bytes]) -> Iterator[M]:
-    for raw in raws:
-        yield _parse(cls, raw, None)
-
-
-Behaviour = Callable[..., Any]
-
-
-class _Handlers:
-    """Wraps servicer methods into gRPC handlers that parse requests and map errors."""
-
-    def __init__(self, manager: Manager) -> None:
-        self._manager = manager
-
-    def _abort(self, context: Context, exc: BaseException) -> None:
-        if isinstance(exc, grpc.RpcError):
-            raise exc  # from the request stream: the client is gone
-        code, message = status_for(exc, self._manager)
-        context.abort(code, message)
-
-    def unary(self, method: Behaviour, cls: type[Message]) -> grpc.RpcMethodHandler:
-        def handle(raw: bytes, context: Context) -> Message:
-            try:
-                result: Message = method(_parse(cls, raw), context)
-            except Exception as exc:
-                self._abort(context, exc)
-                raise
-            return result
-
-        return grpc.unary_unary_rpc_method_handler(handle, response_serializer=_serialize)
-
-    def server_stream(self, method: Behaviour, cls: type[Message]) -> grpc.RpcMethodHandler:
-        def handle(raw: bytes, context: Context) -> Iterator[Message]:
-            try:
-                yield from method(_parse(cls, raw), context)
-            except Exception as exc:
-                self._abort(context, exc)
-                raise
-
-        return grpc.unary_stream_rpc_method_handler(handle, response_serializer=_serialize)
-
-    def client_stream(self, method: Behaviour, cls: type[Message]) -> grpc.RpcMethodHandler:
-        def handle(raws: Iterator[bytes], context: Context) -> Message:
-            try:
-                result: Message = method(_parse_stream(cls, raws), context)
-            except Exception as exc:
-                self._abort(context, exc)
-                raise
-            return result
-
-        return grpc.stream_unary_rpc_method_handler(handle, response_serializer=_serialize)
-
-    def bidi_stream(self, method: Behaviour, cls: type[Message]) -> grpc.RpcMethodHandler:
-        def handle(raws: Iterator[bytes], context: Context) -> Iterator[Message]:
-            try:
-                yield from method(_parse_stream(cls, raws), context)
-            except Exception as exc:
-                self._abort(context, exc)
-                raise
-
-        return grpc.stream_stream_rpc_method_handler(handle, response_serializer=_serialize)
-
-
-def _serialize(message: Message | bytes) -> bytes:
-    """Responses are messages, or bytes already encoded (packet batches)."""
-    return message if isinstance(message, bytes) else message.SerializeToString()
-
-
-def add_to_server(manager: Manager, server: grpc.Server) -> MemifServicer:
-    """Register the ``memif.v1.Memif`` service on ``server``."""
-    servicer = MemifServicer(manager)
-    wrap = _Handlers(manager)
-    handlers = {
-        "CreateInterface": wrap.unary(servicer.create_interface, pb.CreateInterfaceRequest),
-        "ListInterfaces": wrap.unary(servicer.list_interfaces, pb.ListInterfacesRequest),
-        "GetInterface": wrap.unary(servicer.get_interface, pb.GetInterfaceRequest),
-        "UpdateInterface": wrap.unary(servicer.update_interface, pb.UpdateInterfaceRequest),
-        "DeleteInterface": wrap.unary(servicer.delete_interface, pb.DeleteInterfaceRequest),
-        "GetStats": wrap.unary(servicer.get_stats, pb.GetStatsRequest),
-        "GetLinkDetails": wrap.unary(servicer.get_link_details, pb.GetLinkDetailsRequest),
-        "WatchEvents": wrap.server_stream(servicer.watch_events, pb.WatchEventsRequest),
-        "Capture": wrap.server_stream(servicer.capture, pb.CaptureRequest),
-        "Inject": wrap.client_stream(servicer.inject, pb.InjectRequest),
-        "Exchange": wrap.bidi_stream(servicer.exchange, pb.ExchangeRequest),
-    }
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
-    return servicer

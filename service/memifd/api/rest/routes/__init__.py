@@ -1,0 +1,1 @@
+"""The REST routers, one module per resource."""
