@@ -25,6 +25,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from memifd.core.limits import GRPC_MAX_BATCH_BYTES
 from memifd.core.models import IdList, InterfaceSpec
 from memifd.core.socketdirs import SocketDirError, confine
 
@@ -224,6 +225,12 @@ class Settings(BaseSettings):
         default=ByteSize(256 << 20),
         ge=1 << 16,
         description="Packet bytes all capture and exchange streams hold together.",
+    )
+    grpc_batch_memory: ByteSize = Field(
+        default=ByteSize(32 << 20),
+        ge=GRPC_MAX_BATCH_BYTES,
+        description="Bytes of packet batches (gRPC Inject and Exchange) all calls hold "
+        "together; a batch that finds no room within a second is refused.",
     )
     http_max_connections: int = Field(
         default=1024,
