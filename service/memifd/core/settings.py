@@ -238,6 +238,12 @@ class Settings(BaseSettings):
         le=1_000_000,
         description="Open HTTP connections at most; more are answered 503 and closed.",
     )
+    http_body_memory: ByteSize = Field(
+        default=ByteSize(128 << 20),
+        ge=1 << 20,
+        description="Bytes of request bodies (pcap uploads, specs) all HTTP requests hold "
+        "together; a body that does not fit is answered 503 with Retry-After.",
+    )
     http_header_timeout: float = Field(
         default=10.0,
         gt=0,

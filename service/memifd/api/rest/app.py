@@ -79,7 +79,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     404: problems.documented("No such interface"),
     409: problems.documented("Conflicts with the current state"),
     422: problems.documented("Invalid field (errors names each field and its limit)"),
-    503: problems.documented("The worker is not running"),
+    503: problems.documented("The worker is not running, or http_body_memory is full"),
 }
 _BAD_BODY: dict[int | str, dict[str, Any]] = {
     400: problems.documented("The body cannot be parsed"),
@@ -613,6 +613,7 @@ def create_app(manager: Manager, settings: Settings) -> FastAPI:
         token=token,
         allowed_hosts=settings.allowed_hosts,
         body_timeout=settings.http_body_timeout,
+        body_memory=settings.http_body_memory,
     )
     openapi = app.openapi
     app.openapi = lambda: problems.add_schemas(openapi())  # type: ignore[method-assign]
