@@ -152,6 +152,24 @@ def test_an_idle_call_gives_its_reservation_back() -> None:
     assert result == [b"late" * 100] and budget.used == GRPC_MAX_BATCH_BYTES
 
 
+def test_a_patient_call_waits_for_room_instead_of_being_refused() -> None:
+    budget = ByteBudget(GRPC_MAX_BATCH_BYTES)
+    assert budget.try_take(100)
+    threading.Timer(0.3, budget.release, args=(100,)).start()
+    batches = MeteredRequests(iter([b"x" * 10]), budget, wait=0.05, patient=lambda: True)
+    started = time.monotonic()
+    assert next(batches) == b"x" * 10
+    assert time.monotonic() - started >= 0.25 and budget.used == 10
+
+
+def test_a_patient_call_that_ended_takes_no_room() -> None:
+    budget = ByteBudget(GRPC_MAX_BATCH_BYTES)
+    assert budget.try_take(100)
+    batches = MeteredRequests(iter([b"x" * 10]), budget, wait=0.05, patient=lambda: False)
+    assert next(batches) == b"x" * 10
+    assert budget.used == 100
+
+
 # -- the interceptor on a real gRPC server ------------------------------------------------------
 
 
@@ -214,3 +232,11 @@ def test_unmetered_methods_pass_through() -> None:
 
     details = SimpleNamespace(method="/memif.v1.Memif/ListInterfaces")
     assert budget.intercept_service(continuation, details) is handler  # type: ignore[arg-type]
+
+
+def test_only_exchange_calls_wait_for_room_without_limit() -> None:
+    budget = BatchBudget(GRPC_MAX_BATCH_BYTES)
+    context: Any = SimpleNamespace(is_active=lambda: True)
+    exchange = budget._metered(iter([]), context, "/memif.v1.Memif/Exchange")
+    inject = budget._metered(iter([]), context, "/memif.v1.Memif/Inject")
+    assert exchange._patient is not None and inject._patient is None

@@ -6,11 +6,13 @@ reservation shrinks to its real size, which stays reserved while the batch is
 parsed, converted and sent, until the call asks for the next one (or ends).
 grpcio reads a stream's next message only when the call asks for it, and the
 HTTP/2 window stays small, so batches that find no room wait in the clients,
-not in memifd: memifd holds at most the budget in batches. A call that finds
-no room within :data:`BUDGET_WAIT` seconds ends with RESOURCE_EXHAUSTED and a
-message naming the setting. A call whose client sends nothing gives its
-reservation back after :data:`IDLE_HOLD` seconds (its batch, when it comes,
-then takes just its own size).
+not in memifd: memifd holds at most the budget in batches. An Inject call
+that finds no room within :data:`BUDGET_WAIT` seconds ends with
+RESOURCE_EXHAUSTED and a message naming the setting; an Exchange, which lives
+long and whose client may send nothing for minutes, waits for room as long as
+it lasts (its client's sends wait meanwhile). A call whose client sends
+nothing gives its reservation back after :data:`IDLE_HOLD` seconds (its batch,
+when it comes, then takes just its own size).
 """
 
 from __future__ import annotations
@@ -31,15 +33,23 @@ BUDGET_WAIT = 2.0  # seconds a call waits for room before it is refused
 IDLE_HOLD = 0.2  # seconds a reservation waits for its batch before it is given back
 Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 PACKET_METHODS = frozenset({"/memif.v1.Memif/Inject", "/memif.v1.Memif/Exchange"})
+PATIENT_METHODS = frozenset({"/memif.v1.Memif/Exchange"})  # wait for room, never refused
 
 
 class MeteredRequests:
     """The raw request messages of one call, metered against ``budget`` (see the module)."""
 
-    def __init__(self, raws: Iterator[bytes], budget: ByteBudget, wait: float = BUDGET_WAIT):
+    def __init__(
+        self,
+        raws: Iterator[bytes],
+        budget: ByteBudget,
+        wait: float = BUDGET_WAIT,
+        patient: Callable[[], bool] | None = None,
+    ):
         self._raws = raws
         self._budget = budget
         self._wait = wait
+        self._patient = patient  # while it returns True, wait for room instead of refusing
         self._held = 0  # bytes this call holds in the budget
         self._reserved_at: float | None = None  # while a reservation awaits its batch
         self._closed = False
@@ -50,11 +60,9 @@ class MeteredRequests:
 
     def __next__(self) -> bytes:
         self._give_back()
-        if not self._budget.take(MAX_BATCH_MESSAGE, self._wait):
-            raise self._exhausted()
-        with self._lock:
-            self._held = MAX_BATCH_MESSAGE
-            self._reserved_at = time.monotonic()
+        if not self._take(MAX_BATCH_MESSAGE):  # the call ended: there is no next batch
+            return next(self._raws)
+        self._hold(MAX_BATCH_MESSAGE, reserved_at=time.monotonic())
         try:
             raw = next(self._raws)
         except BaseException:
@@ -69,12 +77,28 @@ class MeteredRequests:
                 self._held = size
         if closed:  # the call ended while this batch arrived
             self._give_back()
-        elif held < size:  # the reservation was given back while the client was idle
-            if not self._budget.take(size, self._wait):
-                raise self._exhausted()
-            with self._lock:
-                self._held = size
+        elif held < size and self._take(size):  # the reservation went back while idle
+            self._hold(size)
         return raw
+
+    def _hold(self, size: int, reserved_at: float | None = None) -> None:
+        """Note ``size`` reserved bytes as this call's (given back at once if it ended)."""
+        with self._lock:
+            closed = self._closed
+            if not closed:
+                self._held = size
+                self._reserved_at = reserved_at
+        if closed:
+            self._budget.release(size)
+
+    def _take(self, size: int) -> bool:
+        """Reserve ``size`` bytes; False if the call ended while it waited for them."""
+        while not self._budget.take(size, self._wait):
+            if self._patient is None:
+                raise self._exhausted()
+            if not self._patient():
+                return False
+        return True
 
     def release_if_idle(self, now: float, hold: float = IDLE_HOLD) -> None:
         """Give the reservation back if it has waited ``hold`` seconds for its batch."""
@@ -158,19 +182,19 @@ class BatchBudget(grpc.ServerInterceptor):
             return handler
         if handler.stream_stream is not None:
             return grpc.stream_stream_rpc_method_handler(
-                self._streaming(handler.stream_stream),
+                self._streaming(handler.stream_stream, details.method),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         return grpc.stream_unary_rpc_method_handler(
-            self._unary(handler.stream_unary or _unexpected),
+            self._unary(handler.stream_unary or _unexpected, details.method),
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
 
-    def _unary(self, behaviour: Callable[..., Any]) -> Callable[..., Any]:
+    def _unary(self, behaviour: Callable[..., Any], method: str) -> Callable[..., Any]:
         def metered(requests: Iterator[bytes], context: grpc.ServicerContext) -> Any:
-            batches = self._metered(requests)
+            batches = self._metered(requests, context, method)
             try:
                 return behaviour(batches, context)
             finally:
@@ -178,9 +202,9 @@ class BatchBudget(grpc.ServerInterceptor):
 
         return metered
 
-    def _streaming(self, behaviour: Callable[..., Any]) -> Callable[..., Any]:
+    def _streaming(self, behaviour: Callable[..., Any], method: str) -> Callable[..., Any]:
         def metered(requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[Any]:
-            batches = self._metered(requests)
+            batches = self._metered(requests, context, method)
             try:
                 yield from behaviour(batches, context)
             finally:
@@ -188,8 +212,11 @@ class BatchBudget(grpc.ServerInterceptor):
 
         return metered
 
-    def _metered(self, requests: Iterator[bytes]) -> MeteredRequests:
-        batches = MeteredRequests(requests, self.budget, self.wait)
+    def _metered(
+        self, requests: Iterator[bytes], context: grpc.ServicerContext, method: str
+    ) -> MeteredRequests:
+        patient = context.is_active if method in PATIENT_METHODS else None
+        batches = MeteredRequests(requests, self.budget, self.wait, patient)
         self._reaper.add(batches)
         return batches
 
