@@ -204,3 +204,5 @@ async def _a_chunked_body_is_held_as_it_arrives() -> None:
 def test_body_memory_setting() -> None:
     assert Settings().http_body_memory == DEFAULT_BODY_MEMORY == 128 << 20
     assert Settings(http_body_memory="256MiB").http_body_memory == 256 << 20
+    with pytest.raises(ValueError, match="http_body_memory"):
+        Settings(http_body_memory=MAX_INJECT_BYTES - 1)  # one pcap file of the largest size fits

@@ -31,6 +31,8 @@ GRPC_MAX_CONNECTIONS = 256
 # bytes and 3 bytes of protobuf framing each: 6.2 MB), or 127 packets of the 65,535-byte
 # maximum. Larger batches are refused with RESOURCE_EXHAUSTED; clients split them.
 GRPC_MAX_BATCH_BYTES = 8 << 20
+# The largest pcap file one POST /v1/interfaces/{name}/packets takes.
+HTTP_MAX_PCAP_BYTES = 64 << 20
 
 
 def api_fd_reserve(http_max_connections: int) -> int:

@@ -25,7 +25,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from memifd.core.limits import GRPC_MAX_BATCH_BYTES
+from memifd.core.limits import GRPC_MAX_BATCH_BYTES, HTTP_MAX_PCAP_BYTES
 from memifd.core.models import IdList, InterfaceSpec
 from memifd.core.socketdirs import SocketDirError, confine
 
@@ -240,9 +240,10 @@ class Settings(BaseSettings):
     )
     http_body_memory: ByteSize = Field(
         default=ByteSize(128 << 20),
-        ge=1 << 20,
+        ge=HTTP_MAX_PCAP_BYTES,
         description="Bytes of request bodies (pcap uploads, specs) all HTTP requests hold "
-        "together; a body that does not fit is answered 503 with Retry-After.",
+        "together, at least one pcap file of the largest size (64MiB); a body that does not "
+        "fit is answered 503 with Retry-After.",
     )
     http_header_timeout: float = Field(
         default=10.0,

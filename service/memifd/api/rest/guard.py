@@ -39,11 +39,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from memifd.api.rest import problems
 from memifd.core import pcap
 from memifd.core.budget import ByteBudget
+from memifd.core.limits import HTTP_MAX_PCAP_BYTES
 
 JSON = "application/json"
 MAX_SPEC_BYTES = 64 << 10  # POST /v1/interfaces: one interface spec
 MAX_PATCH_BYTES = 16 << 10  # PATCH /v1/interfaces/{name}
-MAX_INJECT_BYTES = 64 << 20  # POST /v1/interfaces/{name}/packets: a pcap file
+MAX_INJECT_BYTES = HTTP_MAX_PCAP_BYTES  # POST /v1/interfaces/{name}/packets: a pcap file
 MAX_OTHER_BYTES = 4 << 10  # any other route (none reads a body)
 TOKEN_PROBLEM = "missing or invalid bearer token (Authorization: Bearer <token>)"
 DEFAULT_BODY_MEMORY = 128 << 20  # two pcap files of the largest size at once
