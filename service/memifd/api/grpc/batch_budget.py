@@ -30,7 +30,7 @@ from memifd.core.manager import LimitExceededError
 
 MAX_BATCH_MESSAGE = GRPC_MAX_BATCH_BYTES  # what grpcio accepts from Inject and Exchange
 BUDGET_WAIT = 2.0  # seconds a call waits for room before it is refused
-IDLE_HOLD = 0.2  # seconds a reservation waits for its batch before it is given back
+IDLE_HOLD = 1.0  # seconds a reservation waits for its batch before it is given back
 Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 PACKET_METHODS = frozenset({"/memif.v1.Memif/Inject", "/memif.v1.Memif/Exchange"})
 PATIENT_METHODS = frozenset({"/memif.v1.Memif/Exchange"})  # wait for room, never refused
