@@ -30,11 +30,12 @@ def blocked_pipe() -> Iterator[tuple[int, int]]:
     """A pipe whose buffer is full and that nobody reads: a write to it blocks."""
     read_end, write_end = os.pipe()
     os.set_blocking(write_end, False)
-    try:
-        while True:
-            os.write(write_end, b"x" * 65536)
-    except BlockingIOError:
-        pass
+    for chunk in (65536, 1):  # then byte by byte: not one byte of room is left
+        try:
+            while True:
+                os.write(write_end, b"x" * chunk)
+        except BlockingIOError:
+            pass
     os.set_blocking(write_end, True)
     try:
         yield read_end, write_end
@@ -161,3 +162,23 @@ def test_records_dropped_counts_for_the_configured_writer() -> None:
         for handler in root.handlers:
             handler.close()
         root.handlers.clear()
+
+
+def test_nothing_is_written_after_close(blocked_pipe: tuple[int, int]) -> None:
+    read_end, write_end = blocked_pipe
+    with os.fdopen(write_end, "w", closefd=False) as stream:
+        writer = QueuedWriter(stream)  # type: ignore[arg-type]
+        writer.setFormatter(logging.Formatter("%(message)s"))
+        writer.handle(record("under way"))
+        wait_until(lambda: writer._writing)
+        writer.handle(record("queued"))
+        assert not writer.drain(0.1)
+        writer.close()
+        received = bytearray()
+        deadline = time.monotonic() + 5
+        while writer._thread.is_alive():  # the write under way ends, then the thread
+            received.extend(read_all(read_end))
+            assert time.monotonic() < deadline, "the writer did not stop"
+            time.sleep(0.01)
+        received.extend(read_all(read_end))
+    assert received.endswith(b"under way\n") and b"queued" not in received

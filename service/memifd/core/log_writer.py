@@ -94,7 +94,7 @@ class QueuedWriter(logging.Handler):
 
     def close(self) -> None:
         """Flush for at most :data:`FLUSH_TIMEOUT` seconds (none if a flush already timed
-        out), then stop taking records."""
+        out), then stop: nothing more is written once a write under way ends."""
         self.drain(0.0 if self._stuck else FLUSH_TIMEOUT)
         with self._ready:
             self._closed = True
@@ -106,7 +106,7 @@ class QueuedWriter(logging.Handler):
             with self._ready:
                 while not self._lines and not self._pending_drops and not self._closed:
                     self._ready.wait()
-                if self._closed and not self._lines:
+                if self._closed:  # what close() could not write in time is dropped
                     return
                 lines = list(self._lines)
                 self._lines.clear()
