@@ -6,7 +6,9 @@ reservation shrinks to its real size, which stays reserved while the batch is
 parsed, converted and sent, until the call asks for the next one (or ends).
 grpcio reads a stream's next message only when the call asks for it, and the
 HTTP/2 window stays small, so batches that find no room wait in the clients,
-not in memifd: memifd holds at most the budget in batches. An Inject call
+not in memifd: memifd holds about the budget in batches (beyond it only a
+batch that comes after its call gave its reservation back, while it waits
+for room). An Inject call
 that finds no room within :data:`BUDGET_WAIT` seconds ends with
 RESOURCE_EXHAUSTED and a message naming the setting; an Exchange, which lives
 long and whose client may send nothing for minutes, waits for room as long as
