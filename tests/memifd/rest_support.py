@@ -146,6 +146,7 @@ class Daemon:
     log_path: Path = field(
         default_factory=lambda: Path(tempfile.mkstemp(prefix="memifd-", suffix=".log")[1])
     )
+    unread_stderr: bool = False  # stderr to a pipe nobody reads (until stop_output)
 
     def log(self) -> str:
         """What memifd wrote to stderr so far."""
@@ -173,7 +174,11 @@ class Daemon:
         env.update(self.env)
         with open(self.log_path, "w") as log:
             self.proc = subprocess.Popen(
-                cmd, stdout=subprocess.PIPE, stderr=log, text=True, env=env
+                cmd,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE if self.unread_stderr else log,
+                text=True,
+                env=env,
             )
         if wait:
             self._read_banner()

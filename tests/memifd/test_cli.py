@@ -363,7 +363,10 @@ def emit(fmt: str, stream: io.StringIO) -> None:
             },
         )
     finally:
-        logging.getLogger().handlers.clear()
+        root = logging.getLogger()
+        for handler in root.handlers:
+            handler.close()  # writes what is queued
+        root.handlers.clear()
 
 
 def test_json_logs_carry_the_extra_fields() -> None:

@@ -34,7 +34,7 @@ from memifd.api.rest.access import AccessLog
 from memifd.api.rest.app import create_app
 from memifd.api.rest.server import uvicorn_config
 from memifd.cli.reload import Reloader
-from memifd.core import logs
+from memifd.core import logs, malloc
 from memifd.core.limits import raise_fd_limit
 from memifd.core.manager import Manager, ManagerError
 from memifd.core.settings import ENV_PREFIX, Settings, load_settings, split_address
@@ -250,6 +250,7 @@ def run(settings: Settings, reload: Callable[[], Settings] | None = None) -> Non
     """Serve until SIGTERM or SIGINT; everything is cleaned up on the way out. SIGHUP
     reloads the config file's interfaces with ``reload`` (see :mod:`memifd.cli.reload`)."""
     log.info("open file limit: %d", raise_fd_limit())
+    malloc.tune()  # before the API threads exist
     manager = Manager(settings)
     server = _make_server(manager, settings)
     for sig in (signal.SIGTERM, signal.SIGINT):  # from here on a signal means a clean stop

@@ -27,6 +27,12 @@ FDS_PER_SOCKET = 3
 FD_HEADROOM = 64
 # gRPC connections open at once (grpc.max_allowed_incoming_connections).
 GRPC_MAX_CONNECTIONS = 256
+# The largest Inject or Exchange message: a batch of 4096 full-size Ethernet frames (1518
+# bytes and 3 bytes of protobuf framing each: 6.2 MB), or 127 packets of the 65,535-byte
+# maximum. Larger batches are refused with RESOURCE_EXHAUSTED; clients split them.
+GRPC_MAX_BATCH_BYTES = 8 << 20
+# The largest pcap file one POST /v1/interfaces/{name}/packets takes.
+HTTP_MAX_PCAP_BYTES = 64 << 20
 
 
 def api_fd_reserve(http_max_connections: int) -> int:

@@ -2,7 +2,9 @@
 
 The library and memifd log with ``extra=`` fields (interface, socket, peer,
 reason, ...); both formats print them. Fields whose name suggests a secret
-are never printed.
+are never printed. Records reach the output through a bounded queue
+(:mod:`memifd.core.log_writer`): logging never blocks, and what does not fit
+is dropped and counted (:func:`records_dropped`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import logging
 import sys
 import time
 from typing import Any, TextIO
+
+from memifd.core.log_writer import QueuedWriter
 
 # Attributes every LogRecord has; anything else came in through ``extra=``.
 _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
@@ -121,17 +125,30 @@ def choose_format(log_format: str, stream: TextIO) -> str:
 
 
 def configure(log_format: str = "auto", level: str = "info", stream: TextIO | None = None) -> None:
-    """Send every log record (memifd, memif, uvicorn, grpc) to ``stream`` in one format."""
+    """Send every log record (memifd, memif, uvicorn, grpc) to ``stream`` in one format,
+    through a bounded queue a writer thread empties."""
+    global _writer
     stream = stream if stream is not None else sys.stderr
-    handler = logging.StreamHandler(stream)
+    handler = QueuedWriter(stream)
     fmt = choose_format(log_format, stream)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
+        if isinstance(old, QueuedWriter):
+            old.close()
     root.addHandler(handler)
+    _writer = handler
     root.setLevel(level.upper())
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True
+
+
+_writer: QueuedWriter | None = None  # the handler :func:`configure` installed
+
+
+def records_dropped() -> int:
+    """Log records dropped since :func:`configure` because the output was not read in time."""
+    return _writer.dropped if _writer is not None else 0

@@ -25,6 +25,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from memifd.core.limits import GRPC_MAX_BATCH_BYTES, HTTP_MAX_PCAP_BYTES
 from memifd.core.models import IdList, InterfaceSpec
 from memifd.core.socketdirs import SocketDirError, confine
 
@@ -225,11 +226,24 @@ class Settings(BaseSettings):
         ge=1 << 16,
         description="Packet bytes all capture and exchange streams hold together.",
     )
+    grpc_batch_memory: ByteSize = Field(
+        default=ByteSize(32 << 20),
+        ge=GRPC_MAX_BATCH_BYTES,
+        description="Bytes of packet batches (gRPC Inject and Exchange) all calls hold "
+        "together; a batch that finds no room within a second is refused.",
+    )
     http_max_connections: int = Field(
         default=1024,
         ge=1,
         le=1_000_000,
         description="Open HTTP connections at most; more are answered 503 and closed.",
+    )
+    http_body_memory: ByteSize = Field(
+        default=ByteSize(128 << 20),
+        ge=HTTP_MAX_PCAP_BYTES,
+        description="Bytes of request bodies (pcap uploads, specs) all HTTP requests hold "
+        "together, at least one pcap file of the largest size (64MiB); a body that does not "
+        "fit is answered 503 with Retry-After.",
     )
     http_header_timeout: float = Field(
         default=10.0,

@@ -21,6 +21,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from memifd.api.grpc import reflection
 from memifd.api.grpc import servicer as grpc_api
 from memifd.api.grpc.auth import TokenAuth
+from memifd.api.grpc.batch_budget import MAX_BATCH_MESSAGE, BatchBudget
 from memifd.api.grpc.call_log import CallLog
 from memifd.core.limits import GRPC_MAX_CONNECTIONS
 
@@ -32,7 +33,8 @@ log = logging.getLogger("memifd.grpc_server")
 
 MAX_CONCURRENT_RPCS = 64
 EXTRA_WORKERS = 8  # beyond the RPC limit: health watches and brief unary calls never starve
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # a batch of 1024 jumbo packets fits
+MAX_SEND_BYTES = 64 * 1024 * 1024  # responses: capture batches are about 1 MiB
+STREAM_WINDOW = 256 * 1024  # HTTP/2 bytes a stream may have in flight beyond what it reads
 HANDSHAKE_TIMEOUT_MS = 10_000  # a connection that has not spoken HTTP/2 by then is closed
 IDLE_TIMEOUT_MS = 300_000  # a connection without calls for this long is closed
 HEALTH_INTERVAL = 0.5  # seconds between readiness checks
@@ -97,7 +99,8 @@ def serve_grpc(
     """Start the gRPC server on ``settings.grpc_addr``; raises RuntimeError if it cannot bind."""
     token = settings.token_value
     auth = [TokenAuth(token, exempt=[HEALTH_SERVICE])] if token else []
-    interceptors = [CallLog(), *auth]  # the call log sees denials too
+    # outermost first: the call log sees denials too, and denials cost no budget
+    interceptors = [CallLog(), *auth, BatchBudget(settings.grpc_batch_memory)]
     server = grpc.server(
         futures.ThreadPoolExecutor(
             max_workers=max_concurrent_rpcs + EXTRA_WORKERS, thread_name_prefix="memifd-grpc"
@@ -106,8 +109,10 @@ def serve_grpc(
         maximum_concurrent_rpcs=max_concurrent_rpcs,
         compression=grpc.Compression.NoCompression,
         options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_receive_message_length", MAX_BATCH_MESSAGE),
+            ("grpc.max_send_message_length", MAX_SEND_BYTES),
+            ("grpc.http2.bdp_probe", 0),  # windows do not grow with the bandwidth
+            ("grpc.http2.lookahead_bytes", STREAM_WINDOW),
             ("grpc.so_reuseport", 0),  # a second memifd on the same port must fail, not share
             ("grpc.max_allowed_incoming_connections", GRPC_MAX_CONNECTIONS),
             ("grpc.server_handshake_timeout_ms", HANDSHAKE_TIMEOUT_MS),

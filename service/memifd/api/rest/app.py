@@ -49,6 +49,7 @@ def create_app(manager: Manager, settings: Settings) -> FastAPI:
         token=token,
         allowed_hosts=settings.allowed_hosts,
         body_timeout=settings.http_body_timeout,
+        body_memory=settings.http_body_memory,
     )
     openapi = app.openapi
     app.openapi = lambda: problems.add_schemas(openapi())  # type: ignore[method-assign]

@@ -46,7 +46,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     404: problems.documented("No such interface"),
     409: problems.documented("Conflicts with the current state"),
     422: problems.documented("Invalid field (errors names each field and its limit)"),
-    503: problems.documented("The worker is not running"),
+    503: problems.documented("The worker is not running, or http_body_memory is full"),
 }
 BAD_BODY: dict[int | str, dict[str, Any]] = {
     400: problems.documented("The body cannot be parsed"),

@@ -12,6 +12,10 @@ A pure ASGI layer in front of the routes, in this order:
 4. ``Content-Length`` must be within the route's limit, and the body is counted
    as it arrives (chunked too), ending in 413 past the limit and in 408 when it
    takes longer than ``http_body_timeout``.
+5. The bodies of all requests in flight share ``http_body_memory``: a body that
+   does not fit (its ``Content-Length`` up front, a chunked one as it arrives)
+   is answered 503 with ``Retry-After``, so many large uploads at once cannot
+   run memifd out of memory. A body's bytes are held until its response is sent.
 
 Requests refused before their body is read close the connection, so an unread
 body is never drained.
@@ -34,13 +38,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from memifd.api.rest import problems
 from memifd.core import pcap
+from memifd.core.budget import ByteBudget
+from memifd.core.limits import HTTP_MAX_PCAP_BYTES
 
 JSON = "application/json"
 MAX_SPEC_BYTES = 64 << 10  # POST /v1/interfaces: one interface spec
 MAX_PATCH_BYTES = 16 << 10  # PATCH /v1/interfaces/{name}
-MAX_INJECT_BYTES = 64 << 20  # POST /v1/interfaces/{name}/packets: a pcap file
+MAX_INJECT_BYTES = HTTP_MAX_PCAP_BYTES  # POST /v1/interfaces/{name}/packets: a pcap file
 MAX_OTHER_BYTES = 4 << 10  # any other route (none reads a body)
 TOKEN_PROBLEM = "missing or invalid bearer token (Authorization: Bearer <token>)"
+DEFAULT_BODY_MEMORY = 128 << 20  # two pcap files of the largest size at once
+RETRY_AFTER = (b"retry-after", b"1")
 
 
 @dataclass(frozen=True)
@@ -115,12 +123,19 @@ class RequestGuard:
     """The ASGI layer; see the module docstring."""
 
     def __init__(
-        self, app: ASGIApp, *, token: str | None, allowed_hosts: list[str], body_timeout: float
+        self,
+        app: ASGIApp,
+        *,
+        token: str | None,
+        allowed_hosts: list[str],
+        body_timeout: float,
+        body_memory: int = DEFAULT_BODY_MEMORY,
     ) -> None:
         self.app = app
         self.token = token.encode() if token else None
         self.hosts = HostCheck(allowed_hosts)
         self.body_timeout = body_timeout
+        self.bodies = ByteBudget(body_memory)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -139,8 +154,16 @@ class RequestGuard:
         if not has_body:
             await self.app(scope, receive, send)
             return
-        counted = _CountedBody(receive, rule.max_bytes, self.body_timeout)
-        await self.app(scope, counted.receive, send)
+        declared = int(length) if length is not None else 0
+        if not self.bodies.try_take(declared):
+            detail = busy_detail(self.bodies, declared)
+            await _answer(send, scope["path"], 503, detail, [RETRY_AFTER], close=True)
+            return
+        counted = _CountedBody(receive, rule.max_bytes, self.body_timeout, self.bodies, declared)
+        try:
+            await self.app(scope, counted.receive, send)
+        finally:
+            counted.release()
 
     def _refusal(
         self, headers: dict[str, str], path: str, rule: BodyRule, length: str | None
@@ -182,16 +205,35 @@ class RequestGuard:
         )
 
 
-class _CountedBody:
-    """``receive`` for the app: the body's bytes are counted and timed as they arrive."""
+def busy_detail(bodies: ByteBudget, size: int) -> str:
+    """The 503 problem detail of a body that does not fit ``http_body_memory``."""
+    return (
+        f"http_body_memory: a request body of {size} bytes does not fit while "
+        f"{bodies.used} of {bodies.capacity} bytes of other requests' bodies are in "
+        "flight; retry later"
+    )
 
-    def __init__(self, receive: Receive, limit: int, timeout: float) -> None:
+
+class _CountedBody:
+    """``receive`` for the app: the body's bytes are counted, timed and held in ``bodies``
+    as they arrive (``reserved`` bytes, its Content-Length, are held already)."""
+
+    def __init__(
+        self, receive: Receive, limit: int, timeout: float, bodies: ByteBudget, reserved: int
+    ) -> None:
         self._receive = receive
         self._limit = limit
         self._deadline = time.monotonic() + timeout
         self._timeout = timeout
+        self._bodies = bodies
+        self._held = reserved
         self._size = 0
         self._done = False
+
+    def release(self) -> None:
+        """Give the body's bytes back to ``bodies``."""
+        held, self._held = self._held, 0
+        self._bodies.release(held)
 
     async def receive(self) -> Message:
         if self._done:  # after the body: the app waits for a disconnect, without limit
@@ -213,10 +255,21 @@ class _CountedBody:
                     f"request body exceeds the limit of {self._limit} bytes for this route",
                     headers={"Connection": "close"},
                 )
+            if self._size > self._held:
+                self._hold(self._size - self._held)
             self._done = not message.get("more_body", False)
         else:
             self._done = True
         return message
+
+    def _hold(self, more: int) -> None:
+        if not self._bodies.try_take(more):
+            raise HTTPException(
+                503,
+                busy_detail(self._bodies, self._size),
+                headers={"Connection": "close", "Retry-After": "1"},
+            )
+        self._held += more
 
 
 def _headers(scope: Scope) -> dict[str, str]:

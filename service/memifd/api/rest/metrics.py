@@ -2,8 +2,8 @@
 
 Per interface and direction: packets, bytes, drops, bad descriptors, ring-full;
 the same per queue; the manager's own counters (action drops, forwarded,
-forward drops, subscriber drops); the link state; stream totals; failed
-handshakes by reason (a fixed set of labels, never the peer's text); the build;
+forward drops, subscriber drops); the link state; stream totals; log records
+dropped; failed handshakes by reason (a fixed set of labels, never the peer's text); the build;
 and the standard process_* and python_* metrics of the Prometheus client.
 """
 
@@ -23,6 +23,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from memifd import __version__
+from memifd.core import logs
 from memifd.core.logs import printable
 from memifd.core.manager import Manager
 from memifd.core.models import InterfaceStatus, QueueCounters
@@ -60,6 +61,11 @@ class ManagerCollector(Collector):
         yield from _link_families(statuses)
         yield from self._stream_families()
         yield self._handshake_family()
+        yield CounterMetricFamily(
+            "memifd_log_records_dropped",
+            "Log records dropped because the log output (stderr) was not read fast enough",
+            value=logs.records_dropped(),
+        )
 
     def _handshake_family(self) -> Metric:
         family = CounterMetricFamily(
