@@ -13,13 +13,13 @@ from memifd.core.models import (
     CapturedPacket,
     Direction,
     InterfaceSpec,
-    InterfaceState,
     InterfaceStats,
     InterfaceStatus,
     LinkDetails,
     LinkEvent,
     LinkRegion,
     LinkRing,
+    LinkState,
     PeerInfo,
     QueueCounters,
 )
@@ -187,7 +187,7 @@ def _status() -> InterfaceStatus:
         accept_unsealed_regions=False,
         has_secret=True,
         socket_path="/run/memifd/memif.sock",
-        state=InterfaceState.CONNECTED,
+        state=LinkState.CONNECTED,
         peer=PeerInfo(name="vpp0", app_name="VPP", pid=42, uid=0, gid=None),
         stats=InterfaceStats(rx=row, tx=row, rx_queues=[row], tx_queues=[row], injected=9),
     )
@@ -238,7 +238,7 @@ def test_status_and_event_come_back_as_the_models_rest_serves() -> None:
 def test_link_details_come_back_as_they_went() -> None:
     details = LinkDetails(
         name="a",
-        state=InterfaceState.CONNECTED,
+        state=LinkState.CONNECTED,
         memory=MemoryConfig(num_queue_pairs=2, log2_ring_size=6, packet_buffer_size=2048),
         regions=[
             LinkRegion(index=0, size=4608, sealed=True),
@@ -251,7 +251,7 @@ def test_link_details_come_back_as_they_went() -> None:
         ],
     )
     assert convert.link_from_proto(convert.link_to_proto(details)) == details
-    down = LinkDetails(name="b", state=InterfaceState.DISCONNECTED)
+    down = LinkDetails(name="b", state=LinkState.DISCONNECTED)
     assert convert.link_from_proto(convert.link_to_proto(down)) == down
 
 

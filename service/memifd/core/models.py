@@ -10,7 +10,7 @@ import enum
 from typing import Annotated, Literal, NamedTuple
 
 from memif.config import Arguments, MemoryConfig, Mode, Role, RxMode, UnixId, printable
-from memif.constants import MAX_QUEUE_PAIRS, NAME_SIZE, SECRET_SIZE
+from memif.constants import MAX_QUEUE_PAIRS, MAX_SOCKET_PATH, NAME_SIZE, SECRET_SIZE
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -46,7 +46,7 @@ class InterfaceSpec(BaseModel):
     name: Annotated[str, Field(min_length=1, max_length=NAME_SIZE, pattern=NAME_PATTERN)] = Field(
         description=f"Unique interface name, 1 to {NAME_SIZE} characters of [A-Za-z0-9._-]."
     )
-    socket: Annotated[str, Field(min_length=1, max_length=107)] = Field(
+    socket: Annotated[str, Field(min_length=1, max_length=MAX_SOCKET_PATH)] = Field(
         default="memif.sock",
         description="Control socket: relative to the socket directory, absolute, or "
         "@name for the abstract namespace.",
@@ -132,12 +132,13 @@ class InterfaceSpec(BaseModel):
         )
 
 
-class InterfaceState(enum.StrEnum):
-    """Link state of a managed interface."""
+class LinkState(enum.StrEnum):
+    """Link state of a managed interface; ``deleted`` only in the event of its deletion."""
 
     DISCONNECTED = "disconnected"
     CONNECTING = "connecting"
     CONNECTED = "connected"
+    DELETED = "deleted"
 
 
 class Direction(enum.StrEnum):
@@ -211,7 +212,7 @@ class InterfaceStatus(BaseModel):
     allowed_gids: list[int] = Field(default_factory=list)
     has_secret: bool = Field(description="True when a secret is set (it is never returned).")
     socket_path: str = Field(description="The control socket as resolved on this host.")
-    state: InterfaceState
+    state: LinkState
     peer: PeerInfo | None = None
     disconnect_reason: str = ""
     stats: InterfaceStats = Field(default_factory=InterfaceStats)
@@ -240,7 +241,7 @@ class LinkEvent(BaseModel):
     """A link state change of one interface."""
 
     interface: str
-    state: str = Field(
+    state: LinkState = Field(
         description="connected|disconnected|deleted, and connecting when the handshake is "
         "seen in progress (a fast one goes straight to connected)"
     )
@@ -336,7 +337,7 @@ class LinkDetails(BaseModel):
     """The shared memory of an interface's link (empty unless it is connected)."""
 
     name: str
-    state: InterfaceState
+    state: LinkState
     memory: MemoryConfig | None = Field(
         default=None, description="The geometry negotiated with the peer."
     )

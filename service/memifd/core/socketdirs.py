@@ -161,3 +161,17 @@ def _open_child(fd: int, name: str, where: str) -> int:
                 exc.errno, f"{where} is not a directory (a symbolic link or a file)"
             ) from None
         raise
+
+
+SOCKET_DIR_HINT = "set socket_dir (--socket-dir, MEMIFD_SOCKET_DIR) to a writable directory"
+
+
+def socket_dir_problem(directory: os.PathLike[str] | str) -> str | None:
+    """What keeps memifd from making sockets in ``directory``, or None."""
+    if not os.path.isdir(directory):
+        return f"socket_dir {directory} does not exist or is not a directory; {SOCKET_DIR_HINT}"
+    if not os.access(directory, os.W_OK | os.X_OK):
+        readonly = os.statvfs(directory).f_flag & os.ST_RDONLY
+        why = os.strerror(errno.EROFS if readonly else errno.EACCES)
+        return f"socket_dir {directory} is not writable: {why}; {SOCKET_DIR_HINT}"
+    return None

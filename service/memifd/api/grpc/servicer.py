@@ -22,11 +22,11 @@ from google.protobuf.message import DecodeError, Message
 
 from memifd.api.grpc import convert
 from memifd.api.grpc.convert import InvalidArgument
-from memifd.core.manager import (
+from memifd.core.errors import (
     ConflictError,
     InvalidArgumentError,
     LimitExceededError,
-    ManagerError,
+    MemifdError,
     NotFoundError,
     UnavailableError,
 )
@@ -363,7 +363,7 @@ def status_for(exc: BaseException, manager: Manager) -> tuple[grpc.StatusCode, s
     if isinstance(exc, StreamEnded):
         code = grpc.StatusCode.UNAVAILABLE if not manager.ready else grpc.StatusCode.ABORTED
         return code, exc.reason
-    if isinstance(exc, ManagerError):
+    if isinstance(exc, MemifdError):
         code = grpc.StatusCode.UNAVAILABLE if not manager.ready else grpc.StatusCode.INTERNAL
         return code, exc.message
     return grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}"

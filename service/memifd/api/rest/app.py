@@ -37,11 +37,8 @@ from memifd.core.capture import (
     pcapng_stream,
     summary,
 )
-from memifd.core.manager import (
-    InvalidArgumentError,
-    Manager,
-    NotFoundError,
-)
+from memifd.core.errors import InvalidArgumentError, NotFoundError
+from memifd.core.manager import Manager
 from memifd.core.models import (
     MAX_CAPTURE_COUNT,
     MAX_CAPTURE_DURATION,

@@ -21,18 +21,18 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from memifd.core import pcap
-from memifd.core.manager import (
+from memifd.core.errors import (
     ConflictError,
     InvalidArgumentError,
     LimitExceededError,
-    ManagerError,
+    MemifdError,
     NotFoundError,
     UnavailableError,
 )
 
 MEDIA_TYPE = "application/problem+json"
 
-_STATUS: list[tuple[type[ManagerError], int]] = [
+_STATUS: list[tuple[type[MemifdError], int]] = [
     (NotFoundError, 404),
     (ConflictError, 409),
     (InvalidArgumentError, 422),
@@ -121,7 +121,7 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _manager_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ManagerError)
+    assert isinstance(exc, MemifdError)
     if isinstance(exc, InvalidArgumentError):
         error = FieldError(loc=[exc.field], field=exc.field, msg=exc.message, type="value_error")
         return response(request.url.path, 422, summary([error]), [error])
@@ -146,7 +146,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 def install(app: FastAPI) -> None:
     """Answer every error of ``app`` as a problem, and document the shape in its OpenAPI."""
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(ManagerError, _manager_error)
+    app.add_exception_handler(MemifdError, _manager_error)
     app.add_exception_handler(pcap.PcapError, _pcap_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
 
