@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from memif.config import MemoryConfig, Mode, Role, RxMode
 from memifd.api.grpc import convert
-from memifd.api.grpc.convert import InvalidArgument
+from memifd.core.errors import InvalidArgumentError
 from memifd.core.models import (
     Action,
     CapturedPacket,
@@ -106,7 +106,7 @@ def test_xconnect_round_trip() -> None:
     ],
 )
 def test_invalid_spec_names_the_field(msg: pb.InterfaceSpec, field: str, words: str) -> None:
-    with pytest.raises(InvalidArgument) as excinfo:
+    with pytest.raises(InvalidArgumentError) as excinfo:
         convert.spec_from_proto(msg)
     assert excinfo.value.field == field
     assert str(excinfo.value).startswith(f"{field}: ")
@@ -114,7 +114,7 @@ def test_invalid_spec_names_the_field(msg: pb.InterfaceSpec, field: str, words: 
 
 
 def test_every_error_is_reported() -> None:
-    with pytest.raises(InvalidArgument) as excinfo:
+    with pytest.raises(InvalidArgumentError) as excinfo:
         convert.spec_from_proto(
             pb.InterfaceSpec(name="", memory=pb.MemoryConfig(log2_ring_size=99))
         )
@@ -156,19 +156,19 @@ def test_capture_filter_defaults_and_limits() -> None:
         1.5,
         96,
     )
-    with pytest.raises(InvalidArgument, match=r"^duration: .*less than or equal to 86400"):
+    with pytest.raises(InvalidArgumentError, match=r"^duration: .*less than or equal to 86400"):
         convert.filter_from_proto(pb.CaptureRequest(duration=float("inf")))
     assert convert.batch_size(0) == 256
     assert convert.buffer_size(0) == 65536
-    with pytest.raises(InvalidArgument, match=r"^max_batch: 2000 exceeds the limit of 1024$"):
+    with pytest.raises(InvalidArgumentError, match=r"^max_batch: 2000 exceeds the limit of 1024$"):
         convert.batch_size(2000)
 
 
 def test_packets_to_send_are_checked() -> None:
     assert convert.packets_from_proto([b"a", b"b" * 65535]) == [b"a", b"b" * 65535]
-    with pytest.raises(InvalidArgument, match=r"^packets\[1\]: 65536 bytes; .* 1 to 65535"):
+    with pytest.raises(InvalidArgumentError, match=r"^packets\[1\]: 65536 bytes; .* 1 to 65535"):
         convert.packets_from_proto([b"a", b"b" * 65536])
-    with pytest.raises(InvalidArgument, match=r"^send\.packets: 0 packets"):
+    with pytest.raises(InvalidArgumentError, match=r"^send\.packets: 0 packets"):
         convert.packets_from_proto([], "send.packets")
 
 

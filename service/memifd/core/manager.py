@@ -45,7 +45,6 @@ from memifd.core.models import (
 from memifd.core.settings import Settings, fallback_socket_dir
 from memifd.core.socketdirs import (
     SOCKET_DIR_HINT,
-    SocketDirError,
     prepare_fallback,
     socket_dir_problem,
 )
@@ -165,8 +164,6 @@ class Manager:
                 prepare_fallback(path)
             else:
                 os.makedirs(path, mode=0o750, exist_ok=True)
-        except SocketDirError as exc:
-            raise MemifdError(str(exc)) from None
         except OSError as exc:
             raise MemifdError(
                 f"socket_dir {path} cannot be created: {exc.strerror}; {SOCKET_DIR_HINT}"

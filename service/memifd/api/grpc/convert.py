@@ -1,8 +1,9 @@
 """Conversions between the ``memif.v1`` protobuf messages and memifd's pydantic models.
 
-Requests become validated models (a failure is an :class:`InvalidArgument`
-naming the field and the limit); models become response messages. Enum value
-0 and numeric 0 in requests mean "the default", as the ``.proto`` documents.
+Requests become validated models (a failure is an
+:class:`~memifd.core.errors.InvalidArgumentError` naming the field and the limit);
+models become response messages. Enum value 0 and numeric 0 in requests mean
+"the default", as the ``.proto`` documents.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from memif.config import MemoryConfig, Mode, Role, RxMode
 from memif.constants import MAX_PACKET_SIZE
 from pydantic import BaseModel, ValidationError
 
+from memifd.core.errors import InvalidArgumentError
 from memifd.core.models import (
     Action,
     CapturedPacket,
@@ -38,15 +40,6 @@ MAX_SEND_PACKETS = 4096
 DEFAULT_BUFFER = MAX_BUFFER = 65536
 
 M = TypeVar("M", bound=BaseModel)
-
-
-class InvalidArgument(ValueError):
-    """A request field is missing or out of its limits."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}" if field else message)
-        self.field = field
-        self.message = message
 
 
 # -- enums: model value <-> protobuf number -------------------------------------------
@@ -81,10 +74,12 @@ FILTER_DIRECTIONS: dict[int, str] = {
 }
 
 
-def _unknown(field: str, number: int, enum_name: str, numbers: Iterable[int]) -> InvalidArgument:
+def _unknown(
+    field: str, number: int, enum_name: str, numbers: Iterable[int]
+) -> InvalidArgumentError:
     values = pb.DESCRIPTOR.enum_types_by_name[enum_name].values_by_number
     names = ", ".join(values[n].name for n in sorted(set(numbers)) if n)
-    return InvalidArgument(field, f"unknown value {number}; expected one of {names}")
+    return InvalidArgumentError(field, f"unknown value {number}; expected one of {names}")
 
 
 def _from_number(table: Mapping[str, int], number: int, field: str, enum_name: str) -> str:
@@ -115,14 +110,14 @@ def _error_text(error: Mapping[str, Any], prefix: str) -> tuple[str, str]:
     return ".".join(path), message
 
 
-def invalid_argument(exc: ValidationError, prefix: str = "") -> InvalidArgument:
-    """An :class:`InvalidArgument` describing every error of ``exc``."""
+def invalid_argument(exc: ValidationError, prefix: str = "") -> InvalidArgumentError:
+    """An :class:`~memifd.core.errors.InvalidArgumentError` describing every error of ``exc``."""
     texts = [_error_text(error, prefix) for error in exc.errors(include_url=False)]
     field = texts[0][0]
     message = "; ".join(f"{path}: {text}" if path else text for path, text in texts)
     if message.startswith(f"{field}: "):
         message = message[len(field) + 2 :]
-    return InvalidArgument(field, message)
+    return InvalidArgumentError(field, message)
 
 
 def _validate(model: type[M], data: dict[str, Any], prefix: str) -> M:
@@ -231,7 +226,7 @@ def batch_size(value: int, field: str = "max_batch") -> int:
     if value == 0:
         return DEFAULT_BATCH
     if value > MAX_BATCH:
-        raise InvalidArgument(field, f"{value} exceeds the limit of {MAX_BATCH}")
+        raise InvalidArgumentError(field, f"{value} exceeds the limit of {MAX_BATCH}")
     return value
 
 
@@ -240,7 +235,7 @@ def buffer_size(value: int, field: str = "buffer") -> int:
     if value == 0:
         return DEFAULT_BUFFER
     if value > MAX_BUFFER:
-        raise InvalidArgument(field, f"{value} exceeds the limit of {MAX_BUFFER}")
+        raise InvalidArgumentError(field, f"{value} exceeds the limit of {MAX_BUFFER}")
     return value
 
 
@@ -248,14 +243,14 @@ def packets_from_proto(packets: Sequence[bytes], field: str = "packets") -> list
     """Packets to send, checked against the batch and packet size limits."""
     count = len(packets)
     if not 1 <= count <= MAX_SEND_PACKETS:
-        raise InvalidArgument(
+        raise InvalidArgumentError(
             field, f"{count} packets; a batch holds 1 to {MAX_SEND_PACKETS} packets"
         )
     data = list(packets)
     sizes = list(map(len, data))
     if min(sizes) < 1 or max(sizes) > MAX_PACKET_SIZE:
         index, size = next((i, n) for i, n in enumerate(sizes) if not 1 <= n <= MAX_PACKET_SIZE)
-        raise InvalidArgument(
+        raise InvalidArgumentError(
             f"{field}[{index}]", f"{size} bytes; a packet holds 1 to {MAX_PACKET_SIZE} bytes"
         )
     return data

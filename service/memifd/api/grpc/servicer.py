@@ -20,15 +20,12 @@ from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, cast
 import grpc
 from google.protobuf.message import DecodeError, Message
 
-from memifd.api.grpc import convert
-from memifd.api.grpc.convert import InvalidArgument
+from memifd.api.grpc import convert, status
 from memifd.core.errors import (
-    ConflictError,
     InvalidArgumentError,
     LimitExceededError,
-    MemifdError,
-    NotFoundError,
-    UnavailableError,
+    MalformedError,
+    StreamEndedError,
 )
 from memifd.proto.memif.v1 import memif_pb2 as pb
 
@@ -52,23 +49,6 @@ M = TypeVar("M", bound=Message)
 Context: TypeAlias = grpc.ServicerContext
 
 
-class StreamEnded(Exception):
-    """The manager ended a stream (shutdown, interface deleted)."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class Status(Exception):
-    """End the call with this status code and message."""
-
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
 class MemifServicer:
     """Thin translation between ``memif.v1`` messages and :class:`~memifd.core.manager.Manager`."""
 
@@ -80,9 +60,9 @@ class MemifServicer:
     def create_interface(self, request: pb.CreateInterfaceRequest, context: Context) -> Message:
         """CreateInterface."""
         if not request.HasField("spec"):
-            raise InvalidArgument("spec", "required")
+            raise InvalidArgumentError("spec", "required")
         spec = convert.spec_from_proto(request.spec)
-        with _conflict_is(grpc.StatusCode.ALREADY_EXISTS), _fields_under("spec"):
+        with _fields_under("spec"):
             status = self._manager.create_interface(spec, dry_run=request.dry_run)
         return convert.status_to_proto(status)
 
@@ -135,7 +115,7 @@ class MemifServicer:
                     if not wanted or event.interface == wanted:
                         yield convert.event_to_proto(event)
                 if not batch and events.closed:
-                    raise StreamEnded(events.close_reason or "event stream ended")
+                    raise StreamEndedError(events.close_reason or "event stream ended")
 
     def capture(self, request: pb.CaptureRequest, context: Context) -> Iterator[Message | bytes]:
         """Capture: batches of copies of packets, with the running count of drops."""
@@ -156,7 +136,7 @@ class MemifServicer:
                     if packets.dropped != reported:
                         yield pb.PacketBatch(dropped=packets.dropped)
                     if not _complete(flt, delivered + packets.dropped, started):
-                        raise StreamEnded(packets.close_reason or "capture ended")
+                        raise StreamEndedError(packets.close_reason or "capture ended")
                     return
 
     def inject(self, requests: Iterator[pb.InjectRequest], context: Context) -> Message:
@@ -166,7 +146,7 @@ class MemifServicer:
         for request in requests:
             name = request.interface or name
             if not name:
-                raise InvalidArgument("interface", "required in the first request")
+                raise InvalidArgumentError("interface", "required in the first request")
             packets = convert.packets_from_proto(request.packets)
             result = self._manager.inject(name, packets, queue=request.queue)
             accepted += result.accepted
@@ -182,12 +162,11 @@ class MemifServicer:
         if first is None:
             return
         if first.WhichOneof("kind") != "open":
-            raise InvalidArgument("open", "the first request must be open")
+            raise InvalidArgumentError("open", "the first request must be open")
         name = _name(first.open.interface, "open.interface")
         max_batch = convert.batch_size(first.open.max_batch, "open.max_batch")
         buffer = convert.buffer_size(first.open.buffer, "open.buffer")
-        with _conflict_is(grpc.StatusCode.ALREADY_EXISTS):
-            session = self._manager.exchange(name, maxsize=buffer)
+        session = self._manager.exchange(name, maxsize=buffer)
         relay = _ExchangeRelay(session, requests, max_batch)
         if not context.add_callback(relay.stop):
             relay.stop()
@@ -208,17 +187,8 @@ def _complete(flt: CaptureFilter, seen: int, started: float) -> bool:
 
 def _name(value: str, field: str = "name") -> str:
     if not value:
-        raise InvalidArgument(field, "required")
+        raise InvalidArgumentError(field, "required")
     return value
-
-
-@contextlib.contextmanager
-def _conflict_is(code: grpc.StatusCode) -> Iterator[None]:
-    """Report a :class:`ConflictError` in the block with ``code``."""
-    try:
-        yield
-    except ConflictError as exc:
-        raise Status(code, exc.message) from None
 
 
 @contextlib.contextmanager
@@ -228,9 +198,9 @@ def _fields_under(prefix: str) -> Iterator[None]:
         yield
     except InvalidArgumentError as exc:
         if not exc.field or " " in exc.field:  # not a field name
-            raise InvalidArgument(prefix, exc.message) from None
+            raise InvalidArgumentError(prefix, exc.message) from None
         message = exc.message.removeprefix(f"{exc.field}: ")
-        raise InvalidArgument(f"{prefix}.{exc.field}", message) from None
+        raise InvalidArgumentError(f"{prefix}.{exc.field}", message) from None
 
 
 @contextlib.contextmanager
@@ -310,7 +280,7 @@ class _ExchangeRelay:
                     if not self._stage(_RX_TAG + convert.varint(len(batch)) + batch):
                         return
                 elif rx.closed:
-                    self._stage(StreamEnded(rx.close_reason or "exchange ended"))
+                    self._stage(StreamEndedError(rx.close_reason or "exchange ended"))
                     return
         except Exception as exc:  # handed to the RPC thread, which reports it
             self._stage(exc)
@@ -321,7 +291,7 @@ class _ExchangeRelay:
                 if self._stopped.is_set():
                     return
                 if request.WhichOneof("kind") != "send":
-                    raise InvalidArgument("send", "every request after the first must be send")
+                    raise InvalidArgumentError("send", "every request after the first must be send")
                 packets = convert.packets_from_proto(request.send.packets, "send.packets")
                 with _fields_under("send"):
                     result = self.session.send(packets, queue=request.send.queue)
@@ -342,43 +312,18 @@ class _ExchangeRelay:
 
 def status_for(exc: BaseException, manager: Manager) -> tuple[grpc.StatusCode, str]:
     """The status code and message a call ending with ``exc`` reports."""
-    if isinstance(exc, Status):
-        return exc.code, exc.message
-    if isinstance(exc, InvalidArgument):
-        return grpc.StatusCode.INVALID_ARGUMENT, str(exc)
-    if isinstance(exc, InvalidArgumentError):
-        field = getattr(exc, "field", "") or ""
-        message = exc.message
-        if field and not message.startswith(field):
-            message = f"{field}: {message}"
-        return grpc.StatusCode.INVALID_ARGUMENT, message
-    if isinstance(exc, NotFoundError):
-        return grpc.StatusCode.NOT_FOUND, exc.message
-    if isinstance(exc, ConflictError):
-        return grpc.StatusCode.FAILED_PRECONDITION, exc.message
-    if isinstance(exc, UnavailableError):
-        return grpc.StatusCode.UNAVAILABLE, exc.message
-    if isinstance(exc, LimitExceededError):
-        return grpc.StatusCode.RESOURCE_EXHAUSTED, exc.message
-    if isinstance(exc, StreamEnded):
-        code = grpc.StatusCode.UNAVAILABLE if not manager.ready else grpc.StatusCode.ABORTED
-        return code, exc.reason
-    if isinstance(exc, MemifdError):
-        code = grpc.StatusCode.UNAVAILABLE if not manager.ready else grpc.StatusCode.INTERNAL
-        return code, exc.message
-    return grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}"
+    return status.status_for(exc, manager.ready)
 
 
 def _parse(cls: type[M], raw: bytes, limit: int | None = MAX_REQUEST_BYTES) -> M:
     if limit is not None and len(raw) > limit:
-        raise Status(
-            grpc.StatusCode.RESOURCE_EXHAUSTED,
+        raise LimitExceededError(
             f"{cls.DESCRIPTOR.name} of {len(raw)} bytes exceeds the limit of {limit} bytes",
         )
     try:
         return cast(M, cls.FromString(raw))
     except DecodeError as exc:
-        raise InvalidArgument("", f"malformed {cls.DESCRIPTOR.full_name}: {exc}") from None
+        raise MalformedError(f"malformed {cls.DESCRIPTOR.full_name}: {exc}") from None
 
 
 def _parse_stream(cls: type[M], raws: Iterator[bytes]) -> Iterator[M]:

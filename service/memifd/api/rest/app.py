@@ -357,10 +357,10 @@ async def inject(
     parsed = reader(body, max_packets=MAX_INJECT_PACKETS)
     expected = pcap.linktype_for(status.mode)
     if status.mode is not Mode.PUNT_INJECT and parsed.linktype != expected:
-        raise pcap.PcapError(
+        raise InvalidArgumentError(
+            "",
             f"pcap link type {parsed.linktype} does not fit interface mode "
             f"{status.mode.value} (expected {expected})",
-            422,
         )
     if not parsed.packets:
         return InjectResult(accepted=0, ring_full=0)

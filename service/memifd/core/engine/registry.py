@@ -26,6 +26,7 @@ from memifd.core.engine.streams import Streams
 from memifd.core.engine.views import preview
 from memifd.core.engine.worker import Worker
 from memifd.core.errors import (
+    AlreadyExistsError,
     ConflictError,
     InvalidArgumentError,
     LimitExceededError,
@@ -48,7 +49,7 @@ from memifd.core.models import (
     LinkRing,
 )
 from memifd.core.settings import Settings
-from memifd.core.socketdirs import SocketDirError, SocketDirs, socket_dir_problem
+from memifd.core.socketdirs import SocketDirs, socket_dir_problem
 
 log = logging.getLogger("memifd.manager")
 
@@ -98,11 +99,8 @@ class Registry:
         """Create the interface (its entry), or with ``dry_run`` only check it (a preview)."""
         state = self._state
         if spec.name in state.entries:
-            raise ConflictError(f"interface {spec.name!r} already exists")
-        try:
-            path = self._settings.resolve_socket(spec.socket)
-        except SocketDirError as exc:
-            raise InvalidArgumentError("socket", str(exc)) from None
+            raise AlreadyExistsError(f"interface {spec.name!r} already exists")
+        path = self._settings.resolve_socket(spec.socket)
         size = len(path.encode())
         if size > MAX_SOCKET_PATH:
             raise InvalidArgumentError(
@@ -110,7 +108,7 @@ class Registry:
             )
         for other in state.entries.values():
             if (other.socket_path, other.spec.role, other.spec.id) == (path, spec.role, spec.id):
-                raise ConflictError(
+                raise AlreadyExistsError(
                     f"a {spec.role.value} interface with id {spec.id} already exists on {path} "
                     f"({other.name!r})"
                 )
@@ -395,7 +393,7 @@ def os_error(exc: OSError) -> MemifdError:
 def _socket_error(exc: memif.LocalProtocolError) -> MemifdError:
     """The library's refusal to open a socket, as the API reports it."""
     if isinstance(exc, memif.PathInUse):
-        return ConflictError(str(exc))
+        return AlreadyExistsError(str(exc))
     return InvalidArgumentError("socket", str(exc))
 
 

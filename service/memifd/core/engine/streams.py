@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 from memifd.core.engine.state import Capture, EngineState, Entry, Exchange
-from memifd.core.errors import ConflictError, InvalidArgumentError, NotFoundError
+from memifd.core.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
 from memifd.core.models import LinkEvent
 from memifd.core.subscription import Subscription
 
@@ -104,7 +104,7 @@ class Streams:
         if entry is None:
             raise NotFoundError(f"interface {session.interface!r} not found")
         if entry.exchange is not None:
-            raise ConflictError(f"interface {session.interface!r} already has an exchange")
+            raise AlreadyExistsError(f"interface {session.interface!r} already has an exchange")
         entry.exchange = session
 
     def detach_exchange(self, session: Exchange) -> None:
