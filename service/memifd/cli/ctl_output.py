@@ -15,7 +15,14 @@ import yaml
 from memif.config import MemoryConfig
 from pydantic import BaseModel
 
-from memifd.core.models import InterfaceStats, InterfaceStatus, LinkDetails, PeerInfo, QueueCounters
+from memifd.core.models import (
+    QUEUE_COUNTERS,
+    InterfaceStats,
+    InterfaceStatus,
+    LinkDetails,
+    PeerInfo,
+    QueueCounters,
+)
 
 
 class Output(enum.StrEnum):
@@ -117,7 +124,7 @@ def stats(counters: InterfaceStats, output: Output) -> str:
     rows: list[list[object]] = [["QUEUE", "PACKETS", "BYTES", "DROPS", "BAD_DESC", "RING_FULL"]]
 
     def row(label: str, q: QueueCounters) -> list[object]:
-        return [label, q.packets, q.bytes, q.drops, q.bad_descriptors, q.ring_full]
+        return [label, *(getattr(q, name) for name in QUEUE_COUNTERS)]
 
     rows.append(row("rx", counters.rx))
     rows += [row(f"rx {i}", q) for i, q in enumerate(counters.rx_queues)]

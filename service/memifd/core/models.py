@@ -6,10 +6,23 @@ config file and the Helm chart's ``values.schema.json``.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
-from typing import Annotated, Literal, NamedTuple
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal, NamedTuple
 
-from memif.config import Arguments, MemoryConfig, Mode, Role, RxMode, UnixId, printable
+from memif import QueueStats
+from memif.config import (
+    MODE_ALIASES,
+    ROLE_ALIASES,
+    Arguments,
+    MemoryConfig,
+    Mode,
+    Role,
+    RxMode,
+    UnixId,
+    printable,
+)
 from memif.constants import MAX_QUEUE_PAIRS, MAX_SOCKET_PATH, NAME_SIZE, SECRET_SIZE
 from pydantic import (
     AfterValidator,
@@ -19,6 +32,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.fields import FieldInfo
 
 
 class Action(enum.StrEnum):
@@ -38,6 +52,20 @@ MAX_ALLOWED_IDS = 64  # entries of allowed_uids / allowed_gids
 IdList = Annotated[list[UnixId], Field(max_length=MAX_ALLOWED_IDS)]
 
 
+def _library(name: str, **overrides: Any) -> Any:
+    """Field ``name`` of :class:`memif.Arguments` (type limits, default, description), with
+    ``overrides``: a spec takes its limits from the library rather than repeating them."""
+    return FieldInfo.merge_field_infos(Arguments.model_fields[name], **overrides)
+
+
+def _canonical(value: object, aliases: Mapping[str, enum.StrEnum]) -> object:
+    """A role or mode as the library spells it: lower case, aliases resolved."""
+    if isinstance(value, str):
+        lowered = value.lower()
+        return aliases.get(lowered, lowered)
+    return value
+
+
 class InterfaceSpec(BaseModel):
     """An interface as orchestration declares it (REST body, config file, Helm values)."""
 
@@ -51,23 +79,21 @@ class InterfaceSpec(BaseModel):
         description="Control socket: relative to the socket directory, absolute, or "
         "@name for the abstract namespace.",
     )
-    id: Annotated[int, Field(ge=0, le=0xFFFFFFFF)] = Field(
-        default=0, description="Interface id (u32), unique per socket and role."
-    )
-    role: Role = Field(default=Role.SERVER, description="server|client (also master|slave).")
+    id: int = _library("id", description="Interface id (u32), unique per socket and role.")
+    role: Role = _library("role", default=Role.SERVER)
     secret: Annotated[str, Field(max_length=SECRET_SIZE)] | None = Field(
         default=None, description=f"Shared secret, at most {SECRET_SIZE} bytes; never echoed."
     )
-    mode: Mode = Field(default=Mode.ETHERNET, description="ethernet|ip|punt-inject.")
-    memory: MemoryConfig = Field(default_factory=MemoryConfig)
-    rx_mode: RxMode = Field(default=RxMode.INTERRUPT, description="interrupt|polling.")
+    mode: Mode = _library("mode")
+    memory: MemoryConfig = _library("memory")
+    rx_mode: RxMode = _library("rx_mode", description="interrupt|polling.")
     action: Action = Field(default=Action.DROP, description="drop|echo|xconnect.")
     xconnect_to: InterfaceRef | None = Field(
         default=None, description="With action xconnect: the interface to forward to."
     )
     admin_up: bool = Field(default=True, description="False keeps the interface down.")
-    accept_unsealed_regions: bool = Field(
-        default=False,
+    accept_unsealed_regions: bool = _library(
+        "accept_unsealed_regions",
         description="Accept peer memory without F_SEAL_SHRINK (zero-copy peers); risky.",
     )
     allowed_uids: IdList = Field(
@@ -82,13 +108,15 @@ class InterfaceSpec(BaseModel):
         description=f"Peer groups (primary or supplementary) allowed, at most {MAX_ALLOWED_IDS}.",
     )
 
-    @field_validator("role", "mode", mode="before")
+    @field_validator("role", mode="before")
     @classmethod
-    def _aliases(cls, value: object) -> object:
-        if isinstance(value, str):
-            lowered = value.lower()
-            return {"master": "server", "slave": "client"}.get(lowered, lowered)
-        return value
+    def _role_alias(cls, value: object) -> object:
+        return _canonical(value, ROLE_ALIASES)
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _mode_alias(cls, value: object) -> object:
+        return _canonical(value, MODE_ALIASES)
 
     @field_validator("socket")
     @classmethod
@@ -119,17 +147,17 @@ class InterfaceSpec(BaseModel):
         return self
 
     def to_arguments(self) -> Arguments:
-        """The library's :class:`memif.Arguments` for this spec."""
-        return Arguments(
-            id=self.id,
-            role=self.role,
-            name=self.name,
-            secret=self.secret,
-            mode=self.mode,
-            memory=self.memory,
-            rx_mode=self.rx_mode,
-            accept_unsealed_regions=self.accept_unsealed_regions,
-        )
+        """The library's :class:`memif.Arguments` for this spec (the peers it allows are
+        left to the manager, which adds its own uid and the settings' defaults)."""
+        return Arguments(**{name: getattr(self, name) for name in ARGUMENT_FIELDS})
+
+
+#: The fields an InterfaceSpec hands to :class:`memif.Arguments` as they are.
+ARGUMENT_FIELDS: tuple[str, ...] = tuple(
+    name
+    for name in Arguments.model_fields
+    if name in InterfaceSpec.model_fields and name not in ("allowed_uids", "allowed_gids")
+)
 
 
 class LinkState(enum.StrEnum):
@@ -159,8 +187,14 @@ class PeerInfo(BaseModel):
     gid: int | None = Field(default=None, description="Peer gid (SO_PEERCRED).")
 
 
+#: The counters of a queue, as the library names them (:class:`memif.QueueStats`); the
+#: REST, gRPC, metrics and ctl views list them in this order.
+QUEUE_COUNTERS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(QueueStats))
+
+
 class QueueCounters(BaseModel):
-    """Packet counters of one queue, or of all queues of one direction."""
+    """Packet counters of one queue, or of all queues of one direction (the fields are
+    :data:`QUEUE_COUNTERS`)."""
 
     packets: int = 0
     bytes: int = 0
@@ -192,6 +226,12 @@ class InterfaceStats(BaseModel):
     subscriber_drops: int = Field(
         default=0, description="Captured or exchanged packets a slow subscriber lost."
     )
+
+
+#: The counters memifd keeps per interface on top of its queues' (see InterfaceStats).
+INTERFACE_COUNTERS: tuple[str, ...] = tuple(
+    name for name, info in InterfaceStats.model_fields.items() if info.annotation is int
+)
 
 
 class InterfaceStatus(BaseModel):

@@ -9,7 +9,7 @@ models become response messages. Enum value 0 and numeric 0 in requests mean
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from memif.config import MemoryConfig, Mode, Role, RxMode
 from memif.constants import MAX_PACKET_SIZE
@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from memifd.core.errors import InvalidArgumentError
 from memifd.core.models import (
+    QUEUE_COUNTERS,
     Action,
     CapturedPacket,
     CaptureFilter,
@@ -29,6 +30,7 @@ from memifd.core.models import (
     LinkEvent,
     LinkRegion,
     LinkRing,
+    LinkState,
     PeerInfo,
     QueueCounters,
 )
@@ -60,10 +62,10 @@ ACTIONS: dict[str, int] = {
     Action.XCONNECT: pb.ACTION_XCONNECT,
 }
 LINK_STATES: dict[str, int] = {
-    "disconnected": pb.LINK_STATE_DISCONNECTED,
-    "connecting": pb.LINK_STATE_CONNECTING,
-    "connected": pb.LINK_STATE_CONNECTED,
-    "deleted": pb.LINK_STATE_DELETED,
+    LinkState.DISCONNECTED: pb.LINK_STATE_DISCONNECTED,
+    LinkState.CONNECTING: pb.LINK_STATE_CONNECTING,
+    LinkState.CONNECTED: pb.LINK_STATE_CONNECTED,
+    LinkState.DELETED: pb.LINK_STATE_DELETED,
 }
 DIRECTIONS: dict[str, int] = {Direction.RX: pb.DIRECTION_RX, Direction.TX: pb.DIRECTION_TX}
 FILTER_DIRECTIONS: dict[int, str] = {
@@ -259,20 +261,9 @@ def packets_from_proto(packets: Sequence[bytes], field: str = "packets") -> list
 # -- models -> responses -----------------------------------------------------------------
 
 
-class _Counters(Protocol):
-    packets: int
-    bytes: int
-    drops: int
-    bad_descriptors: int
-    ring_full: int
-
-
-def _counters(row: _Counters, out: pb.QueueStats) -> None:
-    out.packets = row.packets
-    out.bytes = row.bytes
-    out.drops = row.drops
-    out.bad_descriptors = row.bad_descriptors
-    out.ring_full = row.ring_full
+def _counters(row: QueueCounters, out: pb.QueueStats) -> None:
+    for name in QUEUE_COUNTERS:
+        setattr(out, name, getattr(row, name))
 
 
 def stats_to_proto(
@@ -480,13 +471,7 @@ def _name_of(table: Mapping[str, int], number: int) -> str:
 
 
 def _counters_from(msg: pb.QueueStats) -> QueueCounters:
-    return QueueCounters(
-        packets=msg.packets,
-        bytes=msg.bytes,
-        drops=msg.drops,
-        bad_descriptors=msg.bad_descriptors,
-        ring_full=msg.ring_full,
-    )
+    return QueueCounters(**{name: getattr(msg, name) for name in QUEUE_COUNTERS})
 
 
 def stats_from_proto(msg: pb.InterfaceStats) -> InterfaceStats:

@@ -10,12 +10,16 @@ whole (:attr:`Entry.view`); the worker never reads it.
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Sequence
 from typing import Any
 
 import memif
 
 from memifd.core.engine.state import Entry
 from memifd.core.models import (
+    INTERFACE_COUNTERS,
+    QUEUE_COUNTERS,
     InterfaceSpec,
     InterfaceStats,
     InterfaceStatus,
@@ -53,18 +57,12 @@ def stats(entry: Entry) -> InterfaceStats:
     """The entry's counters, read now."""
     rx, rx_queues = _counters([q.stats for q in entry.rx])
     tx, tx_queues = _counters([q.stats for q in entry.tx])
-    c = entry.counters
     return InterfaceStats.model_construct(
         rx=rx,
         tx=tx,
         rx_queues=rx_queues,
         tx_queues=tx_queues,
-        action_drops=c.action_drops,
-        forwarded=c.forwarded,
-        forward_drops=c.forward_drops,
-        exchanged=c.exchanged,
-        injected=c.injected,
-        subscriber_drops=c.subscriber_drops,
+        **dict(zip(INTERFACE_COUNTERS, _interface_counters(entry.counters), strict=True)),
     )
 
 
@@ -82,25 +80,20 @@ def preview(spec: InterfaceSpec, path: str) -> InterfaceStatus:
     )
 
 
+_queue_counters = operator.attrgetter(*QUEUE_COUNTERS)
+_interface_counters = operator.attrgetter(*INTERFACE_COUNTERS)
+
+
 def _counters(rows: list[memif.QueueStats]) -> tuple[QueueCounters, list[QueueCounters]]:
-    per_queue = [
-        QueueCounters.model_construct(
-            packets=s.packets,
-            bytes=s.bytes,
-            drops=s.drops,
-            bad_descriptors=s.bad_descriptors,
-            ring_full=s.ring_full,
-        )
-        for s in rows
-    ]
-    total = QueueCounters.model_construct(
-        packets=sum(s.packets for s in rows),
-        bytes=sum(s.bytes for s in rows),
-        drops=sum(s.drops for s in rows),
-        bad_descriptors=sum(s.bad_descriptors for s in rows),
-        ring_full=sum(s.ring_full for s in rows),
-    )
-    return total, per_queue
+    values = [_queue_counters(s) for s in rows]
+    per_queue = [_queue_model(row) for row in values]
+    sums = [sum(column) for column in zip(*values, strict=True)]
+    return _queue_model(sums or [0] * len(QUEUE_COUNTERS)), per_queue
+
+
+def _queue_model(values: Sequence[int]) -> QueueCounters:
+    fields: dict[str, Any] = dict(zip(QUEUE_COUNTERS, values, strict=True))
+    return QueueCounters.model_construct(**fields)
 
 
 def _spec_fields(spec: InterfaceSpec) -> dict[str, Any]:
@@ -124,21 +117,7 @@ def _spec_fields(spec: InterfaceSpec) -> dict[str, Any]:
 
 def _fingerprint(entry: Entry) -> tuple[object, ...]:
     """Everything a status is built from; equal fingerprints give equal statuses."""
-    c = entry.counters
-    rows: list[object] = [
-        entry.spec,
-        entry.link,
-        c.action_drops,
-        c.forwarded,
-        c.forward_drops,
-        c.exchanged,
-        c.injected,
-        c.subscriber_drops,
-    ]
-    for rxq in entry.rx:
-        s = rxq.stats
-        rows += (s.packets, s.bytes, s.drops, s.bad_descriptors, s.ring_full)
-    for txq in entry.tx:
-        s = txq.stats
-        rows += (s.packets, s.bytes, s.drops, s.bad_descriptors, s.ring_full)
+    rows: list[object] = [entry.spec, entry.link, _interface_counters(entry.counters)]
+    rows += [_queue_counters(rxq.stats) for rxq in entry.rx]
+    rows += [_queue_counters(txq.stats) for txq in entry.tx]
     return tuple(rows)
