@@ -23,7 +23,13 @@ from memif.config import (
     UnixId,
     printable,
 )
-from memif.constants import MAX_QUEUE_PAIRS, MAX_SOCKET_PATH, NAME_SIZE, SECRET_SIZE
+from memif.constants import (
+    MAX_PACKET_SIZE,
+    MAX_QUEUE_PAIRS,
+    MAX_SOCKET_PATH,
+    NAME_SIZE,
+    SECRET_SIZE,
+)
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -292,7 +298,7 @@ class LinkEvent(BaseModel):
 
 MAX_CAPTURE_COUNT = 10_000_000
 MAX_CAPTURE_DURATION = 86_400.0
-MAX_SNAPLEN = 65_535
+MAX_SNAPLEN = MAX_PACKET_SIZE
 MAX_CAPTURE_INTERFACES = 256  # names in one capture of several interfaces
 
 

@@ -12,6 +12,7 @@ import time
 from collections.abc import Sequence
 
 import memif
+from memif.constants import MAX_PACKET_SIZE
 
 from memifd.core.engine.state import EngineState, Entry, Exchange
 from memifd.core.engine.streams import Streams
@@ -22,7 +23,7 @@ from memifd.core.models import Action, CapturedPacket, InjectResult, LinkState
 BURST = 256  # packets read per queue per turn
 POLL_IDLE_INTERVAL = 0.002  # seconds between looks at idle polling-mode queues
 CLOCK_STEP_NS = 1_000_000_000  # a step back of the wall clock larger than this is followed
-EXCHANGE_SNAPLEN = 65535  # an exchange gets whole packets
+EXCHANGE_SNAPLEN = MAX_PACKET_SIZE  # an exchange gets whole packets
 
 _Target = tuple[Entry, int]
 
