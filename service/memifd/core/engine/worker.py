@@ -1,10 +1,10 @@
-"""Runs the worker thread: its loop, the command channel, timers, fd watching, stall tracking.
+"""Runs the worker thread and is the only module that knows it: loop, commands, timers, fds.
 
-This is the only module that knows the thread. Other threads hand it work with
-:meth:`Worker.call` (wait for the result) or :meth:`Worker.post` (do not wait)
-over a queue plus an eventfd it waits on; a command whose caller gave up
-waiting before it started is cancelled, never applied later. The rest of the
-engine reaches the loop through :class:`Hooks`.
+Other threads hand the worker work with :meth:`Worker.call` (wait for the
+result) or :meth:`Worker.post` (do not wait) over a queue plus an eventfd it
+waits on; a command whose caller gave up waiting before it started is
+cancelled, never applied later. The rest of the engine reaches the loop
+through :class:`Hooks`.
 
 The worker sleeps in ``epoll`` on the command eventfd and every fd it was told
 to watch, so an idle daemon costs nothing and does not hold the GIL. It turns
