@@ -16,6 +16,7 @@ from memif.config import MemoryConfig
 from pydantic import BaseModel
 
 from memifd.core.models import (
+    INTERFACE_COUNTERS,
     QUEUE_COUNTERS,
     InterfaceStats,
     InterfaceStatus,
@@ -130,17 +131,7 @@ def stats(counters: InterfaceStats, output: Output) -> str:
     rows += [row(f"rx {i}", q) for i, q in enumerate(counters.rx_queues)]
     rows.append(row("tx", counters.tx))
     rows += [row(f"tx {i}", q) for i, q in enumerate(counters.tx_queues)]
-    totals = [
-        f"{field}: {getattr(counters, field)}"
-        for field in (
-            "action_drops",
-            "forwarded",
-            "forward_drops",
-            "exchanged",
-            "injected",
-            "subscriber_drops",
-        )
-    ]
+    totals = [f"{field}: {getattr(counters, field)}" for field in INTERFACE_COUNTERS]
     return "\n".join([table(rows), *totals])
 
 

@@ -28,7 +28,7 @@ from memifd.core.engine import views
 from memifd.core.engine.engine import Engine
 from memifd.core.engine.state import Capture, Entry
 from memifd.core.engine.streams import capture_deadline
-from memifd.core.errors import InvalidArgumentError, MemifdError, UnavailableError
+from memifd.core.errors import InvalidArgumentError, UnavailableError
 from memifd.core.limits import open_fds
 from memifd.core.models import (
     CapturedPacket,
@@ -43,11 +43,7 @@ from memifd.core.models import (
     LinkEvent,
 )
 from memifd.core.settings import Settings, fallback_socket_dir
-from memifd.core.socketdirs import (
-    SOCKET_DIR_HINT,
-    prepare_fallback,
-    socket_dir_problem,
-)
+from memifd.core.socketdirs import prepare_socket_dir, socket_dir_problem
 from memifd.core.subscription import BytePool, Subscription
 
 log = logging.getLogger("memifd.manager")
@@ -105,7 +101,8 @@ class Manager:
         """Start the worker and create the interfaces the settings declare."""
         if self._worker.started:
             return
-        self._prepare_socket_dir()
+        path = self.settings.socket_dir
+        prepare_socket_dir(path, fallback=path == fallback_socket_dir())
         problem = socket_dir_problem(self.settings.socket_dir)
         if problem is not None:  # not fatal: sockets elsewhere and abstract ones still work
             log.error("not ready: %s", problem, extra={"socket_dir": str(self.settings.socket_dir)})
@@ -155,19 +152,6 @@ class Manager:
             with contextlib.suppress(OSError):
                 if os.lstat(path).st_ino == inode:
                     os.unlink(path)
-
-    def _prepare_socket_dir(self) -> None:
-        """Create socket_dir (0750); the fallback in /tmp only if it is memifd's alone."""
-        path = self.settings.socket_dir
-        try:
-            if path == fallback_socket_dir():
-                prepare_fallback(path)
-            else:
-                os.makedirs(path, mode=0o750, exist_ok=True)
-        except OSError as exc:
-            raise MemifdError(
-                f"socket_dir {path} cannot be created: {exc.strerror}; {SOCKET_DIR_HINT}"
-            ) from None
 
     # -- health --------------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from memif.sockfile import DIR_FLAGS, DirectoryOpener
 
-from memifd.core.errors import InvalidArgumentError
+from memifd.core.errors import InvalidArgumentError, MemifdError
 
 DIR_MODE = 0o750
 
@@ -168,6 +168,20 @@ def _open_child(fd: int, name: str, where: str) -> int:
 
 
 SOCKET_DIR_HINT = "set socket_dir (--socket-dir, MEMIFD_SOCKET_DIR) to a writable directory"
+
+
+def prepare_socket_dir(path: Path, fallback: bool) -> None:
+    """Create socket_dir (0750); the ``fallback`` one in /tmp only if it is memifd's alone
+    (see :func:`prepare_fallback`). Raises :class:`MemifdError` for people."""
+    try:
+        if fallback:
+            prepare_fallback(path)
+        else:
+            os.makedirs(path, mode=DIR_MODE, exist_ok=True)
+    except OSError as exc:
+        raise MemifdError(
+            f"socket_dir {path} cannot be created: {exc.strerror}; {SOCKET_DIR_HINT}"
+        ) from None
 
 
 def socket_dir_problem(directory: os.PathLike[str] | str) -> str | None:

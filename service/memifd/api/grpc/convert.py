@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from memifd.core.errors import InvalidArgumentError
 from memifd.core.models import (
+    INTERFACE_COUNTERS,
     QUEUE_COUNTERS,
     Action,
     CapturedPacket,
@@ -277,12 +278,8 @@ def stats_to_proto(
         _counters(row, msg.rx_queues.add())
     for row in stats.tx_queues:
         _counters(row, msg.tx_queues.add())
-    msg.subscriber_drops = stats.subscriber_drops
-    msg.action_drops = stats.action_drops
-    msg.forwarded = stats.forwarded
-    msg.forward_drops = stats.forward_drops
-    msg.exchanged = stats.exchanged
-    msg.injected = stats.injected
+    for name in INTERFACE_COUNTERS:
+        setattr(msg, name, getattr(stats, name))
     return msg
 
 
@@ -481,12 +478,7 @@ def stats_from_proto(msg: pb.InterfaceStats) -> InterfaceStats:
         tx=_counters_from(msg.tx),
         rx_queues=[_counters_from(q) for q in msg.rx_queues],
         tx_queues=[_counters_from(q) for q in msg.tx_queues],
-        action_drops=msg.action_drops,
-        forwarded=msg.forwarded,
-        forward_drops=msg.forward_drops,
-        exchanged=msg.exchanged,
-        injected=msg.injected,
-        subscriber_drops=msg.subscriber_drops,
+        **{name: getattr(msg, name) for name in INTERFACE_COUNTERS},
     )
 
 
