@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, cast
 import grpc
 from google.protobuf.message import DecodeError, Message
 
-from memifd.api.grpc import convert, status
+from memifd.api.grpc import convert
+from memifd.api.grpc import status as codes
 from memifd.core.errors import (
     InvalidArgumentError,
     LimitExceededError,
@@ -312,7 +313,7 @@ class _ExchangeRelay:
 
 def status_for(exc: BaseException, manager: Manager) -> tuple[grpc.StatusCode, str]:
     """The status code and message a call ending with ``exc`` reports."""
-    return status.status_for(exc, manager.ready)
+    return codes.status_for(exc, manager.ready)
 
 
 def _parse(cls: type[M], raw: bytes, limit: int | None = MAX_REQUEST_BYTES) -> M:
