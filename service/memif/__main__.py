@@ -19,20 +19,19 @@ from types import FrameType
 from pydantic import ValidationError
 
 from .config import Arguments, MemoryConfig
-from .constants import DEFAULT_RECONNECT_INTERVAL, MAX_QUEUE_PAIRS
+from .constants import DEFAULT_RECONNECT_INTERVAL, MAX_QUEUE_PAIRS, MAX_SOCKET_PATH
 from .errors import MemifError
 from .packet import Identity, parse_mac
 from .responder import Responder
 
 PROG = "python -m memif"
-_MAX_SUN_PATH = 107  # bytes in sockaddr_un.sun_path, less the terminating NUL
 
 
 def _socket_path(text: str) -> str:
     size = len(text.encode())
-    if text in ("", "@") or size > _MAX_SUN_PATH:
+    if text in ("", "@") or size > MAX_SOCKET_PATH:
         raise argparse.ArgumentTypeError(
-            f"must be 1..{_MAX_SUN_PATH} bytes (a leading @ means an abstract name), got {size}"
+            f"must be 1..{MAX_SOCKET_PATH} bytes (a leading @ means an abstract name), got {size}"
         )
     return text
 

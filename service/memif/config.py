@@ -52,8 +52,9 @@ class Mode(enum.StrEnum):
 
 _MODE_WIRE = {Mode.ETHERNET: 0, Mode.IP: 1, Mode.PUNT_INJECT: 2}
 
-_ROLE_ALIASES = {"master": Role.SERVER, "slave": Role.CLIENT}
-_MODE_ALIASES = {"eth": Mode.ETHERNET, "punt_inject": Mode.PUNT_INJECT, "punt": Mode.PUNT_INJECT}
+#: Other spellings :class:`Arguments` accepts for a role and a mode (any case).
+ROLE_ALIASES = {"master": Role.SERVER, "slave": Role.CLIENT}
+MODE_ALIASES = {"eth": Mode.ETHERNET, "punt_inject": Mode.PUNT_INJECT, "punt": Mode.PUNT_INJECT}
 
 
 class RxMode(enum.StrEnum):
@@ -179,14 +180,14 @@ class Arguments(BaseModel):
     @classmethod
     def _role_alias(cls, value: Any) -> Any:
         if isinstance(value, str):
-            return _ROLE_ALIASES.get(value.lower(), value.lower())
+            return ROLE_ALIASES.get(value.lower(), value.lower())
         return value
 
     @field_validator("mode", mode="before")
     @classmethod
     def _mode_alias(cls, value: Any) -> Any:
         if isinstance(value, str):
-            return _MODE_ALIASES.get(value.lower(), value.lower())
+            return MODE_ALIASES.get(value.lower(), value.lower())
         return value
 
     @field_validator("name")

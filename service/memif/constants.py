@@ -28,6 +28,7 @@ MAX_RINGS: Final = 256  # per direction
 MAX_REGIONS: Final = 256
 MAX_PACKET_SIZE: Final = 65535
 MIN_BUFFER_SIZE: Final = 64
+MAX_SOCKET_PATH: Final = 107  # sun_path holds 108 bytes including the terminating NUL
 MAX_BUFFER_SIZE: Final = 65535
 # Offsets in descriptors and ADD_RING are u32: nothing past 4 GiB is addressable.
 MAX_REGION_SIZE: Final = 1 << 32

@@ -33,6 +33,7 @@ from .constants import (
     DEFAULT_APP_NAME,
     DEFAULT_RECONNECT_INTERVAL,
     DEFAULT_SOCKET_PATH,
+    MAX_SOCKET_PATH,
     MSG_SIZE,
 )
 from .errors import (
@@ -245,8 +246,8 @@ class Socket:
         directory: DirectoryOpener | None = None,
         replace_stale: StalePolicy = "own",
     ) -> None:
-        if not path or path == "@" or len(_address(path).encode()) > 107:
-            raise LocalProtocolError(f"socket path {path!r} must be 1..107 bytes")
+        if not path or path == "@" or len(_address(path).encode()) > MAX_SOCKET_PATH:
+            raise LocalProtocolError(f"socket path {path!r} must be 1..{MAX_SOCKET_PATH} bytes")
         if "\0" in path and not path.startswith("@"):
             raise LocalProtocolError(f"socket path {path!r} contains a NUL byte")
         if reconnect_interval <= 0:

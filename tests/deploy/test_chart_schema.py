@@ -38,6 +38,8 @@ INTERFACES: dict[str, dict[str, Any]] = {
     "null-secret": {"name": "a", "secret": None},
     "role-master": {"name": "a", "role": "master"},
     "role-slave": {"name": "a", "role": "slave"},
+    "mode-eth": {"name": "a", "mode": "eth"},
+    "mode-punt": {"name": "a", "mode": "punt"},
     "name-32": {"name": "n" * 32},
     "no-name": {"role": "server"},
     "empty-name": {"name": ""},

@@ -14,8 +14,8 @@ import pytest
 from memifd.api.grpc import servicer as grpc_api
 from memifd.api.grpc.batch_budget import BatchBudget, MeteredRequests
 from memifd.core.budget import ByteBudget
+from memifd.core.errors import LimitExceededError
 from memifd.core.limits import GRPC_MAX_BATCH_BYTES
-from memifd.core.manager import LimitExceededError
 from memifd.core.models import InjectResult
 from memifd.core.settings import Settings
 from memifd.proto.memif.v1 import memif_pb2 as pb

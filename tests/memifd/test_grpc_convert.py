@@ -9,18 +9,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 from memif.config import MemoryConfig, Mode, Role, RxMode
 from memifd.api.grpc import convert
-from memifd.api.grpc.convert import InvalidArgument
+from memifd.core.errors import InvalidArgumentError
 from memifd.core.models import (
     Action,
     Direction,
     InterfaceSpec,
-    InterfaceState,
     InterfaceStats,
     InterfaceStatus,
     LinkDetails,
     LinkEvent,
     LinkRegion,
     LinkRing,
+    LinkState,
     PeerInfo,
     QueueCounters,
 )
@@ -107,7 +107,7 @@ def test_xconnect_round_trip() -> None:
     ],
 )
 def test_invalid_spec_names_the_field(msg: pb.InterfaceSpec, field: str, words: str) -> None:
-    with pytest.raises(InvalidArgument) as excinfo:
+    with pytest.raises(InvalidArgumentError) as excinfo:
         convert.spec_from_proto(msg)
     assert excinfo.value.field == field
     assert str(excinfo.value).startswith(f"{field}: ")
@@ -115,7 +115,7 @@ def test_invalid_spec_names_the_field(msg: pb.InterfaceSpec, field: str, words: 
 
 
 def test_every_error_is_reported() -> None:
-    with pytest.raises(InvalidArgument) as excinfo:
+    with pytest.raises(InvalidArgumentError) as excinfo:
         convert.spec_from_proto(
             pb.InterfaceSpec(name="", memory=pb.MemoryConfig(log2_ring_size=99))
         )
@@ -157,22 +157,24 @@ def test_capture_filter_defaults_and_limits() -> None:
         1.5,
         96,
     )
-    with pytest.raises(InvalidArgument, match=r"^duration: .*less than or equal to 86400"):
+    with pytest.raises(InvalidArgumentError, match=r"^duration: .*less than or equal to 86400"):
         convert.filter_from_proto(pb.CaptureRequest(duration=float("inf")))
     assert convert.count_from_proto(0, "max_batch", convert.BATCH) == 256
     assert convert.count_from_proto(0, "buffer", convert.BUFFER) == 65536
     assert convert.count_from_proto(1024, "max_batch", convert.BATCH) == 1024
-    with pytest.raises(InvalidArgument, match=r"^max_batch: 2000 exceeds the limit of 1024$"):
+    with pytest.raises(InvalidArgumentError, match=r"^max_batch: 2000 exceeds the limit of 1024$"):
         convert.count_from_proto(2000, "max_batch", convert.BATCH)
-    with pytest.raises(InvalidArgument, match=r"^open\.buffer: 65537 exceeds the limit of 65536$"):
+    with pytest.raises(
+        InvalidArgumentError, match=r"^open\.buffer: 65537 exceeds the limit of 65536$"
+    ):
         convert.count_from_proto(65537, "open.buffer", convert.BUFFER)
 
 
 def test_packets_to_send_are_checked() -> None:
     assert convert.packets_from_proto([b"a", b"b" * 65535]) == [b"a", b"b" * 65535]
-    with pytest.raises(InvalidArgument, match=r"^packets\[1\]: 65536 bytes; .* 1 to 65535"):
+    with pytest.raises(InvalidArgumentError, match=r"^packets\[1\]: 65536 bytes; .* 1 to 65535"):
         convert.packets_from_proto([b"a", b"b" * 65536])
-    with pytest.raises(InvalidArgument, match=r"^send\.packets: 0 packets"):
+    with pytest.raises(InvalidArgumentError, match=r"^send\.packets: 0 packets"):
         convert.packets_from_proto([], "send.packets")
 
 
@@ -191,7 +193,7 @@ def _status() -> InterfaceStatus:
         accept_unsealed_regions=False,
         has_secret=True,
         socket_path="/run/memifd/memif.sock",
-        state=InterfaceState.CONNECTED,
+        state=LinkState.CONNECTED,
         peer=PeerInfo(name="vpp0", app_name="VPP", pid=42, uid=0, gid=None),
         stats=InterfaceStats(rx=row, tx=row, rx_queues=[row], tx_queues=[row], injected=9),
     )
@@ -242,7 +244,7 @@ def test_status_and_event_come_back_as_the_models_rest_serves() -> None:
 def test_link_details_come_back_as_they_went() -> None:
     details = LinkDetails(
         name="a",
-        state=InterfaceState.CONNECTED,
+        state=LinkState.CONNECTED,
         memory=MemoryConfig(num_queue_pairs=2, log2_ring_size=6, packet_buffer_size=2048),
         regions=[
             LinkRegion(index=0, size=4608, sealed=True),
@@ -255,5 +257,5 @@ def test_link_details_come_back_as_they_went() -> None:
         ],
     )
     assert convert.link_from_proto(convert.link_to_proto(details)) == details
-    down = LinkDetails(name="b", state=InterfaceState.DISCONNECTED)
+    down = LinkDetails(name="b", state=LinkState.DISCONNECTED)
     assert convert.link_from_proto(convert.link_to_proto(down)) == down

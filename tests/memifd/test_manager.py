@@ -8,13 +8,13 @@ from pathlib import Path
 
 import memif
 import pytest
-from memifd.core.manager import (
+from memifd.core.errors import (
     ConflictError,
     InvalidArgumentError,
-    Manager,
     NotFoundError,
     UnavailableError,
 )
+from memifd.core.manager import Manager
 from memifd.core.models import (
     CaptureFilter,
     InterfacePatch,

@@ -12,6 +12,7 @@ import pytest
 from memifd.core import pcap, pcapng
 from memifd.core.capture import CaptureSubscription
 from memifd.core.capture_format import CaptureFormat, negotiate
+from memifd.core.errors import InvalidArgumentError, MalformedError
 from memifd.core.models import CapturedPacket
 
 from tests.memifd.rest_support import frame
@@ -155,7 +156,7 @@ def test_capinfos_sees_section_comment_interfaces_and_statistics(tmp_path: Path)
 
 def test_reader_round_trip_and_tshark_written_files(tmp_path: Path) -> None:
     _, data = sample(tmp_path)
-    with pytest.raises(pcap.PcapError, match="link types 1, 101 in one file"):
+    with pytest.raises(InvalidArgumentError, match="link types 1, 101 in one file"):
         pcapng.read(data, allow_truncated=True)
     eth_only = pcap.write([frame(i, 60 + i) for i in range(5)])
     (tmp_path / "in.pcap").write_bytes(eth_only)
@@ -170,11 +171,11 @@ def test_reader_round_trip_and_tshark_written_files(tmp_path: Path) -> None:
     parsed = pcapng.read(converted)
     assert parsed.linktype == pcap.LINKTYPE_ETHERNET
     assert parsed.packets == [frame(i, 60 + i) for i in range(5)]
-    with pytest.raises(pcap.PcapError, match="more than 3 packets"):
+    with pytest.raises(InvalidArgumentError, match="more than 3 packets"):
         pcapng.read(converted, max_packets=3)
     # blocks that are not packets cannot make the parser spin: they are counted too
     filler = pcapng.interface_statistics(0, T0, dropped=0, delivered=0) * pcapng.SPARE_BLOCKS
-    with pytest.raises(pcap.PcapError, match=f"more than {pcapng.SPARE_BLOCKS + 5} blocks"):
+    with pytest.raises(InvalidArgumentError, match=f"more than {pcapng.SPARE_BLOCKS + 5} blocks"):
         pcapng.read(converted + filler, max_packets=5)
 
 
@@ -199,7 +200,7 @@ def test_reader_big_endian_and_simple_packets() -> None:
     ],
 )
 def test_reader_refuses_what_is_not_pcapng(data: bytes, message: str) -> None:
-    with pytest.raises(pcap.PcapError, match=message):
+    with pytest.raises(MalformedError, match=message):
         pcapng.read(data)
 
 
@@ -208,11 +209,11 @@ def test_reader_names_the_broken_block() -> None:
     idb = pcapng.interface_description(pcap.LINKTYPE_ETHERNET, 65535, "a")
     good = pcapng.enhanced_packet(0, T0, 64, frame(1), pcapng.packet_options(False, 0))
     where = f"block 2 at byte {len(shb) + len(idb)}"
-    with pytest.raises(pcap.PcapError, match=f"{where}: length 70 is not a multiple of 4"):
+    with pytest.raises(MalformedError, match=f"{where}: length 70 is not a multiple of 4"):
         pcapng.read(shb + idb + good[:4] + struct.pack("<I", 70) + good[8:])
-    with pytest.raises(pcap.PcapError, match=r"block 1 at byte \d+: interface 0 has no desc"):
+    with pytest.raises(MalformedError, match=r"block 1 at byte \d+: interface 0 has no desc"):
         pcapng.read(shb + good)
-    with pytest.raises(pcap.PcapError, match="was cut to 40 of 64 bytes"):
+    with pytest.raises(InvalidArgumentError, match="was cut to 40 of 64 bytes"):
         pcapng.read(shb + idb + pcapng.enhanced_packet(0, T0, 64, frame(1)[:40], b""))
     cut = pcapng.read(
         shb + idb + pcapng.enhanced_packet(0, T0, 64, frame(1)[:40], b""), allow_truncated=True

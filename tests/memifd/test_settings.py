@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+from memifd.core.errors import InvalidArgumentError
 from memifd.core.settings import (
     Settings,
     default_socket_dir,
@@ -87,7 +88,7 @@ interfaces:
     assert s.resolve_socket(s.interfaces[0].socket) == "/tmp/somewhere/vnf.sock"
     assert s.resolve_socket("@abstract") == "@abstract"
     assert s.resolve_socket("/abs/x.sock") == "/abs/x.sock"
-    with pytest.raises(ValueError, match=r"/elsewhere/x.sock is outside the socket directories"):
+    with pytest.raises(InvalidArgumentError, match=r"/elsewhere/x.sock is outside the socket dir"):
         s.resolve_socket("/elsewhere/x.sock")
 
 

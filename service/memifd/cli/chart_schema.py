@@ -14,13 +14,13 @@ import json
 import sys
 from typing import Any
 
+from memif.config import MODE_ALIASES, ROLE_ALIASES
+
 from memifd.core.models import MAX_ALLOWED_IDS, Action, InterfaceSpec
 
 Schema = dict[str, Any]
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
-# Role spellings InterfaceSpec accepts besides its enum values (see its ``_aliases``).
-ROLE_ALIASES = ("master", "slave")
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 PORT = {"type": "integer", "minimum": 1, "maximum": 65535}
 ABSOLUTE = "^(/.*)?$"  # an absolute path, or empty
@@ -103,8 +103,9 @@ def interface_schema() -> tuple[Schema, dict[str, Schema]]:
     """The schema of one interface body and the definitions it refers to."""
     schema = InterfaceSpec.model_json_schema(ref_template="#/$defs/{model}")
     defs: dict[str, Schema] = schema.pop("$defs")
-    role = defs["Role"]
-    role["enum"] = [*role["enum"], *ROLE_ALIASES]
+    # the other spellings InterfaceSpec accepts, as the library lists them
+    for name, aliases in (("Role", ROLE_ALIASES), ("Mode", MODE_ALIASES)):
+        defs[name]["enum"] = [*defs[name]["enum"], *aliases]
     # InterfaceSpec's model validator, in schema form (action defaults to drop).
     schema["if"] = {
         "properties": {"action": {"const": Action.XCONNECT.value}},

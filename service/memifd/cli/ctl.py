@@ -35,7 +35,7 @@ from memifd.cli import ctl_output as show
 from memifd.cli.capture_client import CaptureFile
 from memifd.cli.ctl_output import Output
 from memifd.core.capture_format import CaptureFormat
-from memifd.core.models import Action, Direction, InterfaceSpec, InterfaceStatus
+from memifd.core.models import MAX_SNAPLEN, Action, Direction, InterfaceSpec, InterfaceStatus
 from memifd.proto.memif.v1 import memif_pb2 as pb
 from memifd.proto.memif.v1 import memif_pb2_grpc as pb_grpc
 
@@ -872,7 +872,7 @@ def capture(
     ] = None,
     snaplen: Annotated[
         int, typer.Option(metavar="BYTES", help="Bytes kept of each packet.")
-    ] = 65535,
+    ] = MAX_SNAPLEN,
     direction: Annotated[
         Direction, typer.Option(help="Packets received (rx), sent (tx) or both.")
     ] = Direction.BOTH,

@@ -15,7 +15,15 @@ import yaml
 from memif.config import MemoryConfig
 from pydantic import BaseModel
 
-from memifd.core.models import InterfaceStats, InterfaceStatus, LinkDetails, PeerInfo, QueueCounters
+from memifd.core.models import (
+    INTERFACE_COUNTERS,
+    QUEUE_COUNTERS,
+    InterfaceStats,
+    InterfaceStatus,
+    LinkDetails,
+    PeerInfo,
+    QueueCounters,
+)
 
 
 class Output(enum.StrEnum):
@@ -117,23 +125,13 @@ def stats(counters: InterfaceStats, output: Output) -> str:
     rows: list[list[object]] = [["QUEUE", "PACKETS", "BYTES", "DROPS", "BAD_DESC", "RING_FULL"]]
 
     def row(label: str, q: QueueCounters) -> list[object]:
-        return [label, q.packets, q.bytes, q.drops, q.bad_descriptors, q.ring_full]
+        return [label, *(getattr(q, name) for name in QUEUE_COUNTERS)]
 
     rows.append(row("rx", counters.rx))
     rows += [row(f"rx {i}", q) for i, q in enumerate(counters.rx_queues)]
     rows.append(row("tx", counters.tx))
     rows += [row(f"tx {i}", q) for i, q in enumerate(counters.tx_queues)]
-    totals = [
-        f"{field}: {getattr(counters, field)}"
-        for field in (
-            "action_drops",
-            "forwarded",
-            "forward_drops",
-            "exchanged",
-            "injected",
-            "subscriber_drops",
-        )
-    ]
+    totals = [f"{field}: {getattr(counters, field)}" for field in INTERFACE_COUNTERS]
     return "\n".join([table(rows), *totals])
 
 

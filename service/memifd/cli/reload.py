@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
-from memifd.core.manager import Manager, ManagerError
+from memifd.core.errors import MemifdError
+from memifd.core.manager import Manager
 from memifd.core.models import Action, InterfacePatch, InterfaceSpec
 from memifd.core.settings import Settings
 
@@ -136,7 +137,7 @@ class Reloader:
         def attempt(name: str, call: Callable[..., object], *args: object) -> None:
             try:
                 call(*args)
-            except ManagerError as exc:
+            except MemifdError as exc:
                 log.error("reload: %s: %s", name, exc.message, extra={"interface": name})
                 failed.add(name)
 

@@ -35,8 +35,9 @@ from memifd.api.rest.app import create_app
 from memifd.api.rest.server import uvicorn_config
 from memifd.cli.reload import Reloader
 from memifd.core import logs, malloc
+from memifd.core.errors import MemifdError
 from memifd.core.limits import raise_fd_limit
-from memifd.core.manager import Manager, ManagerError
+from memifd.core.manager import Manager
 from memifd.core.settings import ENV_PREFIX, Settings, load_settings, split_address
 
 log = logging.getLogger("memifd")
@@ -270,7 +271,7 @@ def run(settings: Settings, reload: Callable[[], Settings] | None = None) -> Non
         _print_banner(settings, http, grpc.address)
         if not server.should_exit:
             server.run(sockets=[http])
-    except ManagerError as exc:
+    except MemifdError as exc:
         _fail(f"cannot start: {exc.message}", 1)
     except (RuntimeError, OSError) as exc:
         _fail(str(exc), 1)

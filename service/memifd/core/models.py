@@ -6,11 +6,30 @@ config file and the Helm chart's ``values.schema.json``.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
-from typing import Annotated, Literal, NamedTuple
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal, NamedTuple
 
-from memif.config import Arguments, MemoryConfig, Mode, Role, RxMode, UnixId, printable
-from memif.constants import MAX_QUEUE_PAIRS, NAME_SIZE, SECRET_SIZE
+from memif import QueueStats
+from memif.config import (
+    MODE_ALIASES,
+    ROLE_ALIASES,
+    Arguments,
+    MemoryConfig,
+    Mode,
+    Role,
+    RxMode,
+    UnixId,
+    printable,
+)
+from memif.constants import (
+    MAX_PACKET_SIZE,
+    MAX_QUEUE_PAIRS,
+    MAX_SOCKET_PATH,
+    NAME_SIZE,
+    SECRET_SIZE,
+)
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -19,6 +38,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.fields import FieldInfo
 
 
 class Action(enum.StrEnum):
@@ -38,6 +58,20 @@ MAX_ALLOWED_IDS = 64  # entries of allowed_uids / allowed_gids
 IdList = Annotated[list[UnixId], Field(max_length=MAX_ALLOWED_IDS)]
 
 
+def _library(name: str, **overrides: Any) -> Any:
+    """Field ``name`` of :class:`memif.Arguments` (type limits, default, description), with
+    ``overrides``: a spec takes its limits from the library rather than repeating them."""
+    return FieldInfo.merge_field_infos(Arguments.model_fields[name], **overrides)
+
+
+def _canonical(value: object, aliases: Mapping[str, enum.StrEnum]) -> object:
+    """A role or mode as the library spells it: lower case, aliases resolved."""
+    if isinstance(value, str):
+        lowered = value.lower()
+        return aliases.get(lowered, lowered)
+    return value
+
+
 class InterfaceSpec(BaseModel):
     """An interface as orchestration declares it (REST body, config file, Helm values)."""
 
@@ -46,28 +80,26 @@ class InterfaceSpec(BaseModel):
     name: Annotated[str, Field(min_length=1, max_length=NAME_SIZE, pattern=NAME_PATTERN)] = Field(
         description=f"Unique interface name, 1 to {NAME_SIZE} characters of [A-Za-z0-9._-]."
     )
-    socket: Annotated[str, Field(min_length=1, max_length=107)] = Field(
+    socket: Annotated[str, Field(min_length=1, max_length=MAX_SOCKET_PATH)] = Field(
         default="memif.sock",
         description="Control socket: relative to the socket directory, absolute, or "
         "@name for the abstract namespace.",
     )
-    id: Annotated[int, Field(ge=0, le=0xFFFFFFFF)] = Field(
-        default=0, description="Interface id (u32), unique per socket and role."
-    )
-    role: Role = Field(default=Role.SERVER, description="server|client (also master|slave).")
+    id: int = _library("id", description="Interface id (u32), unique per socket and role.")
+    role: Role = _library("role", default=Role.SERVER)
     secret: Annotated[str, Field(max_length=SECRET_SIZE)] | None = Field(
         default=None, description=f"Shared secret, at most {SECRET_SIZE} bytes; never echoed."
     )
-    mode: Mode = Field(default=Mode.ETHERNET, description="ethernet|ip|punt-inject.")
-    memory: MemoryConfig = Field(default_factory=MemoryConfig)
-    rx_mode: RxMode = Field(default=RxMode.INTERRUPT, description="interrupt|polling.")
+    mode: Mode = _library("mode")
+    memory: MemoryConfig = _library("memory")
+    rx_mode: RxMode = _library("rx_mode", description="interrupt|polling.")
     action: Action = Field(default=Action.DROP, description="drop|echo|xconnect.")
     xconnect_to: InterfaceRef | None = Field(
         default=None, description="With action xconnect: the interface to forward to."
     )
     admin_up: bool = Field(default=True, description="False keeps the interface down.")
-    accept_unsealed_regions: bool = Field(
-        default=False,
+    accept_unsealed_regions: bool = _library(
+        "accept_unsealed_regions",
         description="Accept peer memory without F_SEAL_SHRINK (zero-copy peers); risky.",
     )
     allowed_uids: IdList = Field(
@@ -82,13 +114,15 @@ class InterfaceSpec(BaseModel):
         description=f"Peer groups (primary or supplementary) allowed, at most {MAX_ALLOWED_IDS}.",
     )
 
-    @field_validator("role", "mode", mode="before")
+    @field_validator("role", mode="before")
     @classmethod
-    def _aliases(cls, value: object) -> object:
-        if isinstance(value, str):
-            lowered = value.lower()
-            return {"master": "server", "slave": "client"}.get(lowered, lowered)
-        return value
+    def _role_alias(cls, value: object) -> object:
+        return _canonical(value, ROLE_ALIASES)
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _mode_alias(cls, value: object) -> object:
+        return _canonical(value, MODE_ALIASES)
 
     @field_validator("socket")
     @classmethod
@@ -119,25 +153,26 @@ class InterfaceSpec(BaseModel):
         return self
 
     def to_arguments(self) -> Arguments:
-        """The library's :class:`memif.Arguments` for this spec."""
-        return Arguments(
-            id=self.id,
-            role=self.role,
-            name=self.name,
-            secret=self.secret,
-            mode=self.mode,
-            memory=self.memory,
-            rx_mode=self.rx_mode,
-            accept_unsealed_regions=self.accept_unsealed_regions,
-        )
+        """The library's :class:`memif.Arguments` for this spec (the peers it allows are
+        left to the manager, which adds its own uid and the settings' defaults)."""
+        return Arguments(**{name: getattr(self, name) for name in ARGUMENT_FIELDS})
 
 
-class InterfaceState(enum.StrEnum):
-    """Link state of a managed interface."""
+#: The fields an InterfaceSpec hands to :class:`memif.Arguments` as they are.
+ARGUMENT_FIELDS: tuple[str, ...] = tuple(
+    name
+    for name in Arguments.model_fields
+    if name in InterfaceSpec.model_fields and name not in ("allowed_uids", "allowed_gids")
+)
+
+
+class LinkState(enum.StrEnum):
+    """Link state of a managed interface; ``deleted`` only in the event of its deletion."""
 
     DISCONNECTED = "disconnected"
     CONNECTING = "connecting"
     CONNECTED = "connected"
+    DELETED = "deleted"
 
 
 class Direction(enum.StrEnum):
@@ -158,8 +193,14 @@ class PeerInfo(BaseModel):
     gid: int | None = Field(default=None, description="Peer gid (SO_PEERCRED).")
 
 
+#: The counters of a queue, as the library names them (:class:`memif.QueueStats`); the
+#: REST, gRPC, metrics and ctl views list them in this order.
+QUEUE_COUNTERS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(QueueStats))
+
+
 class QueueCounters(BaseModel):
-    """Packet counters of one queue, or of all queues of one direction."""
+    """Packet counters of one queue, or of all queues of one direction (the fields are
+    :data:`QUEUE_COUNTERS`)."""
 
     packets: int = 0
     bytes: int = 0
@@ -193,6 +234,12 @@ class InterfaceStats(BaseModel):
     )
 
 
+#: The counters memifd keeps per interface on top of its queues' (see InterfaceStats).
+INTERFACE_COUNTERS: tuple[str, ...] = tuple(
+    name for name, info in InterfaceStats.model_fields.items() if info.annotation is int
+)
+
+
 class InterfaceStatus(BaseModel):
     """An interface as memifd reports it: its spec (without the secret) and its state."""
 
@@ -211,7 +258,7 @@ class InterfaceStatus(BaseModel):
     allowed_gids: list[int] = Field(default_factory=list)
     has_secret: bool = Field(description="True when a secret is set (it is never returned).")
     socket_path: str = Field(description="The control socket as resolved on this host.")
-    state: InterfaceState
+    state: LinkState
     peer: PeerInfo | None = None
     disconnect_reason: str = ""
     stats: InterfaceStats = Field(default_factory=InterfaceStats)
@@ -240,7 +287,7 @@ class LinkEvent(BaseModel):
     """A link state change of one interface."""
 
     interface: str
-    state: str = Field(
+    state: LinkState = Field(
         description="connected|disconnected|deleted, and connecting when the handshake is "
         "seen in progress (a fast one goes straight to connected)"
     )
@@ -251,7 +298,7 @@ class LinkEvent(BaseModel):
 
 MAX_CAPTURE_COUNT = 10_000_000
 MAX_CAPTURE_DURATION = 86_400.0
-MAX_SNAPLEN = 65_535
+MAX_SNAPLEN = MAX_PACKET_SIZE
 MAX_CAPTURE_INTERFACES = 256  # names in one capture of several interfaces
 
 
@@ -336,7 +383,7 @@ class LinkDetails(BaseModel):
     """The shared memory of an interface's link (empty unless it is connected)."""
 
     name: str
-    state: InterfaceState
+    state: LinkState
     memory: MemoryConfig | None = Field(
         default=None, description="The geometry negotiated with the peer."
     )

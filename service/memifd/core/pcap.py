@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from memif import Mode
 from memif.constants import MAX_PACKET_SIZE
 
+from memifd.core.errors import InvalidArgumentError, MalformedError
+
 LINKTYPE_ETHERNET = 1
 LINKTYPE_RAW = 101  # raw IPv4/IPv6, no link-layer header
 
@@ -27,15 +29,6 @@ _GLOBAL = struct.Struct("<IHHiIII")
 _RECORD = struct.Struct("<IIII")
 GLOBAL_HEADER_SIZE = _GLOBAL.size
 RECORD_HEADER_SIZE = _RECORD.size
-
-
-class PcapError(ValueError):
-    """A pcap body is malformed (``status`` 400) or does not fit the interface (422)."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
 
 
 def linktype_for(mode: Mode) -> int:
@@ -80,12 +73,13 @@ class PcapFile:
 
 
 def read(data: bytes, max_packets: int | None = None, allow_truncated: bool = False) -> PcapFile:
-    """Parse a pcap file; raises :class:`PcapError` naming what is wrong and where.
+    """Parse a pcap file; raises :class:`MalformedError` naming what is wrong and where
+    (:class:`InvalidArgumentError` for packets that parse but cannot be sent).
 
     Packets cut short by the capture's snaplen are refused unless ``allow_truncated``.
     """
     if len(data) < GLOBAL_HEADER_SIZE:
-        raise PcapError(
+        raise MalformedError(
             f"not a pcap file: {len(data)} bytes, the global header alone is {GLOBAL_HEADER_SIZE}"
         )
     (magic,) = struct.unpack_from("<I", data)
@@ -94,12 +88,14 @@ def read(data: bytes, max_packets: int | None = None, allow_truncated: bool = Fa
     elif magic in (_swap32(MAGIC_MICRO), _swap32(MAGIC_NANO)):
         order = ">"
     else:
-        raise PcapError(f"not a pcap file: magic 0x{magic:08x} (expected 0xa1b2c3d4 or 0xa1b23c4d)")
+        raise MalformedError(
+            f"not a pcap file: magic 0x{magic:08x} (expected 0xa1b2c3d4 or 0xa1b23c4d)"
+        )
     _m, major, minor, _zone, _sigfigs, snaplen, linktype = struct.unpack_from(
         order + "IHHiIII", data
     )
     if major != 2:
-        raise PcapError(f"pcap version {major}.{minor} is not supported (expected 2.4)")
+        raise MalformedError(f"pcap version {major}.{minor} is not supported (expected 2.4)")
     linktype &= 0xFFFF  # the upper bits may carry FCS information
     record = struct.Struct(order + "IIII")
     packets: list[bytes] = []
@@ -108,31 +104,31 @@ def read(data: bytes, max_packets: int | None = None, allow_truncated: bool = Fa
     while offset < end:
         number = len(packets)
         if end - offset < RECORD_HEADER_SIZE:
-            raise PcapError(
+            raise MalformedError(
                 f"packet {number}: record header truncated at byte {offset} "
                 f"({end - offset} of {RECORD_HEADER_SIZE} bytes)"
             )
         _sec, _frac, caplen, orig_len = record.unpack_from(data, offset)
         offset += RECORD_HEADER_SIZE
         if caplen == 0 or caplen > MAX_PACKET_SIZE:
-            raise PcapError(
-                f"packet {number}: captured length {caplen} outside 1..{MAX_PACKET_SIZE}", 422
+            raise InvalidArgumentError(
+                "", f"packet {number}: captured length {caplen} outside 1..{MAX_PACKET_SIZE}"
             )
         if caplen > end - offset:
-            raise PcapError(
+            raise MalformedError(
                 f"packet {number}: data truncated at byte {offset} "
                 f"({end - offset} of {caplen} bytes)"
             )
         if orig_len > caplen and not allow_truncated:
-            raise PcapError(
+            raise InvalidArgumentError(
+                "",
                 f"packet {number}: was cut to {caplen} of {orig_len} bytes when captured; "
                 "only whole packets can be sent",
-                422,
             )
         packets.append(data[offset : offset + caplen])
         offset += caplen
         if max_packets is not None and len(packets) > max_packets:
-            raise PcapError(f"more than {max_packets} packets in one request", 422)
+            raise InvalidArgumentError("", f"more than {max_packets} packets in one request")
     return PcapFile(linktype=linktype, snaplen=snaplen, packets=packets)
 
 

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 from memif.constants import MAX_PACKET_SIZE
 
-from memifd.core.pcap import PcapError, PcapFile
+from memifd.core.errors import InvalidArgumentError, MalformedError
+from memifd.core.pcap import PcapFile
 
 MEDIA_TYPE = "application/x-pcapng"  # no registered type yet; Wireshark's own name for it
 
@@ -298,7 +299,8 @@ def is_pcapng(data: bytes) -> bool:
 
 
 def read(data: bytes, max_packets: int | None = None, allow_truncated: bool = False) -> PcapFile:
-    """Parse a pcapng file into its packets; raises :class:`PcapError` naming the block.
+    """Parse a pcapng file into its packets; raises :class:`MalformedError` naming the
+    block (:class:`InvalidArgumentError` for packets that parse but cannot be sent).
 
     Every packet must come from an interface of one link type (they are sent
     out of one memif interface). Blocks other than SHB, IDB, EPB, SPB and PB
@@ -314,28 +316,30 @@ def read(data: bytes, max_packets: int | None = None, allow_truncated: bool = Fa
     number = 0
     while offset < end:
         if max_blocks is not None and number >= max_blocks:
-            raise PcapError(f"more than {max_blocks} blocks in one request", 422)
+            raise InvalidArgumentError("", f"more than {max_blocks} blocks in one request")
         where = f"block {number} at byte {offset}"
         if end - offset < 12:
-            raise PcapError(f"{where}: truncated ({end - offset} bytes, a block has 12 or more)")
+            raise MalformedError(
+                f"{where}: truncated ({end - offset} bytes, a block has 12 or more)"
+            )
         if data[offset : offset + 4] == _U32.pack(MAGIC):
             order = _section_order(data, offset, where)
             linktypes = []
         elif number == 0:
-            raise PcapError(
+            raise MalformedError(
                 f"not a pcapng file: it starts with 0x{data[:4].hex()}, "
                 "not a section header block (0a0d0d0a)"
             )
         block_type, total = struct.unpack_from(order + "II", data, offset)
         if total < 12 or total % 4 or total > end - offset:
-            raise PcapError(
+            raise MalformedError(
                 f"{where}: length {total} is not a multiple of 4 between 12 and "
                 f"the {end - offset} bytes left"
             )
         body = data[offset + 8 : offset + total - 4]
         if block_type == BLOCK_IDB:
             if len(body) < 8:
-                raise PcapError(f"{where}: interface description of {len(body)} bytes body")
+                raise MalformedError(f"{where}: interface description of {len(body)} bytes body")
             linktype, _reserved, snaplen = struct.unpack_from(order + "HHI", body)
             linktypes.append((linktype, snaplen))
         elif block_type in (BLOCK_EPB, BLOCK_SPB, BLOCK_PB):
@@ -344,14 +348,14 @@ def read(data: bytes, max_packets: int | None = None, allow_truncated: bool = Fa
             used.add(linktypes[interface][0])
             packets.append(packet[2])
             if max_packets is not None and len(packets) > max_packets:
-                raise PcapError(f"more than {max_packets} packets in one request", 422)
+                raise InvalidArgumentError("", f"more than {max_packets} packets in one request")
         offset += total
         number += 1
     if len(used) > 1:
-        raise PcapError(
+        raise InvalidArgumentError(
+            "",
             f"packets of link types {', '.join(map(str, sorted(used)))} in one file; "
             "send the packets of one link type",
-            422,
         )
     linktype = used.pop() if used else (linktypes[0][0] if linktypes else 0)
     snaplen = max((s for _, s in linktypes), default=0)
@@ -360,17 +364,17 @@ def read(data: bytes, max_packets: int | None = None, allow_truncated: bool = Fa
 
 def _section_order(data: bytes, offset: int, where: str) -> str:
     if len(data) - offset < 16:
-        raise PcapError(f"{where}: section header truncated")
+        raise MalformedError(f"{where}: section header truncated")
     bom = data[offset + 8 : offset + 12]
     if bom == struct.pack("<I", BYTE_ORDER_MAGIC):
         order = "<"
     elif bom == struct.pack(">I", BYTE_ORDER_MAGIC):
         order = ">"
     else:
-        raise PcapError(f"{where}: byte-order magic 0x{bom.hex()} is not 1a2b3c4d either way")
+        raise MalformedError(f"{where}: byte-order magic 0x{bom.hex()} is not 1a2b3c4d either way")
     (major,) = struct.unpack_from(order + "H", data, offset + 12)
     if major != VERSION[0]:
-        raise PcapError(f"{where}: pcapng version {major} is not supported (expected 1)")
+        raise MalformedError(f"{where}: pcapng version {major} is not supported (expected 1)")
     return order
 
 
@@ -381,16 +385,16 @@ def _packet(
     if block_type == BLOCK_SPB:
         interface = 0
         if len(body) < 4:
-            raise PcapError(f"{where}: simple packet block of {len(body)} bytes body")
+            raise MalformedError(f"{where}: simple packet block of {len(body)} bytes body")
         (orig_len,) = struct.unpack_from(order + "I", body)
         if not linktypes:
-            raise PcapError(f"{where}: packet before any interface description block")
+            raise MalformedError(f"{where}: packet before any interface description block")
         snaplen = linktypes[0][1] or orig_len
         caplen = min(orig_len, snaplen, len(body) - 4)
         start = 4
     else:
         if len(body) < 20:
-            raise PcapError(f"{where}: packet block of {len(body)} bytes body")
+            raise MalformedError(f"{where}: packet block of {len(body)} bytes body")
         if block_type == BLOCK_EPB:
             interface, _hi, _lo, caplen, orig_len = struct.unpack_from(order + "IIIII", body)
         else:
@@ -399,12 +403,12 @@ def _packet(
             )
         start = 20
         if interface >= len(linktypes):
-            raise PcapError(
+            raise MalformedError(
                 f"{where}: interface {interface} has no description block "
                 f"({len(linktypes)} described)"
             )
     if caplen > len(body) - start:
-        raise PcapError(
+        raise MalformedError(
             f"{where}: captured length {caplen} exceeds the {len(body) - start} bytes of the block"
         )
     return interface, (caplen, orig_len, body[start : start + caplen])
@@ -413,12 +417,12 @@ def _packet(
 def _check_packet(packet: tuple[int, int, bytes], number: int, allow_truncated: bool) -> None:
     caplen, orig_len, _data = packet
     if caplen == 0 or caplen > MAX_PACKET_SIZE:
-        raise PcapError(
-            f"packet {number}: captured length {caplen} outside 1..{MAX_PACKET_SIZE}", 422
+        raise InvalidArgumentError(
+            "", f"packet {number}: captured length {caplen} outside 1..{MAX_PACKET_SIZE}"
         )
     if orig_len > caplen and not allow_truncated:
-        raise PcapError(
+        raise InvalidArgumentError(
+            "",
             f"packet {number}: was cut to {caplen} of {orig_len} bytes when captured; "
             "only whole packets can be sent",
-            422,
         )

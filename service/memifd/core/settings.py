@@ -25,9 +25,10 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from memifd.core.errors import InvalidArgumentError
 from memifd.core.limits import GRPC_MAX_BATCH_BYTES, HTTP_MAX_PCAP_BYTES
 from memifd.core.models import IdList, InterfaceSpec
-from memifd.core.socketdirs import SocketDirError, confine
+from memifd.core.socketdirs import confine
 
 ENV_PREFIX = "MEMIFD_"
 LogFormat = Literal["auto", "json", "text"]
@@ -387,8 +388,8 @@ class Settings(BaseSettings):
         for spec in self.interfaces:
             try:
                 self.resolve_socket(spec.socket)
-            except SocketDirError as exc:
-                raise ValueError(f"interfaces: {spec.name}: socket: {exc}") from None
+            except InvalidArgumentError as exc:
+                raise ValueError(f"interfaces: {spec.name}: socket: {exc.message}") from None
         _check_places(self)
         if self.token is None and not self.insecure:
             for field in ("http_addr", "grpc_addr"):
@@ -418,7 +419,7 @@ class Settings(BaseSettings):
 
     def resolve_socket(self, socket: str) -> str:
         """A spec's ``socket``: ``@name`` as is, relative names under :attr:`socket_dir`,
-        absolute paths as they are; raises :class:`SocketDirError` (a ValueError) unless the
+        absolute paths as they are; raises :class:`InvalidArgumentError` unless the
         path lies below one of :attr:`allowed_socket_dirs`."""
         return confine(socket, self.socket_dir, self.allowed_socket_dirs)
 

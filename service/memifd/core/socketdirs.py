@@ -22,25 +22,27 @@ from pathlib import Path
 
 from memif.sockfile import DIR_FLAGS, DirectoryOpener
 
+from memifd.core.errors import InvalidArgumentError, MemifdError
+
 DIR_MODE = 0o750
-
-
-class SocketDirError(ValueError):
-    """A socket path outside the allowed directories, or an unusable socket directory."""
 
 
 def confine(socket: str, socket_dir: Path, roots: Sequence[str]) -> str:
     """The path of a spec's ``socket``: ``@name`` as is, relative names under
-    ``socket_dir``; raises :class:`SocketDirError` unless it lies below one of ``roots``."""
+    ``socket_dir``; raises :class:`InvalidArgumentError` (field ``socket``) unless it lies
+    below one of ``roots``."""
     if socket.startswith("@"):
         return socket
     if ".." in socket.split("/"):
-        raise SocketDirError(f"{socket!r} contains '..'; name a file in an allowed directory")
+        raise InvalidArgumentError(
+            "socket", f"{socket!r} contains '..'; name a file in an allowed directory"
+        )
     path = os.path.normpath(os.path.join(socket_dir, socket))
     if root_of(path, roots) is None:
-        raise SocketDirError(
+        raise InvalidArgumentError(
+            "socket",
             f"{path} is outside the socket directories memifd may use ({', '.join(roots)}); "
-            "add its directory to the socket_dirs setting to allow it"
+            "add its directory to the socket_dirs setting to allow it",
         )
     return path
 
@@ -53,7 +55,8 @@ def root_of(path: str, roots: Sequence[str]) -> str | None:
 
 def prepare_fallback(path: Path) -> None:
     """Create ``path`` (``/tmp/memifd-<uid>``) 0700, or check that the one there is
-    memifd's own and that nobody else may write it; raises :class:`SocketDirError`."""
+    memifd's own and that nobody else may write it; raises :class:`InvalidArgumentError`
+    (field ``socket_dir``)."""
     with contextlib.suppress(FileExistsError):
         os.mkdir(path, 0o700)
     st = os.lstat(path)
@@ -66,9 +69,10 @@ def prepare_fallback(path: Path) -> None:
     elif stat.S_IMODE(st.st_mode) & 0o022:
         problem = f"has mode {stat.S_IMODE(st.st_mode):04o}: others may write to it"
     if problem:
-        raise SocketDirError(
+        raise InvalidArgumentError(
+            "socket_dir",
             f"socket_dir: the fallback socket directory {path} {problem}; memifd will not use "
-            "it. Set socket_dir (--socket-dir, MEMIFD_SOCKET_DIR) to a directory memifd owns"
+            "it. Set socket_dir (--socket-dir, MEMIFD_SOCKET_DIR) to a directory memifd owns",
         )
 
 
@@ -161,3 +165,31 @@ def _open_child(fd: int, name: str, where: str) -> int:
                 exc.errno, f"{where} is not a directory (a symbolic link or a file)"
             ) from None
         raise
+
+
+SOCKET_DIR_HINT = "set socket_dir (--socket-dir, MEMIFD_SOCKET_DIR) to a writable directory"
+
+
+def prepare_socket_dir(path: Path, fallback: bool) -> None:
+    """Create socket_dir (0750); the ``fallback`` one in /tmp only if it is memifd's alone
+    (see :func:`prepare_fallback`). Raises :class:`MemifdError` for people."""
+    try:
+        if fallback:
+            prepare_fallback(path)
+        else:
+            os.makedirs(path, mode=DIR_MODE, exist_ok=True)
+    except OSError as exc:
+        raise MemifdError(
+            f"socket_dir {path} cannot be created: {exc.strerror}; {SOCKET_DIR_HINT}"
+        ) from None
+
+
+def socket_dir_problem(directory: os.PathLike[str] | str) -> str | None:
+    """What keeps memifd from making sockets in ``directory``, or None."""
+    if not os.path.isdir(directory):
+        return f"socket_dir {directory} does not exist or is not a directory; {SOCKET_DIR_HINT}"
+    if not os.access(directory, os.W_OK | os.X_OK):
+        readonly = os.statvfs(directory).f_flag & os.ST_RDONLY
+        why = os.strerror(errno.EROFS if readonly else errno.EACCES)
+        return f"socket_dir {directory} is not writable: {why}; {SOCKET_DIR_HINT}"
+    return None

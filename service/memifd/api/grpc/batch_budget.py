@@ -27,8 +27,8 @@ from typing import Any, TypeAlias
 import grpc
 
 from memifd.core.budget import ByteBudget
+from memifd.core.errors import LimitExceededError
 from memifd.core.limits import GRPC_MAX_BATCH_BYTES
-from memifd.core.manager import LimitExceededError
 
 MAX_BATCH_MESSAGE = GRPC_MAX_BATCH_BYTES  # what grpcio accepts from Inject and Exchange
 BUDGET_WAIT = 2.0  # seconds a call waits for room before it is refused

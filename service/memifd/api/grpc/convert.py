@@ -1,21 +1,25 @@
 """Conversions between the ``memif.v1`` protobuf messages and memifd's pydantic models.
 
-Requests become validated models (a failure is an :class:`InvalidArgument`
-naming the field and the limit); models become response messages. Enum value
-0 and numeric 0 in requests mean "the default", as the ``.proto`` documents.
+Requests become validated models (a failure is an
+:class:`~memifd.core.errors.InvalidArgumentError` naming the field and the limit);
+models become response messages. Enum value 0 and numeric 0 in requests mean
+"the default", as the ``.proto`` documents.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from memif.config import MemoryConfig, Mode, Role, RxMode
 from memif.constants import MAX_PACKET_SIZE
 from pydantic import BaseModel, ValidationError
 
+from memifd.core.errors import InvalidArgumentError
 from memifd.core.models import (
+    INTERFACE_COUNTERS,
+    QUEUE_COUNTERS,
     Action,
     CapturedPacket,
     CaptureFilter,
@@ -28,6 +32,7 @@ from memifd.core.models import (
     LinkEvent,
     LinkRegion,
     LinkRing,
+    LinkState,
     PeerInfo,
     QueueCounters,
 )
@@ -36,15 +41,6 @@ from memifd.proto.memif.v1 import memif_pb2 as pb
 MAX_SEND_PACKETS = 4096
 
 M = TypeVar("M", bound=BaseModel)
-
-
-class InvalidArgument(ValueError):
-    """A request field is missing or out of its limits."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}" if field else message)
-        self.field = field
-        self.message = message
 
 
 # -- enums: model value <-> protobuf number -------------------------------------------
@@ -65,10 +61,10 @@ ACTIONS: dict[str, int] = {
     Action.XCONNECT: pb.ACTION_XCONNECT,
 }
 LINK_STATES: dict[str, int] = {
-    "disconnected": pb.LINK_STATE_DISCONNECTED,
-    "connecting": pb.LINK_STATE_CONNECTING,
-    "connected": pb.LINK_STATE_CONNECTED,
-    "deleted": pb.LINK_STATE_DELETED,
+    LinkState.DISCONNECTED: pb.LINK_STATE_DISCONNECTED,
+    LinkState.CONNECTING: pb.LINK_STATE_CONNECTING,
+    LinkState.CONNECTED: pb.LINK_STATE_CONNECTED,
+    LinkState.DELETED: pb.LINK_STATE_DELETED,
 }
 DIRECTIONS: dict[str, int] = {Direction.RX: pb.DIRECTION_RX, Direction.TX: pb.DIRECTION_TX}
 FILTER_DIRECTIONS: dict[int, str] = {
@@ -79,10 +75,12 @@ FILTER_DIRECTIONS: dict[int, str] = {
 }
 
 
-def _unknown(field: str, number: int, enum_name: str, numbers: Iterable[int]) -> InvalidArgument:
+def _unknown(
+    field: str, number: int, enum_name: str, numbers: Iterable[int]
+) -> InvalidArgumentError:
     values = pb.DESCRIPTOR.enum_types_by_name[enum_name].values_by_number
     names = ", ".join(values[n].name for n in sorted(set(numbers)) if n)
-    return InvalidArgument(field, f"unknown value {number}; expected one of {names}")
+    return InvalidArgumentError(field, f"unknown value {number}; expected one of {names}")
 
 
 def _from_number(table: Mapping[str, int], number: int, field: str, enum_name: str) -> str:
@@ -113,14 +111,14 @@ def _error_text(error: Mapping[str, Any], prefix: str) -> tuple[str, str]:
     return ".".join(path), message
 
 
-def invalid_argument(exc: ValidationError, prefix: str = "") -> InvalidArgument:
-    """An :class:`InvalidArgument` describing every error of ``exc``."""
+def invalid_argument(exc: ValidationError, prefix: str = "") -> InvalidArgumentError:
+    """An :class:`~memifd.core.errors.InvalidArgumentError` describing every error of ``exc``."""
     texts = [_error_text(error, prefix) for error in exc.errors(include_url=False)]
     field = texts[0][0]
     message = "; ".join(f"{path}: {text}" if path else text for path, text in texts)
     if message.startswith(f"{field}: "):
         message = message[len(field) + 2 :]
-    return InvalidArgument(field, message)
+    return InvalidArgumentError(field, message)
 
 
 def _validate(model: type[M], data: dict[str, Any], prefix: str) -> M:
@@ -241,7 +239,7 @@ def count_from_proto(value: int, field: str, kind: CountField) -> int:
     if value == 0:
         return kind.default
     if value > kind.limit:
-        raise InvalidArgument(field, f"{value} exceeds the limit of {kind.limit}")
+        raise InvalidArgumentError(field, f"{value} exceeds the limit of {kind.limit}")
     return value
 
 
@@ -249,14 +247,14 @@ def packets_from_proto(packets: Sequence[bytes], field: str = "packets") -> list
     """Packets to send, checked against the batch and packet size limits."""
     count = len(packets)
     if not 1 <= count <= MAX_SEND_PACKETS:
-        raise InvalidArgument(
+        raise InvalidArgumentError(
             field, f"{count} packets; a batch holds 1 to {MAX_SEND_PACKETS} packets"
         )
     data = list(packets)
     sizes = list(map(len, data))
     if min(sizes) < 1 or max(sizes) > MAX_PACKET_SIZE:
         index, size = next((i, n) for i, n in enumerate(sizes) if not 1 <= n <= MAX_PACKET_SIZE)
-        raise InvalidArgument(
+        raise InvalidArgumentError(
             f"{field}[{index}]", f"{size} bytes; a packet holds 1 to {MAX_PACKET_SIZE} bytes"
         )
     return data
@@ -265,20 +263,9 @@ def packets_from_proto(packets: Sequence[bytes], field: str = "packets") -> list
 # -- models -> responses -----------------------------------------------------------------
 
 
-class _Counters(Protocol):
-    packets: int
-    bytes: int
-    drops: int
-    bad_descriptors: int
-    ring_full: int
-
-
-def _counters(row: _Counters, out: pb.QueueStats) -> None:
-    out.packets = row.packets
-    out.bytes = row.bytes
-    out.drops = row.drops
-    out.bad_descriptors = row.bad_descriptors
-    out.ring_full = row.ring_full
+def _counters(row: QueueCounters, out: pb.QueueStats) -> None:
+    for name in QUEUE_COUNTERS:
+        setattr(out, name, getattr(row, name))
 
 
 def stats_to_proto(
@@ -292,12 +279,8 @@ def stats_to_proto(
         _counters(row, msg.rx_queues.add())
     for row in stats.tx_queues:
         _counters(row, msg.tx_queues.add())
-    msg.subscriber_drops = stats.subscriber_drops
-    msg.action_drops = stats.action_drops
-    msg.forwarded = stats.forwarded
-    msg.forward_drops = stats.forward_drops
-    msg.exchanged = stats.exchanged
-    msg.injected = stats.injected
+    for name in INTERFACE_COUNTERS:
+        setattr(msg, name, getattr(stats, name))
     return msg
 
 
@@ -388,13 +371,7 @@ def _name_of(table: Mapping[str, int], number: int) -> str:
 
 
 def _counters_from(msg: pb.QueueStats) -> QueueCounters:
-    return QueueCounters(
-        packets=msg.packets,
-        bytes=msg.bytes,
-        drops=msg.drops,
-        bad_descriptors=msg.bad_descriptors,
-        ring_full=msg.ring_full,
-    )
+    return QueueCounters(**{name: getattr(msg, name) for name in QUEUE_COUNTERS})
 
 
 def stats_from_proto(msg: pb.InterfaceStats) -> InterfaceStats:
@@ -404,12 +381,7 @@ def stats_from_proto(msg: pb.InterfaceStats) -> InterfaceStats:
         tx=_counters_from(msg.tx),
         rx_queues=[_counters_from(q) for q in msg.rx_queues],
         tx_queues=[_counters_from(q) for q in msg.tx_queues],
-        action_drops=msg.action_drops,
-        forwarded=msg.forwarded,
-        forward_drops=msg.forward_drops,
-        exchanged=msg.exchanged,
-        injected=msg.injected,
-        subscriber_drops=msg.subscriber_drops,
+        **{name: getattr(msg, name) for name in INTERFACE_COUNTERS},
     )
 
 

@@ -12,8 +12,8 @@ import grpc
 from google.protobuf.message import Message
 
 from memifd.api.grpc import convert, wire
-from memifd.api.grpc.convert import InvalidArgument
-from memifd.api.grpc.status import StreamEnded, fields_under
+from memifd.api.grpc.status import fields_under
+from memifd.core.errors import InvalidArgumentError, StreamEndedError
 from memifd.proto.memif.v1 import memif_pb2 as pb
 
 if TYPE_CHECKING:
@@ -99,7 +99,7 @@ class ExchangeRelay:
                     if not self._stage(wire.exchange_rx(batch)):
                         return
                 elif rx.closed:
-                    self._stage(StreamEnded(rx.close_reason or "exchange ended"))
+                    self._stage(StreamEndedError(rx.close_reason or "exchange ended"))
                     return
         except Exception as exc:  # handed to the RPC thread, which reports it
             self._stage(exc)
@@ -110,7 +110,7 @@ class ExchangeRelay:
                 if self._stopped.is_set():
                     return
                 if request.WhichOneof("kind") != "send":
-                    raise InvalidArgument("send", "every request after the first must be send")
+                    raise InvalidArgumentError("send", "every request after the first must be send")
                 packets = convert.packets_from_proto(request.send.packets, "send.packets")
                 with fields_under("send"):
                     result = self.session.send(packets, queue=request.send.queue)

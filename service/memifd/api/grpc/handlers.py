@@ -18,8 +18,7 @@ from google.protobuf import message_factory
 from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import DecodeError, Message
 
-from memifd.api.grpc.convert import InvalidArgument
-from memifd.api.grpc.status import Status
+from memifd.core.errors import LimitExceededError, MalformedError
 
 # Requests larger than this are refused before they are parsed; request streams carry
 # packets (Inject, Exchange) and are held only to the server's receive limit.
@@ -42,14 +41,13 @@ _FACTORIES: dict[tuple[bool, bool], HandlerFactory] = {
 def parse(cls: type[M], raw: bytes, limit: int | None = MAX_REQUEST_BYTES) -> M:
     """``raw`` as a ``cls`` message; too large or malformed ends the call."""
     if limit is not None and len(raw) > limit:
-        raise Status(
-            grpc.StatusCode.RESOURCE_EXHAUSTED,
-            f"{cls.DESCRIPTOR.name} of {len(raw)} bytes exceeds the limit of {limit} bytes",
+        raise LimitExceededError(
+            f"{cls.DESCRIPTOR.name} of {len(raw)} bytes exceeds the limit of {limit} bytes"
         )
     try:
         return cls.FromString(raw)
     except DecodeError as exc:
-        raise InvalidArgument("", f"malformed {cls.DESCRIPTOR.full_name}: {exc}") from None
+        raise MalformedError(f"malformed {cls.DESCRIPTOR.full_name}: {exc}") from None
 
 
 def _parse_stream(cls: type[M], raws: Iterator[bytes]) -> Iterator[M]:

@@ -11,7 +11,6 @@ once.
 from __future__ import annotations
 
 import contextlib
-import functools
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -20,10 +19,9 @@ import grpc
 from google.protobuf.message import Message
 
 from memifd.api.grpc import convert, handlers, wire
-from memifd.api.grpc.convert import InvalidArgument
 from memifd.api.grpc.exchange import ExchangeRelay
-from memifd.api.grpc.status import Status, StreamEnded, fields_under, status_for
-from memifd.core.manager import ConflictError
+from memifd.api.grpc.status import fields_under, status_for
+from memifd.core.errors import InvalidArgumentError, StreamEndedError
 from memifd.proto.memif.v1 import memif_pb2 as pb
 
 if TYPE_CHECKING:
@@ -52,9 +50,9 @@ class MemifServicer:
     def create_interface(self, request: pb.CreateInterfaceRequest, context: Context) -> Message:
         """CreateInterface."""
         if not request.HasField("spec"):
-            raise InvalidArgument("spec", "required")
+            raise InvalidArgumentError("spec", "required")
         spec = convert.spec_from_proto(request.spec)
-        with _conflict_is(grpc.StatusCode.ALREADY_EXISTS), fields_under("spec"):
+        with fields_under("spec"):
             status = self._manager.create_interface(spec, dry_run=request.dry_run)
         return convert.status_to_proto(status)
 
@@ -107,7 +105,7 @@ class MemifServicer:
                     if not wanted or event.interface == wanted:
                         yield convert.event_to_proto(event)
                 if not batch and events.closed:
-                    raise StreamEnded(events.close_reason or "event stream ended")
+                    raise StreamEndedError(events.close_reason or "event stream ended")
 
     def capture(self, request: pb.CaptureRequest, context: Context) -> Iterator[Message | bytes]:
         """Capture: batches of copies of packets, with the running count of drops."""
@@ -129,7 +127,7 @@ class MemifServicer:
                     if packets.dropped != reported:
                         yield pb.PacketBatch(dropped=packets.dropped)
                     if not _complete(flt, delivered + packets.dropped, started):
-                        raise StreamEnded(packets.close_reason or "capture ended")
+                        raise StreamEndedError(packets.close_reason or "capture ended")
                     return
 
     def inject(self, requests: Iterator[pb.InjectRequest], context: Context) -> Message:
@@ -139,7 +137,7 @@ class MemifServicer:
         for request in requests:
             name = request.interface or name
             if not name:
-                raise InvalidArgument("interface", "required in the first request")
+                raise InvalidArgumentError("interface", "required in the first request")
             packets = convert.packets_from_proto(request.packets)
             result = self._manager.inject(name, packets, queue=request.queue)
             accepted += result.accepted
@@ -155,12 +153,11 @@ class MemifServicer:
         if first is None:
             return
         if first.WhichOneof("kind") != "open":
-            raise InvalidArgument("open", "the first request must be open")
+            raise InvalidArgumentError("open", "the first request must be open")
         name = _name(first.open.interface, "open.interface")
         max_batch = convert.count_from_proto(first.open.max_batch, "open.max_batch", convert.BATCH)
         buffer = convert.count_from_proto(first.open.buffer, "open.buffer", convert.BUFFER)
-        with _conflict_is(grpc.StatusCode.ALREADY_EXISTS):
-            session = self._manager.exchange(name, maxsize=buffer)
+        session = self._manager.exchange(name, maxsize=buffer)
         relay = ExchangeRelay(
             session, requests, max_batch, poll_interval=POLL_INTERVAL, batch_bytes=BATCH_BYTES
         )
@@ -177,7 +174,7 @@ class MemifServicer:
 def add_to_server(manager: Manager, server: grpc.Server) -> MemifServicer:
     """Register the ``memif.v1.Memif`` service on ``server``."""
     servicer = MemifServicer(manager)
-    handlers.add_service(servicer, SERVICE, functools.partial(status_for, manager=manager), server)
+    handlers.add_service(servicer, SERVICE, lambda exc: status_for(exc, manager.ready), server)
     return servicer
 
 
@@ -190,17 +187,8 @@ def _complete(flt: CaptureFilter, seen: int, started: float) -> bool:
 
 def _name(value: str, field: str = "name") -> str:
     if not value:
-        raise InvalidArgument(field, "required")
+        raise InvalidArgumentError(field, "required")
     return value
-
-
-@contextlib.contextmanager
-def _conflict_is(code: grpc.StatusCode) -> Iterator[None]:
-    """Report a :class:`ConflictError` in the block with ``code``."""
-    try:
-        yield
-    except ConflictError as exc:
-        raise Status(code, exc.message) from None
 
 
 @contextlib.contextmanager

@@ -26,10 +26,10 @@ from memifd import __version__
 from memifd.core import logs
 from memifd.core.logs import printable
 from memifd.core.manager import Manager
-from memifd.core.models import InterfaceStatus, QueueCounters
+from memifd.core.models import QUEUE_COUNTERS, InterfaceStatus, LinkState, QueueCounters
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-_QUEUE_FIELDS = ("packets", "bytes", "drops", "bad_descriptors", "ring_full")
+
 _HELP = {
     "packets": "Packets moved",
     "bytes": "Bytes moved",
@@ -45,7 +45,7 @@ _MANAGER_FIELDS = {
     "injected": "Packets sent from the API",
     "subscriber_drops": "Captured or exchanged packets a slow subscriber lost",
 }
-_STATES = ("disconnected", "connecting", "connected")
+_STATES = tuple(state for state in LinkState if state is not LinkState.DELETED)
 
 
 class ManagerCollector(Collector):
@@ -105,7 +105,7 @@ class ManagerCollector(Collector):
 
 
 def _queue_families(statuses: list[InterfaceStatus]) -> Iterator[Metric]:
-    for name in _QUEUE_FIELDS:
+    for name in QUEUE_COUNTERS:
         per_interface = CounterMetricFamily(
             f"memifd_interface_{name}",
             f"{_HELP[name]}, per interface and direction",
@@ -152,10 +152,10 @@ def _link_families(statuses: list[InterfaceStatus]) -> Iterator[Metric]:
         labels=["interface", "socket", "role", "id", "mode", "action"],
     )
     for status in statuses:
-        current = status.state.value
-        up.add_metric([status.name], 1 if current == "connected" else 0)
-        for name in _STATES:
-            state.add_metric([status.name, name], 1 if name == current else 0)
+        current = status.state
+        up.add_metric([status.name], 1 if current is LinkState.CONNECTED else 0)
+        for each in _STATES:
+            state.add_metric([status.name, each.value], 1 if each is current else 0)
         info.add_metric(
             [
                 status.name,

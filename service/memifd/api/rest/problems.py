@@ -20,25 +20,41 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from memifd.core import pcap
-from memifd.core.manager import (
+from memifd.core.errors import (
+    AlreadyExistsError,
     ConflictError,
     InvalidArgumentError,
     LimitExceededError,
-    ManagerError,
+    MalformedError,
+    MemifdError,
     NotFoundError,
+    StreamEndedError,
     UnavailableError,
 )
 
 MEDIA_TYPE = "application/problem+json"
 
-_STATUS: list[tuple[type[ManagerError], int]] = [
-    (NotFoundError, 404),
-    (ConflictError, 409),
-    (InvalidArgumentError, 422),
-    (UnavailableError, 503),
-    (LimitExceededError, 507),
-]
+#: The HTTP status of each error class (every subclass of MemifdError is listed).
+STATUS: dict[type[MemifdError], int] = {
+    MemifdError: 500,
+    InvalidArgumentError: 422,
+    MalformedError: 400,
+    NotFoundError: 404,
+    ConflictError: 409,
+    AlreadyExistsError: 409,
+    LimitExceededError: 507,
+    UnavailableError: 503,
+    StreamEndedError: 409,
+}
+
+
+def status_of(exc: MemifdError) -> int:
+    """The HTTP status of ``exc``: its class's, else its nearest listed ancestor's."""
+    for kind in type(exc).__mro__:
+        code = STATUS.get(kind)
+        if code is not None:
+            return code
+    return 500
 
 
 class FieldError(BaseModel):
@@ -120,21 +136,14 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return response(request.url.path, 422, summary(errors), errors)
 
 
-async def _manager_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ManagerError)
-    if isinstance(exc, InvalidArgumentError):
-        error = FieldError(loc=[exc.field], field=exc.field, msg=exc.message, type="value_error")
-        return response(request.url.path, 422, summary([error]), [error])
-    code = next((status for kind, status in _STATUS if isinstance(exc, kind)), 500)
+async def _memifd_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, MemifdError)
+    code = status_of(exc)
+    if isinstance(exc, InvalidArgumentError):  # a field, or with no field the whole body
+        loc: list[str | int] = [exc.field] if exc.field else ["body"]
+        error = FieldError(loc=loc, field=exc.field, msg=exc.message, type="value_error")
+        return response(request.url.path, code, summary([error]), [error])
     return response(request.url.path, code, exc.message)
-
-
-async def _pcap_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, pcap.PcapError)
-    if exc.status == 422:
-        error = FieldError(loc=["body"], field="", msg=exc.message, type="value_error")
-        return response(request.url.path, 422, exc.message, [error])
-    return response(request.url.path, exc.status, exc.message)
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
@@ -146,8 +155,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 def install(app: FastAPI) -> None:
     """Answer every error of ``app`` as a problem, and document the shape in its OpenAPI."""
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(ManagerError, _manager_error)
-    app.add_exception_handler(pcap.PcapError, _pcap_error)
+    app.add_exception_handler(MemifdError, _memifd_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
 
 

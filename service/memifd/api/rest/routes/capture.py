@@ -17,7 +17,8 @@ from memifd.api.rest.streaming import batches
 from memifd.core import pcap, pcapng
 from memifd.core.capture import CaptureSubscription, description, pcapng_stream, summary
 from memifd.core.capture_format import CaptureFormat, negotiate
-from memifd.core.manager import InvalidArgumentError, Manager, NotFoundError
+from memifd.core.errors import InvalidArgumentError, NotFoundError
+from memifd.core.manager import Manager
 from memifd.core.models import (
     MAX_CAPTURE_COUNT,
     MAX_CAPTURE_DURATION,

@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from memifd.api.rest.dependencies import BAD_BODY, ERRORS, ManagerDep, NamePath
 from memifd.api.rest.guard import MAX_INJECT_BYTES
 from memifd.core import pcap, pcapng
+from memifd.core.errors import InvalidArgumentError
 from memifd.core.models import InjectResult
 
 MAX_INJECT_PACKETS = 65536
@@ -48,10 +49,10 @@ async def inject(
     parsed = reader(body, max_packets=MAX_INJECT_PACKETS)
     expected = pcap.linktype_for(status.mode)
     if status.mode is not Mode.PUNT_INJECT and parsed.linktype != expected:
-        raise pcap.PcapError(
+        raise InvalidArgumentError(
+            "",
             f"pcap link type {parsed.linktype} does not fit interface mode "
             f"{status.mode.value} (expected {expected})",
-            422,
         )
     if not parsed.packets:
         return InjectResult(accepted=0, ring_full=0)
