@@ -102,7 +102,6 @@ class HandshakeResult:
     interface_id: int
     peer_if_name: str
     peer_app_name: str
-    regions: tuple[RegionInfo, ...]
     s2m_rings: tuple[RingInfo, ...]
     m2s_rings: tuple[RingInfo, ...]
 
@@ -165,11 +164,10 @@ def _secret_accepted(ours: str | None, theirs: bytes) -> bool:
 
 
 class _Machine:
-    """Shared plumbing: state, fd bookkeeping, DISCONNECT handling."""
+    """Shared plumbing: state and DISCONNECT handling."""
 
     def __init__(self) -> None:
         self._state = _State.START
-        self._fds: list[int] = []
 
     @property
     def state(self) -> str:
@@ -180,10 +178,6 @@ class _Machine:
     def done(self) -> bool:
         """True once the link is up."""
         return self._state is _State.DONE
-
-    def owned_fds(self) -> list[int]:
-        """fds accepted so far; the caller closes them if the handshake fails."""
-        return list(self._fds)
 
     def _fail(self, reason: str, kind: FailureKind = FailureKind.PROTOCOL) -> RemoteProtocolError:
         self._state = _State.FAILED
@@ -318,7 +312,6 @@ class ServerHandshake(_Machine):
                 f"region {msg.index} size {msg.size} outside 1..{MAX_REGION_SIZE}",
                 FailureKind.MEMORY,
             )
-        self._fds.append(fd)
         self._regions.append(RegionInfo(msg.index, msg.size, fd))
         self._state = _State.WAIT_RING
         return [Send(wire.Ack())]
@@ -362,7 +355,6 @@ class ServerHandshake(_Machine):
                 f"of region {msg.region} ({self._regions[msg.region].size} bytes)",
                 FailureKind.MEMORY,
             )
-        self._fds.append(fd)
         rings.append(ring)
         return [Send(wire.Ack())]
 
@@ -376,7 +368,6 @@ class ServerHandshake(_Machine):
             interface_id=self._target.id,
             peer_if_name=wire.text(msg.if_name),
             peer_app_name=self._peer_app,
-            regions=tuple(self._regions),
             s2m_rings=tuple(self._rings[True]),
             m2s_rings=tuple(self._rings[False]),
         )
@@ -401,7 +392,6 @@ class ClientHandshake(_Machine):
         self._negotiated: NegotiatedConfig | None = None
         self._peer_app = ""
         self._pending: list[Send] = []
-        self._regions: tuple[RegionInfo, ...] = ()
         self._rings: tuple[RingInfo, ...] = ()
         self._result: HandshakeResult | None = None
 
@@ -440,7 +430,6 @@ class ClientHandshake(_Machine):
                 interface_id=self._args.id,
                 peer_if_name=wire.text(message.if_name),
                 peer_app_name=self._peer_app,
-                regions=self._regions,
                 s2m_rings=s2m,
                 m2s_rings=m2s,
             )
@@ -479,7 +468,6 @@ class ClientHandshake(_Machine):
             raise LocalProtocolError(
                 f"{len(regions)} regions offered, the server allows 1..{neg.max_regions}"
             )
-        self._regions = tuple(regions)
         self._rings = tuple(rings)
         secret = (self._args.secret or "").encode()
         self._pending = [

@@ -18,7 +18,7 @@ from . import background
 from .constants import COOKIE, RING_HEADER_SIZE
 from .errors import FailureKind, MemifError, RemoteProtocolError
 from .handshake import NegotiatedConfig, RegionInfo, RingInfo
-from .memory import Layout, Region, create_region, map_peer_region
+from .memory import Layout, Region, create_region
 from .ring import (
     ClientRxRing,
     ClientTxRing,
@@ -79,11 +79,6 @@ class Link:
         self.eventfds.clear()
         if sum(ring.size for ring in rings) > background.BACKGROUND_DESCRIPTORS:
             background.discard([*maps, *rings])  # rings go first, then the mappings
-
-
-def map_server_region(info: RegionInfo, accept_unsealed: bool) -> Region:
-    """Check and map one region a client offered (closes nothing on failure)."""
-    return map_peer_region(info.index, info.fd, info.size, accept_unsealed)
 
 
 def build_server_link(

@@ -344,10 +344,8 @@ class Socket:
             if args.is_server and self._listener is None:
                 self._listen()  # before the interface exists: a failure leaves nothing open
             iface = Interface(self, args, on_connected, on_disconnected)
-            if args.is_server:
-                table[args.id] = iface
-            else:
-                table[args.id] = iface
+            table[args.id] = iface
+            if not args.is_server:
                 self._retry[iface] = 0.0
                 self._wakeup()
             return iface
