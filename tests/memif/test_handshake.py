@@ -58,7 +58,7 @@ def server(
 
 
 def client(**kwargs: object) -> ClientHandshake:
-    return ClientHandshake(Arguments(role="client", name="cli", **kwargs), "client-app")  # type: ignore[arg-type]
+    return ClientHandshake(Arguments(role="client", name="cli", **kwargs), "client-app")
 
 
 def memory_for(
