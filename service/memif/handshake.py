@@ -219,6 +219,7 @@ class ServerHandshake(_Machine):
         self._regions: list[RegionInfo] = []
         self._rings: dict[bool, list[RingInfo]] = {True: [], False: []}
         self._result: HandshakeResult | None = None
+        self._last_ring: RingInfo | None = None
 
     @property
     def target(self) -> ServerTarget | None:
@@ -231,6 +232,13 @@ class ServerHandshake(_Machine):
         if self._result is None:
             raise LocalProtocolError(f"handshake not complete ({self.state})")
         return self._result
+
+    @property
+    def last_ring(self) -> RingInfo:
+        """The ring the latest ADD_RING announced (valid after one was accepted)."""
+        if self._last_ring is None:
+            raise LocalProtocolError(f"no ring accepted yet ({self.state})")
+        return self._last_ring
 
     def hello(self) -> Send:
         """The HELLO to send on accept."""
@@ -356,6 +364,7 @@ class ServerHandshake(_Machine):
                 FailureKind.MEMORY,
             )
         rings.append(ring)
+        self._last_ring = ring
         return [Send(wire.Ack())]
 
     def _on_connect(self, msg: wire.Connect) -> list[Send]:

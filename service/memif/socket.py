@@ -1,13 +1,17 @@
-"""The control socket: listener and connector, fd passing, epoll loop, reconnect.
+"""The control socket: listener and connector, fd passing, epoll loop, timers, reconnect.
 
-This is the only module that touches the Unix control socket. It feeds
-received messages to the sans-I/O handshakes in :mod:`memif.handshake`, sends
-what they answer, maps and creates memory through :mod:`memif.link`, and tells
-interfaces when their link goes up or down.
+This is the I/O adapter of the sans-I/O connections in :mod:`memif.connection`
+and the only module that touches the Unix control socket. It feeds each
+connection the messages and fds it receives and the time, sends what the
+connection queues, answers its protocol steps (maps and checks the peer's
+memory, builds ours through :mod:`memif.link`) and hands its link events to
+the interfaces, to the callbacks and to :meth:`Socket.poll_events`.
 
 The loop runs in its own thread (:meth:`Socket.start`) or is driven by the
 caller (:meth:`Socket.poll`, with :meth:`Socket.fileno` for the caller's own
-selector).
+selector). One turn reads at most :data:`MESSAGES_PER_TURN` messages of each
+connection, so a peer announcing hundreds of rings never holds the loop up for
+long: the rest waits for the next turn.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import array
 import collections
 import contextlib
 import errno
+import functools
 import logging
 import os
 import select
@@ -29,6 +34,7 @@ from typing import Any, Literal
 
 from . import sockfile, wire
 from .config import Arguments
+from .connection import Connection
 from .constants import (
     DEFAULT_APP_NAME,
     DEFAULT_RECONNECT_INTERVAL,
@@ -43,13 +49,20 @@ from .errors import (
     PeerDisconnected,
     RemoteProtocolError,
 )
-from .failures import FailureBook, FailureCallback, HandshakeFailure
-from .handshake import (
-    ClientHandshake,
-    Send,
-    ServerHandshake,
-    ServerTarget,
+from .events import (
+    Connecting,
+    Event,
+    HandshakeCompleted,
+    HandshakeFailed,
+    LinkDown,
+    LinkEvent,
+    LinkUp,
+    MemoryNeeded,
+    RegionReceived,
+    RingReceived,
 )
+from .failures import FailureBook, FailureCallback, HandshakeFailure
+from .handshake import NegotiatedConfig, Send, ServerTarget
 from .interface import Callback, Interface, PeerCredentials, State
 from .link import (
     ClientMemory,
@@ -74,25 +87,31 @@ _PEERGROUPS_SPACE = 1024  # 256 groups, the most Python's getsockopt() reads
 _ANCILLARY_SPACE = _socket.CMSG_SPACE(4 * 8)  # room to see (and refuse) extra fds
 _RECV_SIZE = MSG_SIZE * 2  # larger than a message, so oversized ones are noticed
 _EPOLL_CONN = select.EPOLLIN | select.EPOLLRDHUP
+MESSAGES_PER_TURN = 32  # control messages read from one connection in one loop turn
+EVENT_BACKLOG = 4096  # link events kept for poll_events(); the oldest go first
 
 
 @dataclass(eq=False)
-class _Conn:
-    """One control connection and what its handshake has gathered so far."""
+class _Channel:
+    """One control connection: its socket, its sans-I/O state and what it gathered."""
 
     sock: _socket.socket
-    role: Literal["server", "client"]
-    handshake: ServerHandshake | ClientHandshake
-    deadline: float
+    conn: Connection
     creds: PeerCredentials | None
     iface: Interface | None = None
-    requested_id: int | None = None  # the id INIT named, even when it was refused
-    fds: list[int] = field(default_factory=list)
+    fds: list[int] = field(default_factory=list)  # received, not yet owned by a region or link
     regions: list[Region] = field(default_factory=list)
+    negotiated: NegotiatedConfig | None = None  # a client: the geometry HELLO fixed
     memory: ClientMemory | None = None
     memory_shared: bool = False  # a region went to the peer: the memory is theirs too
     waiting: bool = False  # for the interface's memory, being built
     link: Link | None = None
+    incoming_fd: int | None = None  # the fd of the message being handled, until taken
+    end_reason: str = ""
+
+    @property
+    def role(self) -> Literal["server", "client"]:
+        return self.conn.role
 
     @property
     def fileno(self) -> int:
@@ -272,8 +291,8 @@ class Socket:
         self._file: SocketFile | None = None
         self._servers: dict[int, Interface] = {}
         self._clients: dict[int, Interface] = {}
-        self._conns: dict[int, _Conn] = {}
-        self._iface_conn: dict[Interface, _Conn] = {}
+        self._channels: dict[int, _Channel] = {}
+        self._iface_channel: dict[Interface, _Channel] = {}
         self._retry: dict[Interface, float] = {}
         self._builds: dict[Interface, MemoryBuild] = {}  # client memory, built or building
         self._faults: collections.deque[tuple[Interface, str]] = collections.deque()
@@ -284,6 +303,8 @@ class Socket:
         self.last_refused_reason = ""
         self._failures = FailureBook(on_handshake_failure)
         self._accept_pause = _AcceptPause()
+        self._events: collections.deque[LinkEvent] = collections.deque(maxlen=EVENT_BACKLOG)
+        self._events_ready = threading.Condition()
 
     def __repr__(self) -> str:
         return f"<memif.Socket {self.path!r} {len(self.interfaces)} interfaces>"
@@ -360,6 +381,36 @@ class Socket:
             raise LocalProtocolError("poll() while the socket's own thread runs it")
         return self._poll_once(timeout)
 
+    def poll_events(self, timeout: float | None = 0.0) -> list[LinkEvent]:
+        """Link events since the last call, oldest first (see :mod:`memif.events`).
+
+        Without a loop thread this runs the loop once first (as :meth:`poll`);
+        with one (:meth:`start`) it waits up to ``timeout`` seconds for an event.
+        At most :data:`EVENT_BACKLOG` events wait here; older ones are dropped.
+        """
+        if self._thread is None:
+            self._poll_once(timeout)
+        else:
+            deadline = None if timeout is None else time.monotonic() + timeout
+            with self._events_ready:
+                while not self._events:
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        break
+                    self._events_ready.wait(remaining)
+        with self._events_ready:
+            events = list(self._events)
+            self._events.clear()
+        return events
+
+    def interface_for(self, event: LinkEvent) -> Interface | None:
+        """The interface an event is about, while it exists on this socket."""
+        if event.interface_id is None:
+            return None
+        table = self._servers if event.role == "server" else self._clients
+        with self._lock:
+            return table.get(event.interface_id)
+
     def start(self) -> None:
         """Run the event loop in a daemon thread until :meth:`stop` or :meth:`close`."""
         with self._lock:
@@ -391,8 +442,8 @@ class Socket:
         with self._lock:
             for iface in self.interfaces:
                 self._delete_locked(iface, reason)
-            for conn in list(self._conns.values()):
-                self._drop(conn, reason, notify_peer=True)
+            for channel in list(self._channels.values()):
+                self._end(channel, reason)
             for build in self._builds.values():
                 build.cancel()
             self._builds.clear()
@@ -443,7 +494,7 @@ class Socket:
     def _next_timeout(self, timeout: float | None) -> float | None:
         due = [
             *self._retry.values(),
-            *(c.deadline for c in self._conns.values() if c.link is None and not c.waiting),
+            *(c.conn.deadline for c in self._channels.values() if c.conn.deadline is not None),
             *self._accept_pause.due(),
         ]
         if self._faults:
@@ -461,17 +512,17 @@ class Socket:
         if self._listener is not None and fd == self._listener.fileno():
             self._accept()
             return
-        conn = self._conns.get(fd)
-        if conn is not None:
-            self._on_readable(conn, mask)
+        channel = self._channels.get(fd)
+        if channel is not None:
+            self._on_readable(channel, mask)
 
     def _run_timers(self) -> None:
         now = time.monotonic()
         if self._accept_pause.ends(now) and self._listener is not None:
             self._epoll.modify(self._listener.fileno(), select.EPOLLIN)
-        for conn in list(self._conns.values()):
-            if conn.link is None and not conn.waiting and conn.deadline <= now:
-                self._refuse(conn, "handshake timed out", FailureKind.TIMEOUT)
+        for channel in list(self._channels.values()):
+            channel.conn.tick(now)
+            self._pump(channel)
         for iface, due in list(self._retry.items()):
             if due <= now:
                 del self._retry[iface]
@@ -480,9 +531,9 @@ class Socket:
     def _run_faults(self) -> None:
         while self._faults:
             iface, reason = self._faults.popleft()
-            conn = self._iface_conn.get(iface)
-            if conn is not None:
-                self._drop(conn, reason, notify_peer=True)
+            channel = self._iface_channel.get(iface)
+            if channel is not None:
+                self._end(channel, reason)
 
     def _wakeup(self) -> None:
         with contextlib.suppress(BlockingIOError, OSError):
@@ -556,15 +607,16 @@ class Socket:
             creds = _peer_credentials(sock)
             if not self._socket_admits(creds, sock) or not self._some_server_admits(creds, sock):
                 continue
-            handshake = ServerHandshake(self.app_name, self._lookup)
-            deadline = time.monotonic() + self.handshake_timeout
-            conn = _Conn(sock, "server", handshake, deadline, creds)
-            self._register(conn)
-            try:
-                self._send(conn, [handshake.hello()])
-            except OSError as exc:  # the peer hung up before HELLO went out
-                reason = f"control socket error: {exc.strerror or exc}"
-                self._end(conn, reason, FailureKind.SOCKET_ERROR, notify_peer=False)
+            conn = Connection.server(
+                self.app_name,
+                self._lookup,
+                now=time.monotonic(),
+                timeout=self.handshake_timeout,
+                check_peer=functools.partial(self._peer_refusal, creds, sock),
+            )
+            channel = _Channel(sock, conn, creds)
+            self._register(channel)
+            self._pump(channel)  # HELLO; a peer that hung up already is a failed handshake
 
     def _socket_admits(self, creds: PeerCredentials | None, sock: _socket.socket) -> bool:
         if _admits(self.allowed_uids, self.allowed_gids, creds, sock):
@@ -618,13 +670,13 @@ class Socket:
             name=args.name,
             mode=args.mode,
             secret=args.secret,
-            busy=iface in self._iface_conn,
+            busy=iface in self._iface_channel,
         )
 
     # -- connecting (client role) --------------------------------------------------------
 
     def _connect(self, iface: Interface) -> None:
-        if iface.state is State.DELETED or not iface.admin_up or iface in self._iface_conn:
+        if iface.state is State.DELETED or not iface.admin_up or iface in self._iface_channel:
             return
         sock = _socket.socket(
             _socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_NONBLOCK | _socket.SOCK_CLOEXEC
@@ -651,34 +703,35 @@ class Socket:
             iface.disconnect_reason = reason
             self._retry[iface] = time.monotonic() + self.reconnect_interval
             return
-        handshake = ClientHandshake(iface.args, self.app_name)
-        conn = _Conn(sock, "client", handshake, time.monotonic() + self.handshake_timeout, creds)
-        conn.iface = iface
-        self._iface_conn[iface] = conn
-        iface._set_state(State.CONNECTING)
-        self._register(conn)
+        conn = Connection.client(
+            iface.args, self.app_name, now=time.monotonic(), timeout=self.handshake_timeout
+        )
+        channel = _Channel(sock, conn, creds, iface)
+        self._iface_channel[iface] = channel
+        self._register(channel)
+        self._pump(channel)
 
-    # -- connections ---------------------------------------------------------------------
+    # -- channels: the I/O of one connection ------------------------------------------------
 
-    def _register(self, conn: _Conn) -> None:
-        self._conns[conn.fileno] = conn
-        self._epoll.register(conn.fileno, _EPOLL_CONN)
+    def _register(self, channel: _Channel) -> None:
+        self._channels[channel.fileno] = channel
+        self._epoll.register(channel.fileno, _EPOLL_CONN)
 
-    def _send(self, conn: _Conn, sends: list[Send]) -> None:
+    def _send(self, channel: _Channel, sends: list[Send]) -> None:
         for item in sends:
             data = wire.encode(item.message)
             if item.fd is None:
-                conn.sock.send(data)
+                channel.sock.send(data)
             else:
                 if isinstance(item.message, wire.AddRegion):
-                    conn.memory_shared = True
+                    channel.memory_shared = True
                 fds = array.array("i", [item.fd])
-                conn.sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fds)])
+                channel.sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fds)])
 
-    def _receive(self, conn: _Conn) -> tuple[wire.Message, int | None] | None:
+    def _receive(self, channel: _Channel) -> tuple[wire.Message, int | None] | None:
         """One message and its fd; None when nothing is waiting."""
         try:
-            data, ancillary, flags, _ = conn.sock.recvmsg(_RECV_SIZE, _ANCILLARY_SPACE)
+            data, ancillary, flags, _ = channel.sock.recvmsg(_RECV_SIZE, _ANCILLARY_SPACE)
         except (BlockingIOError, InterruptedError):
             return None
         fds: list[int] = []
@@ -703,221 +756,282 @@ class Socket:
             raise
         return message, (fds[0] if fds else None)
 
-    def _on_readable(self, conn: _Conn, mask: int) -> None:
-        with self._guarded(conn):
-            while conn.fileno in self._conns:
-                received = self._receive(conn)
+    def _on_readable(self, channel: _Channel, mask: int) -> None:
+        """Feed the connection what arrived, at most :data:`MESSAGES_PER_TURN` messages."""
+        for _ in range(MESSAGES_PER_TURN):
+            if channel.conn.closed:
+                return
+            with self._guarded(channel):
+                received = self._receive(channel)
                 if received is None:
                     if mask & (select.EPOLLHUP | select.EPOLLERR):
                         raise PeerDisconnected("peer closed")
                     return
                 message, fd = received
+                channel.incoming_fd = fd
                 try:
-                    self._handle(conn, message, fd)
-                except BaseException:
-                    if fd is not None and fd not in conn.fds:
-                        _close_fds([fd])
-                    raise
+                    channel.conn.receive(message, fd, time.monotonic())
+                    self._pump(channel)
+                finally:
+                    if channel.incoming_fd is not None:  # the connection did not take it
+                        _close_fds([channel.incoming_fd])
+                        channel.incoming_fd = None
+            self._pump(channel)
 
     @contextlib.contextmanager
-    def _guarded(self, conn: _Conn) -> Iterator[None]:
-        """Turn what goes wrong on a connection into its end, with a reason."""
+    def _guarded(self, channel: _Channel) -> Iterator[None]:
+        """Turn what goes wrong on a channel into the end of its connection, with a reason."""
+        conn = channel.conn
         try:
             yield
         except PeerDisconnected as exc:
-            self._end(conn, exc.reason, exc.kind, notify_peer=False)
+            conn.connection_lost(exc.reason, exc.kind)
         except RemoteProtocolError as exc:
-            self._refuse(conn, exc.reason, exc.kind)
+            conn.fail(exc.reason, exc.kind)
         except LocalProtocolError as exc:  # e.g. a handshake used after failing
-            self._refuse(conn, str(exc), FailureKind.PROTOCOL)
+            conn.fail(str(exc), FailureKind.PROTOCOL)
         except OSError as exc:
-            reason = f"control socket error: {exc.strerror or exc}"
-            self._end(conn, reason, FailureKind.SOCKET_ERROR, notify_peer=False)
+            conn.connection_lost(
+                f"control socket error: {exc.strerror or exc}", FailureKind.SOCKET_ERROR
+            )
         except Exception:  # a bug here must cost this connection, not the loop
             log.exception("internal error on a control connection", extra={"socket": self.path})
-            self._end(conn, "internal error", FailureKind.INTERNAL, notify_peer=True)
+            conn.abort("internal error", FailureKind.INTERNAL)
 
-    def _handle(self, conn: _Conn, message: wire.Message, fd: int | None) -> None:
-        if conn.link is not None:
-            conn.handshake.after_connected(message, fd)
-            return
-        if isinstance(conn.handshake, ServerHandshake):
-            self._handle_server(conn, conn.handshake, message, fd)
-        else:
-            self._handle_client(conn, conn.handshake, message, fd)
+    def _pump(self, channel: _Channel) -> None:
+        """Act on the connection's events, send what it queued, close the channel at its end."""
+        conn = channel.conn
+        while True:
+            event = conn.next_event()
+            if event is not None:
+                with self._guarded(channel):
+                    self._on_event(channel, event)
+                continue
+            if conn.closed:
+                self._close_channel(channel)
+                return
+            with self._guarded(channel):
+                self._send(channel, conn.data_to_send())
+            if not conn.closed:
+                return
 
-    def _handle_server(
-        self, conn: _Conn, hs: ServerHandshake, message: wire.Message, fd: int | None
-    ) -> None:
-        if isinstance(message, wire.Init) and conn.requested_id is None:
-            conn.requested_id = message.id
-            self._check_peer_allowed(conn, message.id)  # before the secret is compared
-        replies = hs.receive(message, fd)
+    def _on_event(self, channel: _Channel, event: Event) -> None:
+        if isinstance(event, Connecting):
+            self._on_connecting(channel, event)
+        elif isinstance(event, MemoryNeeded):
+            channel.negotiated = event.negotiated
+            self._offer_memory(channel)
+        elif isinstance(event, RegionReceived):
+            self._on_region(channel, event)
+        elif isinstance(event, RingReceived):
+            self._take_incoming(channel)
+            direction = "S2M" if event.ring.s2m else "M2S"
+            check_eventfd(event.ring.eventfd, f"{direction} ring {event.ring.index}")
+        elif isinstance(event, HandshakeCompleted):
+            self._on_completed(channel, event)
+        elif isinstance(event, LinkUp):
+            self._on_link_up(channel, event)
+        elif isinstance(event, HandshakeFailed):
+            self._on_failed(channel, event)
+        elif isinstance(event, LinkDown):
+            self._on_link_down(channel, event)
+
+    def _take_incoming(self, channel: _Channel) -> None:
+        """The connection took the fd of the message at hand: the channel keeps it."""
+        fd, channel.incoming_fd = channel.incoming_fd, None
         if fd is not None:
-            conn.fds.append(fd)
-        if isinstance(message, wire.Init):
-            assert hs.target is not None
-            iface = self._servers[hs.target.id]
-            conn.iface = iface
-            self._iface_conn[iface] = conn
-            iface._set_state(State.CONNECTING)
-        elif isinstance(message, wire.AddRegion):
-            assert conn.iface is not None and fd is not None
-            region = map_peer_region(
-                message.index, fd, message.size, conn.iface.args.accept_unsealed_regions
-            )
-            conn.fds.remove(fd)
-            conn.regions.append(region)
-        elif isinstance(message, wire.AddRing):
-            assert fd is not None
-            direction = "S2M" if message.flags & 1 else "M2S"
-            check_eventfd(fd, f"{direction} ring {message.index}")
-        elif hs.done:
-            result = hs.result
-            regions, conn.regions = conn.regions, []
-            conn.fds.clear()  # the eventfds now belong to the link
-            link = build_server_link(regions, result.s2m_rings, result.m2s_rings)
-            # Queues attach before CONNECTED goes out: once the client sees it, we can read.
-            self._up(conn, link, result.peer_if_name, result.peer_app_name)
-            self._send(conn, replies)
-            return
-        self._send(conn, replies)
+            channel.fds.append(fd)
 
-    def _handle_client(
-        self, conn: _Conn, hs: ClientHandshake, message: wire.Message, fd: int | None
-    ) -> None:
-        replies = hs.receive(message, fd)
-        assert conn.iface is not None
-        if hs.needs_memory:
-            self._offer_memory(conn, hs)
-            return
-        if hs.done:
-            assert conn.memory is not None
-            link, conn.memory = conn.memory.link, None
-            for ring in link.rx:
+    def _on_connecting(self, channel: _Channel, event: Connecting) -> None:
+        if channel.role == "server":
+            assert event.interface_id is not None
+            iface = self._servers[event.interface_id]
+            channel.iface = iface
+            self._iface_channel[iface] = channel
+        assert channel.iface is not None
+        channel.iface.mark_connecting()
+        self._emit(event)
+
+    def _on_region(self, channel: _Channel, event: RegionReceived) -> None:
+        self._take_incoming(channel)
+        assert channel.iface is not None
+        accept_unsealed = channel.iface.args.accept_unsealed_regions
+        region = map_peer_region(event.index, event.fd, event.size, accept_unsealed)
+        channel.fds.remove(event.fd)
+        channel.regions.append(region)
+
+    def _on_completed(self, channel: _Channel, event: HandshakeCompleted) -> None:
+        result = event.result
+        if channel.role == "server":
+            regions, channel.regions = channel.regions, []
+            channel.fds.clear()  # the eventfds now belong to the link
+            channel.link = build_server_link(regions, result.s2m_rings, result.m2s_rings)
+        else:
+            assert channel.memory is not None
+            channel.link, channel.memory = channel.memory.link, None
+            for ring in channel.link.rx:
                 assert isinstance(ring, ClientRxRing)
                 ring.post_all()
-            result = hs.result
-            self._up(conn, link, result.peer_if_name, result.peer_app_name)
-        self._send(conn, replies)
+        # Queues attach (on LinkUp) before a server's CONNECTED goes out: then we can read.
+        channel.conn.established()
 
-    def _offer_memory(self, conn: _Conn, hs: ClientHandshake) -> None:
+    def _on_link_up(self, channel: _Channel, event: LinkUp) -> None:
+        iface, link = channel.iface, channel.link
+        assert iface is not None and link is not None
+        iface.attach_link(link, event.peer_name, event.peer_app, channel.creds)
+        log.info(
+            "link up",
+            extra={
+                "interface": iface.name,
+                "socket": self.path,
+                "peer": event.peer_name,
+                "peer_app": event.peer_app,
+                "rx_queues": len(link.rx),
+                "tx_queues": len(link.tx),
+            },
+        )
+        self._emit(event)
+        self._callback(iface, iface.on_connected)
+
+    def _on_failed(self, channel: _Channel, event: HandshakeFailed) -> None:
+        """Record a failed handshake; a server counts the peers it refused.
+
+        A server interface learns nothing of a peer refused before INIT named it
+        (wrong id, secret or mode), so the reason is kept on the socket.
+        """
+        if event.refused:
+            self.refused_peers += 1
+            self.last_refused_reason = event.reason
+        iface = channel.iface
+        if channel.role == "server":  # INIT may have named one it then refused
+            iface = (
+                self._servers.get(event.interface_id) if event.interface_id is not None else None
+            )
+        self._record_failure(
+            event.kind,
+            event.reason,
+            channel.role,
+            channel.creds,
+            event.interface_id,
+            iface.name if iface is not None else "",
+        )
+        channel.end_reason = event.reason
+        self._emit(event)
+
+    def _on_link_down(self, channel: _Channel, event: LinkDown) -> None:
+        """Tear the link down, tell the interface, schedule a client's retry."""
+        self._close_channel(channel)
+        iface = channel.iface
+        if iface is None or self._iface_channel.get(iface) is not channel:
+            return
+        del self._iface_channel[iface]
+        reason = event.reason
+        iface.detach_link(reason)
+        if channel.link is not None:
+            channel.link.close()
+            channel.link = None
+        log.info(
+            "link down" if event.was_up else "connection failed",
+            extra={
+                "interface": iface.name,
+                "socket": self.path,
+                "peer": iface.peer_name if event.was_up else "",
+                "reason": reason,
+            },
+        )
+        if not iface.is_server and iface.admin_up and iface.state is not State.DELETED:
+            self._retry[iface] = time.monotonic() + self.reconnect_interval
+            self._wakeup()  # the loop may be asleep with a longer timeout (a user's disconnect)
+        self._emit(event)
+        if event.was_up:
+            self._callback(iface, iface.on_disconnected)
+
+    def _close_channel(self, channel: _Channel) -> None:
+        """Send the connection's last words, close the socket and what no link took over."""
+        if self._channels.pop(channel.fileno, None) is None:
+            return
+        with contextlib.suppress(OSError):
+            self._send(channel, channel.conn.data_to_send())
+        with contextlib.suppress(OSError, ValueError):
+            self._epoll.unregister(channel.fileno)
+        channel.sock.close()
+        self._keep_memory(channel)
+        channel.release()
+        iface = channel.iface
+        if iface is None or self._iface_channel.get(iface) is not channel:
+            if channel.link is not None:
+                channel.link.close()
+                channel.link = None
+            log.info("peer dropped: %s", channel.end_reason, extra={"socket": self.path})
+
+    def _end(self, channel: _Channel, reason: str) -> None:
+        """End a connection on our side (the peer gets DISCONNECT with ``reason``)."""
+        channel.conn.close(reason)
+        self._pump(channel)
+
+    def _offer_memory(self, channel: _Channel) -> None:
         """Offer the interface's memory, or wait for it while it is being built.
 
         Memory is built once per geometry and kept until a peer has seen it: a
         server that hangs up before the regions went out (or while they are
         still being built) costs no second build.
         """
-        iface = conn.iface
-        assert iface is not None
+        iface, negotiated = channel.iface, channel.negotiated
+        assert iface is not None and negotiated is not None
         build = self._builds.get(iface)
-        if build is not None and build.negotiated != hs.negotiated:
+        if build is not None and build.negotiated != negotiated:
             build.cancel()
             build = None
         if build is None:
-            build = MemoryBuild(hs.negotiated, iface.name, self._wakeup)
+            build = MemoryBuild(negotiated, iface.name, self._wakeup)
             self._builds[iface] = build
             build.start()
         if not build.finished:
-            conn.waiting = True  # _resume_waiting() comes back when it is done
+            channel.waiting = True  # _resume_waiting() comes back when it is done
             return
         del self._builds[iface]
-        conn.waiting = False
-        conn.memory = build.take()
-        if conn.memory is None:  # out of fds or memory (the reason says which)
-            reason = build.error or "memory build failed"
-            self._end(conn, reason, FailureKind.MEMORY, notify_peer=True)
+        channel.waiting = False
+        channel.memory = build.take()
+        if channel.memory is None:  # out of fds or memory (the reason says which)
+            channel.conn.abort(build.error or "memory build failed", FailureKind.MEMORY)
             return
-        # The handshake clock runs for the peer, not for the time we spent building.
-        conn.deadline = time.monotonic() + self.handshake_timeout
-        self._send(conn, hs.provide_memory(conn.memory.region_infos, conn.memory.ring_infos))
+        memory = channel.memory
+        channel.conn.provide_memory(memory.region_infos, memory.ring_infos, time.monotonic())
 
     def _resume_waiting(self) -> None:
-        for conn in [c for c in self._conns.values() if c.waiting]:
-            build = self._builds.get(conn.iface) if conn.iface is not None else None
+        for channel in [c for c in self._channels.values() if c.waiting]:
+            build = self._builds.get(channel.iface) if channel.iface is not None else None
             if build is None or build.finished:
-                assert isinstance(conn.handshake, ClientHandshake)
-                with self._guarded(conn):
-                    self._offer_memory(conn, conn.handshake)
+                with self._guarded(channel):
+                    self._offer_memory(channel)
+                self._pump(channel)
 
-    def _keep_memory(self, conn: _Conn) -> None:
+    def _keep_memory(self, channel: _Channel) -> None:
         """Keep a dropped connection's big memory for the next one if no peer has seen it."""
-        iface = conn.iface
+        iface, negotiated = channel.iface, channel.negotiated
         if (
-            conn.memory is None
-            or conn.memory_shared
+            channel.memory is None
+            or channel.memory_shared
             or iface is None
             or iface.state is State.DELETED
             or iface in self._builds
-            or not isinstance(conn.handshake, ClientHandshake)
-            or not is_big(conn.handshake.negotiated)
+            or negotiated is None
+            or not is_big(negotiated)
         ):
             return
-        self._builds[iface] = MemoryBuild.kept(conn.handshake.negotiated, conn.memory)
-        conn.memory = None
+        self._builds[iface] = MemoryBuild.kept(negotiated, channel.memory)
+        channel.memory = None
 
-    def _check_peer_allowed(self, conn: _Conn, interface_id: int) -> None:
-        """Refuse a peer the interface it names does not allow (an unknown id is the
-        handshake's to refuse)."""
+    def _peer_refusal(
+        self, creds: PeerCredentials | None, sock: _socket.socket, interface_id: int
+    ) -> str | None:
+        """Why the interface INIT names does not allow this peer (an unknown id is the
+        handshake's to refuse), or None."""
         iface = self._servers.get(interface_id)
-        if iface is None or _admits(
-            iface.args.allowed_uids, iface.args.allowed_gids, conn.creds, conn.sock
-        ):
-            return
-        uid = conn.creds.uid if conn.creds else "?"
-        raise RemoteProtocolError(
-            f"uid {uid} is not allowed on interface id {interface_id}", FailureKind.NOT_ALLOWED
-        )
-
-    def _up(self, conn: _Conn, link: Link, peer_name: str, peer_app: str) -> None:
-        iface = conn.iface
-        assert iface is not None
-        conn.link = link
-        iface._link_up(link, peer_name, peer_app, conn.creds)
-        log.info(
-            "link up",
-            extra={
-                "interface": iface.name,
-                "socket": self.path,
-                "peer": peer_name,
-                "peer_app": peer_app,
-                "rx_queues": len(link.rx),
-                "tx_queues": len(link.tx),
-            },
-        )
-        self._callback(iface, iface.on_connected)
-
-    def _refuse(self, conn: _Conn, reason: str, kind: FailureKind) -> None:
-        """Drop a connection whose peer broke a rule; a server counts a refused handshake.
-
-        A server interface learns nothing of a peer refused before INIT named it
-        (wrong id, secret or mode), so the reason is kept on the socket.
-        """
-        if conn.role == "server" and conn.link is None:
-            self.refused_peers += 1
-            self.last_refused_reason = reason
-        self._end(conn, reason, kind, notify_peer=True)
-
-    def _end(self, conn: _Conn, reason: str, kind: FailureKind, *, notify_peer: bool) -> None:
-        """Drop a connection the peer (or the socket) ended; record a failed handshake."""
-        if conn.link is None and conn.fileno in self._conns:
-            iface = conn.iface
-            interface_id = iface.id if iface is not None else None
-            if conn.role == "server":  # INIT may have named one it then refused
-                interface_id = conn.requested_id
-                iface = self._servers.get(interface_id) if interface_id is not None else None
-            detail = reason
-            if kind is FailureKind.PEER_CLOSED:  # say how far it got
-                detail = f"{reason} while {conn.handshake.state}"
-            self._record_failure(
-                kind,
-                detail,
-                conn.role,
-                conn.creds,
-                interface_id,
-                iface.name if iface is not None else "",
-            )
-        self._drop(conn, reason, notify_peer=notify_peer)
+        if iface is None or _admits(iface.args.allowed_uids, iface.args.allowed_gids, creds, sock):
+            return None
+        uid = creds.uid if creds else "?"
+        return f"uid {uid} is not allowed on interface id {interface_id}"
 
     def _record_failure(
         self,
@@ -939,43 +1053,6 @@ class Socket:
         )
         self._failures.record(failure)
 
-    def _drop(self, conn: _Conn, reason: str, *, notify_peer: bool) -> None:
-        """Close a connection, tear its link down and schedule a client's retry."""
-        if self._conns.pop(conn.fileno, None) is None:
-            return
-        if notify_peer:
-            with contextlib.suppress(OSError):
-                conn.sock.send(wire.encode(wire.Disconnect(1, reason.encode()[:96])))
-        with contextlib.suppress(OSError, ValueError):
-            self._epoll.unregister(conn.fileno)
-        conn.sock.close()
-        self._keep_memory(conn)
-        conn.release()
-        iface = conn.iface
-        if iface is None or self._iface_conn.get(iface) is not conn:
-            if conn.link is not None:
-                conn.link.close()
-            log.info("peer dropped: %s", reason, extra={"socket": self.path})
-            return
-        del self._iface_conn[iface]
-        was_up = iface.state is State.CONNECTED
-        iface._link_down(reason)
-        conn.link = None
-        log.info(
-            "link down" if was_up else "connection failed",
-            extra={
-                "interface": iface.name,
-                "socket": self.path,
-                "peer": iface.peer_name if was_up else "",
-                "reason": reason,
-            },
-        )
-        if not iface.is_server and iface.admin_up and iface.state is not State.DELETED:
-            self._retry[iface] = time.monotonic() + self.reconnect_interval
-            self._wakeup()  # the loop may be asleep with a longer timeout (a user's disconnect)
-        if was_up:
-            self._callback(iface, iface.on_disconnected)
-
     def _callback(self, iface: Interface, callback: Callable[[Interface], Any] | None) -> None:
         if callback is None:
             return
@@ -984,35 +1061,44 @@ class Socket:
         except Exception:
             log.exception("interface callback failed", extra={"interface": iface.name})
 
-    # -- requests from interfaces ----------------------------------------------------------
+    def _emit(self, event: LinkEvent) -> None:
+        with self._events_ready:
+            self._events.append(event)
+            self._events_ready.notify_all()
 
-    def _report_fault(self, iface: Interface, reason: str) -> None:
+    # -- requests from interfaces (see memif.interface.InterfaceHost) ------------------------
+
+    def report_fault(self, iface: Interface, reason: str) -> None:
+        """A queue of ``iface`` found its ring broken: the loop drops the link soon."""
         self._faults.append((iface, reason))
         self._wakeup()
 
-    def _request_disconnect(self, iface: Interface, reason: str) -> None:
+    def disconnect_interface(self, iface: Interface, reason: str) -> None:
+        """Drop the link (or handshake) of ``iface``, telling the peer ``reason``."""
         with self._lock:
-            conn = self._iface_conn.get(iface)
-            if conn is not None:
-                self._drop(conn, reason, notify_peer=True)
+            channel = self._iface_channel.get(iface)
+            if channel is not None:
+                self._end(channel, reason)
 
-    def _set_admin(self, iface: Interface, up: bool) -> None:
+    def set_interface_admin(self, iface: Interface, up: bool) -> None:
+        """Enable or disable ``iface``; a disabled interface has no connection."""
         with self._lock:
             if iface.state is State.DELETED:
                 raise LocalProtocolError(f"interface {iface.name} is deleted")
-            iface._admin_up = up
+            iface.mark_admin(up)
             if not up:
                 self._retry.pop(iface, None)
-                conn = self._iface_conn.get(iface)
-                if conn is not None:
-                    self._drop(conn, "administratively down", notify_peer=True)
+                channel = self._iface_channel.get(iface)
+                if channel is not None:
+                    self._end(channel, "administratively down")
                 self._forget_memory(iface)
                 iface.disconnect_reason = "administratively down"
-            elif not iface.is_server and iface not in self._iface_conn:
+            elif not iface.is_server and iface not in self._iface_channel:
                 self._retry[iface] = 0.0
                 self._wakeup()
 
-    def _delete_interface(self, iface: Interface) -> None:
+    def delete_interface(self, iface: Interface) -> None:
+        """Disconnect ``iface``, release everything it holds and forget it."""
         with self._lock:
             self._delete_locked(iface, "interface deleted")
 
@@ -1020,16 +1106,15 @@ class Socket:
         if iface.state is State.DELETED:
             return
         self._retry.pop(iface, None)
-        conn = self._iface_conn.get(iface)
-        if conn is not None:
-            self._drop(conn, reason, notify_peer=True)
+        channel = self._iface_channel.get(iface)
+        if channel is not None:
+            self._end(channel, reason)
         self._forget_memory(iface)
-        iface._link_down(reason)
+        iface.detach_link(reason)
         table = self._servers if iface.is_server else self._clients
         if table.get(iface.id) is iface:
             del table[iface.id]
-        iface._set_state(State.DELETED)
-        iface._close_queues()
+        iface.mark_deleted()
         if not self._servers:
             self._close_listener()
 

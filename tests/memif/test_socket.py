@@ -8,7 +8,7 @@ import socket
 import stat
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import memif
@@ -45,6 +45,64 @@ def exchange(server: memif.Interface, client: memif.Interface, payload: bytes) -
     assert server.rx_queue(0).recv_burst() == [payload]
     assert server.tx_queue(0).send(payload[::-1])
     assert client.rx_queue(0).recv_burst() == [payload[::-1]]
+
+
+# -- link events -----------------------------------------------------------------------------------
+
+
+def collect_events(
+    sock: memif.Socket, done: Callable[[list[memif.LinkEvent]], bool], timeout: float = 5.0
+) -> list[memif.LinkEvent]:
+    """Events of ``sock`` (driving its loop unless its thread runs) until ``done`` says so."""
+    seen: list[memif.LinkEvent] = []
+    deadline = time.monotonic() + timeout
+    while not done(seen) and time.monotonic() < deadline:
+        seen += sock.poll_events(0.05)
+    return seen
+
+
+def count(kind: type, events: list[memif.LinkEvent]) -> int:
+    return sum(isinstance(e, kind) for e in events)
+
+
+def test_poll_events_reports_the_link_of_both_roles(
+    sock_dir: Path, sockets: list[memif.Socket]
+) -> None:
+    sock = new_socket(sockets, str(sock_dir / "events.sock"))
+    server = sock.create_interface(id=3, role="server", name="s", memory=SMALL)
+    client = sock.create_interface(id=3, role="client", name="c", memory=SMALL)
+    seen = collect_events(sock, lambda events: count(memif.LinkUp, events) == 2)
+    ups = [e for e in seen if isinstance(e, memif.LinkUp)]
+    assert sorted(e.role for e in ups) == ["client", "server"]
+    assert {sock.interface_for(e) for e in ups} == {server, client}
+    assert any(isinstance(e, memif.Connecting) and e.role == "client" for e in seen)
+    client.disconnect("bye")
+    after = collect_events(sock, lambda events: count(memif.LinkDown, events) == 2)
+    downs = [e for e in after if isinstance(e, memif.LinkDown)]
+    assert sorted(e.role for e in downs) == ["client", "server"]
+    assert all(e.was_up for e in downs)
+    assert {e.reason for e in downs} == {"bye", "peer disconnected: bye (code 1)"}
+
+
+def test_poll_events_waits_for_the_loop_thread(sock_dir: Path, sockets: list[memif.Socket]) -> None:
+    sock = new_socket(sockets, str(sock_dir / "threaded.sock"))
+    sock.create_interface(id=1, role="server", memory=SMALL)
+    sock.create_interface(id=1, role="client", memory=SMALL)
+    sock.start()
+    seen = collect_events(sock, lambda events: count(memif.LinkUp, events) == 2)
+    assert count(memif.LinkUp, seen) == 2
+
+
+def test_a_refused_peer_is_a_handshake_failed_event(
+    sock_dir: Path, sockets: list[memif.Socket]
+) -> None:
+    sock = new_socket(sockets, str(sock_dir / "refused.sock"))
+    sock.create_interface(id=1, role="server", secret="right", memory=SMALL)
+    sock.create_interface(id=1, role="client", secret="wrong", memory=SMALL)
+    seen = collect_events(sock, lambda events: count(memif.HandshakeFailed, events) > 0)
+    failed = [e for e in seen if isinstance(e, memif.HandshakeFailed) and e.role == "server"]
+    assert failed and failed[0].kind is memif.FailureKind.SECRET and failed[0].refused
+    assert sock.refused_peers >= 1
 
 
 # -- paths and files -----------------------------------------------------------------------------
