@@ -68,7 +68,7 @@ from .link import (
     ClientMemory,
     Link,
     MemoryBuild,
-    build_server_link,
+    ServerLinkBuild,
     check_eventfd,
     is_big,
 )
@@ -88,6 +88,7 @@ _ANCILLARY_SPACE = _socket.CMSG_SPACE(4 * 8)  # room to see (and refuse) extra f
 _RECV_SIZE = MSG_SIZE * 2  # larger than a message, so oversized ones are noticed
 _EPOLL_CONN = select.EPOLLIN | select.EPOLLRDHUP
 MESSAGES_PER_TURN = 32  # control messages read from one connection in one loop turn
+RINGS_PER_TURN = 32  # ring endpoints a server attaches to a link in one loop turn
 EVENT_BACKLOG = 4096  # link events kept for poll_events(); the oldest go first
 
 
@@ -107,6 +108,7 @@ class _Channel:
     waiting: bool = False  # for the interface's memory, being built
     link: Link | None = None
     incoming_fd: int | None = None  # the fd of the message being handled, until taken
+    link_build: ServerLinkBuild | None = None  # a server: the link, while rings attach
     end_reason: str = ""
 
     @property
@@ -295,6 +297,7 @@ class Socket:
         self._iface_channel: dict[Interface, _Channel] = {}
         self._retry: dict[Interface, float] = {}
         self._builds: dict[Interface, MemoryBuild] = {}  # client memory, built or building
+        self._building: set[_Channel] = set()  # server links whose rings still attach
         self._faults: collections.deque[tuple[Interface, str]] = collections.deque()
         self._thread: threading.Thread | None = None
         self._stopping = False
@@ -479,6 +482,7 @@ class Socket:
             for fd, mask in events:
                 self._dispatch(fd, mask)
             self._resume_waiting()
+            self._continue_links()
             self._run_timers()
             self._run_faults()
         return len(events)
@@ -497,7 +501,7 @@ class Socket:
             *(c.conn.deadline for c in self._channels.values() if c.conn.deadline is not None),
             *self._accept_pause.due(),
         ]
-        if self._faults:
+        if self._faults or self._building:
             return 0.0
         if not due:
             return timeout
@@ -865,7 +869,12 @@ class Socket:
         if channel.role == "server":
             regions, channel.regions = channel.regions, []
             channel.fds.clear()  # the eventfds now belong to the link
-            channel.link = build_server_link(regions, result.s2m_rings, result.m2s_rings)
+            build = ServerLinkBuild(regions, result.s2m_rings, result.m2s_rings)
+            channel.link = build.link
+            if not build.step(RINGS_PER_TURN):  # the rest in later turns
+                channel.link_build = build
+                self._building.add(channel)
+                return
         else:
             assert channel.memory is not None
             channel.link, channel.memory = channel.memory.link, None
@@ -874,6 +883,18 @@ class Socket:
                 ring.post_all()
         # Queues attach (on LinkUp) before a server's CONNECTED goes out: then we can read.
         channel.conn.established()
+
+    def _continue_links(self) -> None:
+        """Attach the next slice of rings of every server link being built."""
+        for channel in list(self._building):
+            build = channel.link_build
+            assert build is not None
+            with self._guarded(channel):
+                if build.step(RINGS_PER_TURN):
+                    self._building.discard(channel)
+                    channel.link_build = None
+                    channel.conn.established()
+            self._pump(channel)
 
     def _on_link_up(self, channel: _Channel, event: LinkUp) -> None:
         iface, link = channel.iface, channel.link
@@ -950,6 +971,8 @@ class Socket:
         """Send the connection's last words, close the socket and what no link took over."""
         if self._channels.pop(channel.fileno, None) is None:
             return
+        self._building.discard(channel)
+        channel.link_build = None
         with contextlib.suppress(OSError):
             self._send(channel, channel.conn.data_to_send())
         with contextlib.suppress(OSError, ValueError):
