@@ -117,6 +117,8 @@ class ServerLinkBuild:
             if cookie != COOKIE:
                 direction = "S2M" if ring.s2m else "M2S"
                 view.release()
+                self._pending.clear()
+                self._maps = []  # the mappings (and their fds) go with the link
                 raise RemoteProtocolError(
                     f"{direction} ring {ring.index}: wrong cookie 0x{cookie:x}", FailureKind.MEMORY
                 )
@@ -126,6 +128,7 @@ class ServerLinkBuild:
                 link.tx.append(ServerTxRing(view, self._maps, ring.eventfd))
         if not self._pending:
             link.log2_ring_size = self._log2
+            self._maps = []
         return not self._pending
 
 

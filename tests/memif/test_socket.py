@@ -600,3 +600,18 @@ def test_established_links_leave_no_timer_due(sock_dir: Path) -> None:
             assert sock.next_timeout() is None
             time.sleep(0.05)
         assert srv.is_connected and cli.is_connected
+
+
+def test_a_link_of_more_rings_than_one_turn_attaches_carries_and_drops(
+    pair: PairFactory,
+) -> None:
+    """40 queue pairs: the server attaches the 80 rings over several loop turns."""
+    p = pair(memory=MemoryConfig(num_queue_pairs=40, log2_ring_size=4), two_sockets=True)
+    for queue in (0, 39):
+        assert p.client.tx_queue(queue).send(b"q%d" % queue)
+        assert p.server.rx_queue(queue).recv_burst() == [b"q%d" % queue]
+        assert p.server.tx_queue(queue).send(b"r%d" % queue)
+        assert p.client.rx_queue(queue).recv_burst() == [b"r%d" % queue]
+    p.client.disconnect("again")
+    assert wait_until(lambda: p.server.connect_count == 2 and p.server.is_connected)
+    assert p.server.num_rx_connected == 40 and p.server.num_tx_connected == 40
