@@ -874,6 +874,7 @@ class Socket:
             if not build.step(RINGS_PER_TURN):  # the rest in later turns
                 channel.link_build = build
                 self._building.add(channel)
+                self._wakeup()  # readable fileno(): a caller's own loop comes back at once
                 return
         else:
             assert channel.memory is not None
@@ -895,6 +896,8 @@ class Socket:
                     channel.link_build = None
                     channel.conn.established()
             self._pump(channel)
+        if self._building:
+            self._wakeup()
 
     def _on_link_up(self, channel: _Channel, event: LinkUp) -> None:
         iface, link = channel.iface, channel.link

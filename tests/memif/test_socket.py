@@ -615,3 +615,22 @@ def test_a_link_of_more_rings_than_one_turn_attaches_carries_and_drops(
     p.client.disconnect("again")
     assert wait_until(lambda: p.server.connect_count == 2 and p.server.is_connected)
     assert p.server.num_rx_connected == 40 and p.server.num_tx_connected == 40
+
+
+def test_a_sliced_link_build_keeps_a_callers_loop_turning(
+    sock_dir: Path, sockets: list[memif.Socket]
+) -> None:
+    """Driven from the caller's own loop, which sleeps until fileno() is readable."""
+    path = str(sock_dir / "own-loop.sock")
+    server_sock = new_socket(sockets, path)
+    client_sock = new_socket(sockets, path)
+    memory = MemoryConfig(num_queue_pairs=40, log2_ring_size=4)
+    server = server_sock.create_interface(role="server", memory=memory)
+    client = client_sock.create_interface(role="client", memory=memory)
+    client_sock.start()
+    deadline = time.monotonic() + 5
+    while not server.is_connected and time.monotonic() < deadline:
+        select.select([server_sock], [], [], 10.0)  # no timer due: only readiness wakes us
+        server_sock.poll(0)
+    assert server.is_connected and server.num_rx_connected == 40
+    assert client.wait_connected(5)
