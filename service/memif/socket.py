@@ -25,7 +25,6 @@ import logging
 import os
 import select
 import socket as _socket
-import struct
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator
@@ -73,6 +72,7 @@ from .link import (
     is_big,
 )
 from .memory import Region, map_peer_region
+from .peers import admits, peer_credentials
 from .ring import ClientRxRing
 from .sockfile import STALE_POLICIES, DirectoryOpener, SocketFile, StalePolicy
 
@@ -81,9 +81,6 @@ log = logging.getLogger("memif")
 HANDSHAKE_TIMEOUT = 5.0  # seconds a peer gets to complete the handshake
 ACCEPT_BACKOFF = (0.05, 1.0)  # seconds accepts pause after a failure: first, at most
 ACCEPT_LOG_INTERVAL = 10.0  # seconds between two warnings about failing accepts
-_PEERCRED = struct.Struct("3i")
-_SO_PEERGROUPS = getattr(_socket, "SO_PEERGROUPS", 59)  # Linux >= 4.13
-_PEERGROUPS_SPACE = 1024  # 256 groups, the most Python's getsockopt() reads
 _ANCILLARY_SPACE = _socket.CMSG_SPACE(4 * 8)  # room to see (and refuse) extra fds
 _RECV_SIZE = MSG_SIZE * 2  # larger than a message, so oversized ones are noticed
 _EPOLL_CONN = select.EPOLLIN | select.EPOLLRDHUP
@@ -174,47 +171,6 @@ class _AcceptPause:
 
 def _address(path: str) -> str:
     return "\0" + path[1:] if path.startswith("@") else path
-
-
-def _peer_credentials(sock: _socket.socket) -> PeerCredentials | None:
-    try:
-        pid, uid, gid = _PEERCRED.unpack(
-            sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, _PEERCRED.size)
-        )
-    except OSError:
-        return None
-    return PeerCredentials(pid=pid, uid=uid, gid=gid)
-
-
-def _peer_groups(sock: _socket.socket, creds: PeerCredentials) -> set[int]:
-    """The peer's primary and supplementary groups (as far as the kernel tells)."""
-    groups = {creds.gid}
-    try:
-        raw = sock.getsockopt(_socket.SOL_SOCKET, _SO_PEERGROUPS, _PEERGROUPS_SPACE)
-    except OSError:  # ERANGE: more than 256 groups; only the primary group counts then
-        return groups
-    groups.update(array.array("I", raw[: len(raw) - len(raw) % 4]))
-    return groups
-
-
-def _admits(
-    uids: Collection[int] | None,
-    gids: Collection[int] | None,
-    creds: PeerCredentials | None,
-    sock: _socket.socket,
-) -> bool:
-    """True when the peer may use a socket or interface allowing ``uids`` and ``gids``.
-
-    Both None: no restriction. Otherwise the peer's uid must be in ``uids`` or one
-    of its groups (primary or supplementary) in ``gids``.
-    """
-    if uids is None and gids is None:
-        return True
-    if creds is None:
-        return False
-    if uids and creds.uid in uids:
-        return True
-    return gids is not None and not _peer_groups(sock, creds).isdisjoint(gids)
 
 
 def _close_fds(fds: Iterable[int]) -> None:
@@ -608,8 +564,8 @@ class Socket:
                 return
             self._accept_pause.succeeded()
             sock.setblocking(False)
-            creds = _peer_credentials(sock)
-            if not self._socket_admits(creds, sock) or not self._some_server_admits(creds, sock):
+            creds = peer_credentials(sock)
+            if not self._socketadmits(creds, sock) or not self._some_serveradmits(creds, sock):
                 continue
             conn = Connection.server(
                 self.app_name,
@@ -622,18 +578,18 @@ class Socket:
             self._register(channel)
             self._pump(channel)  # HELLO; a peer that hung up already is a failed handshake
 
-    def _socket_admits(self, creds: PeerCredentials | None, sock: _socket.socket) -> bool:
-        if _admits(self.allowed_uids, self.allowed_gids, creds, sock):
+    def _socketadmits(self, creds: PeerCredentials | None, sock: _socket.socket) -> bool:
+        if admits(self.allowed_uids, self.allowed_gids, creds, sock):
             return True
         reason = f"uid {creds.uid if creds else '?'} is not allowed on this socket"
         self._refuse_early(sock, reason, "server", creds)
         return False
 
-    def _some_server_admits(self, creds: PeerCredentials | None, sock: _socket.socket) -> bool:
+    def _some_serveradmits(self, creds: PeerCredentials | None, sock: _socket.socket) -> bool:
         """Refuse at once a peer no server interface here would accept (before any memory)."""
         servers = list(self._servers.values())
         if not servers or any(
-            _admits(i.args.allowed_uids, i.args.allowed_gids, creds, sock) for i in servers
+            admits(i.args.allowed_uids, i.args.allowed_gids, creds, sock) for i in servers
         ):
             return True
         uid = creds.uid if creds else "?"
@@ -698,8 +654,8 @@ class Socket:
             iface.disconnect_reason = reason
             self._retry[iface] = time.monotonic() + self.reconnect_interval
             return
-        creds = _peer_credentials(sock)
-        if not _admits(self.allowed_uids, self.allowed_gids, creds, sock) or not _admits(
+        creds = peer_credentials(sock)
+        if not admits(self.allowed_uids, self.allowed_gids, creds, sock) or not admits(
             iface.args.allowed_uids, iface.args.allowed_gids, creds, sock
         ):
             reason = f"server uid {creds.uid if creds else '?'} is not allowed"
@@ -1054,7 +1010,7 @@ class Socket:
         """Why the interface INIT names does not allow this peer (an unknown id is the
         handshake's to refuse), or None."""
         iface = self._servers.get(interface_id)
-        if iface is None or _admits(iface.args.allowed_uids, iface.args.allowed_gids, creds, sock):
+        if iface is None or admits(iface.args.allowed_uids, iface.args.allowed_gids, creds, sock):
             return None
         uid = creds.uid if creds else "?"
         return f"uid {uid} is not allowed on interface id {interface_id}"
