@@ -16,7 +16,6 @@ long: the rest waits for the next turn.
 
 from __future__ import annotations
 
-import array
 import collections
 import contextlib
 import errno
@@ -27,23 +26,21 @@ import select
 import socket as _socket
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Iterator
 from typing import Any, Literal
 
 from . import sockfile, wire
+from .channel import Channel, close_fds
 from .config import Arguments
 from .connection import Connection
 from .constants import (
     DEFAULT_APP_NAME,
     DEFAULT_RECONNECT_INTERVAL,
     DEFAULT_SOCKET_PATH,
-    MSG_SIZE,
 )
 from .errors import (
     FailureKind,
     LocalProtocolError,
-    MemifError,
     PathInUse,
     PeerDisconnected,
     RemoteProtocolError,
@@ -61,17 +58,15 @@ from .events import (
     RingReceived,
 )
 from .failures import FailureBook, FailureCallback, HandshakeFailure
-from .handshake import NegotiatedConfig, Send, ServerTarget
+from .handshake import ServerTarget
 from .interface import Callback, Interface, PeerCredentials, State
 from .link import (
-    ClientMemory,
-    Link,
     MemoryBuild,
     ServerLinkBuild,
     check_eventfd,
     is_big,
 )
-from .memory import Region, map_peer_region
+from .memory import map_peer_region
 from .peers import admits, peer_credentials
 from .ring import ClientRxRing
 from .sockfile import STALE_POLICIES, DirectoryOpener, SocketFile, StalePolicy
@@ -81,53 +76,10 @@ log = logging.getLogger("memif")
 HANDSHAKE_TIMEOUT = 5.0  # seconds a peer gets to complete the handshake
 ACCEPT_BACKOFF = (0.05, 1.0)  # seconds accepts pause after a failure: first, at most
 ACCEPT_LOG_INTERVAL = 10.0  # seconds between two warnings about failing accepts
-_ANCILLARY_SPACE = _socket.CMSG_SPACE(4 * 8)  # room to see (and refuse) extra fds
-_RECV_SIZE = MSG_SIZE * 2  # larger than a message, so oversized ones are noticed
 _EPOLL_CONN = select.EPOLLIN | select.EPOLLRDHUP
 MESSAGES_PER_TURN = 32  # control messages read from one connection in one loop turn
 RINGS_PER_TURN = 32  # ring endpoints a server attaches to a link in one loop turn
 EVENT_BACKLOG = 4096  # link events kept for poll_events(); the oldest go first
-
-
-@dataclass(eq=False)
-class _Channel:
-    """One control connection: its socket, its sans-I/O state and what it gathered."""
-
-    sock: _socket.socket
-    conn: Connection
-    creds: PeerCredentials | None
-    iface: Interface | None = None
-    fds: list[int] = field(default_factory=list)  # received, not yet owned by a region or link
-    regions: list[Region] = field(default_factory=list)
-    negotiated: NegotiatedConfig | None = None  # a client: the geometry HELLO fixed
-    memory: ClientMemory | None = None
-    memory_shared: bool = False  # a region went to the peer: the memory is theirs too
-    waiting: bool = False  # for the interface's memory, being built
-    link: Link | None = None
-    incoming_fd: int | None = None  # the fd of the message being handled, until taken
-    link_build: ServerLinkBuild | None = None  # a server: the link, while rings attach
-    end_reason: str = ""
-
-    @property
-    def role(self) -> Literal["server", "client"]:
-        return self.conn.role
-
-    @property
-    def fileno(self) -> int:
-        return self.sock.fileno()
-
-    def release(self) -> None:
-        """Close everything gathered that no link took over."""
-        for region in self.regions:
-            region.close()
-        self.regions.clear()
-        for fd in self.fds:
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        self.fds.clear()
-        if self.memory is not None:
-            self.memory.link.close()
-            self.memory = None
 
 
 class _AcceptPause:
@@ -171,12 +123,6 @@ class _AcceptPause:
 
 def _address(path: str) -> str:
     return "\0" + path[1:] if path.startswith("@") else path
-
-
-def _close_fds(fds: Iterable[int]) -> None:
-    for fd in fds:
-        with contextlib.suppress(OSError):
-            os.close(fd)
 
 
 class Socket:
@@ -249,11 +195,11 @@ class Socket:
         self._file: SocketFile | None = None
         self._servers: dict[int, Interface] = {}
         self._clients: dict[int, Interface] = {}
-        self._channels: dict[int, _Channel] = {}
-        self._iface_channel: dict[Interface, _Channel] = {}
+        self._channels: dict[int, Channel] = {}
+        self._iface_channel: dict[Interface, Channel] = {}
         self._retry: dict[Interface, float] = {}
         self._builds: dict[Interface, MemoryBuild] = {}  # client memory, built or building
-        self._building: set[_Channel] = set()  # server links whose rings still attach
+        self._building: set[Channel] = set()  # server links whose rings still attach
         self._faults: collections.deque[tuple[Interface, str]] = collections.deque()
         self._thread: threading.Thread | None = None
         self._stopping = False
@@ -565,7 +511,7 @@ class Socket:
             self._accept_pause.succeeded()
             sock.setblocking(False)
             creds = peer_credentials(sock)
-            if not self._socketadmits(creds, sock) or not self._some_serveradmits(creds, sock):
+            if not self._socket_admits(creds, sock) or not self._some_server_admits(creds, sock):
                 continue
             conn = Connection.server(
                 self.app_name,
@@ -574,18 +520,18 @@ class Socket:
                 timeout=self.handshake_timeout,
                 check_peer=functools.partial(self._peer_refusal, creds, sock),
             )
-            channel = _Channel(sock, conn, creds)
+            channel = Channel(sock, conn, creds)
             self._register(channel)
             self._pump(channel)  # HELLO; a peer that hung up already is a failed handshake
 
-    def _socketadmits(self, creds: PeerCredentials | None, sock: _socket.socket) -> bool:
+    def _socket_admits(self, creds: PeerCredentials | None, sock: _socket.socket) -> bool:
         if admits(self.allowed_uids, self.allowed_gids, creds, sock):
             return True
         reason = f"uid {creds.uid if creds else '?'} is not allowed on this socket"
         self._refuse_early(sock, reason, "server", creds)
         return False
 
-    def _some_serveradmits(self, creds: PeerCredentials | None, sock: _socket.socket) -> bool:
+    def _some_server_admits(self, creds: PeerCredentials | None, sock: _socket.socket) -> bool:
         """Refuse at once a peer no server interface here would accept (before any memory)."""
         servers = list(self._servers.values())
         if not servers or any(
@@ -666,63 +612,24 @@ class Socket:
         conn = Connection.client(
             iface.args, self.app_name, now=time.monotonic(), timeout=self.handshake_timeout
         )
-        channel = _Channel(sock, conn, creds, iface)
+        channel = Channel(sock, conn, creds, iface)
         self._iface_channel[iface] = channel
         self._register(channel)
         self._pump(channel)
 
     # -- channels: the I/O of one connection ------------------------------------------------
 
-    def _register(self, channel: _Channel) -> None:
+    def _register(self, channel: Channel) -> None:
         self._channels[channel.fileno] = channel
         self._epoll.register(channel.fileno, _EPOLL_CONN)
 
-    def _send(self, channel: _Channel, sends: list[Send]) -> None:
-        for item in sends:
-            data = wire.encode(item.message)
-            if item.fd is None:
-                channel.sock.send(data)
-            else:
-                if isinstance(item.message, wire.AddRegion):
-                    channel.memory_shared = True
-                fds = array.array("i", [item.fd])
-                channel.sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fds)])
-
-    def _receive(self, channel: _Channel) -> tuple[wire.Message, int | None] | None:
-        """One message and its fd; None when nothing is waiting."""
-        try:
-            data, ancillary, flags, _ = channel.sock.recvmsg(_RECV_SIZE, _ANCILLARY_SPACE)
-        except (BlockingIOError, InterruptedError):
-            return None
-        fds: list[int] = []
-        for level, kind, payload in ancillary:
-            if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
-                usable = len(payload) - len(payload) % 4
-                fds.extend(array.array("i", payload[:usable]))
-        try:
-            if flags & _socket.MSG_CTRUNC:
-                raise RemoteProtocolError("ancillary data truncated (too many fds)")
-            if not data and not fds:
-                raise PeerDisconnected("peer closed")
-            if len(fds) > 1:
-                raise RemoteProtocolError(f"{len(fds)} file descriptors in one message")
-            if flags & _socket.MSG_TRUNC or len(data) != MSG_SIZE:
-                raise RemoteProtocolError(
-                    f"control message of {len(data)} bytes, expected {MSG_SIZE}"
-                )
-            message = wire.decode(data)
-        except MemifError:
-            _close_fds(fds)
-            raise
-        return message, (fds[0] if fds else None)
-
-    def _on_readable(self, channel: _Channel, mask: int) -> None:
+    def _on_readable(self, channel: Channel, mask: int) -> None:
         """Feed the connection what arrived, at most :data:`MESSAGES_PER_TURN` messages."""
         for _ in range(MESSAGES_PER_TURN):
             if channel.conn.closed:
                 return
             with self._guarded(channel):
-                received = self._receive(channel)
+                received = channel.receive()
                 if received is None:
                     if mask & (select.EPOLLHUP | select.EPOLLERR):
                         raise PeerDisconnected("peer closed")
@@ -734,12 +641,12 @@ class Socket:
                     self._pump(channel)
                 finally:
                     if channel.incoming_fd is not None:  # the connection did not take it
-                        _close_fds([channel.incoming_fd])
+                        close_fds([channel.incoming_fd])
                         channel.incoming_fd = None
             self._pump(channel)
 
     @contextlib.contextmanager
-    def _guarded(self, channel: _Channel) -> Iterator[None]:
+    def _guarded(self, channel: Channel) -> Iterator[None]:
         """Turn what goes wrong on a channel into the end of its connection, with a reason."""
         conn = channel.conn
         try:
@@ -758,7 +665,7 @@ class Socket:
             log.exception("internal error on a control connection", extra={"socket": self.path})
             conn.abort("internal error", FailureKind.INTERNAL)
 
-    def _pump(self, channel: _Channel) -> None:
+    def _pump(self, channel: Channel) -> None:
         """Act on the connection's events, send what it queued, close the channel at its end."""
         conn = channel.conn
         while True:
@@ -771,11 +678,11 @@ class Socket:
                 self._close_channel(channel)
                 return
             with self._guarded(channel):
-                self._send(channel, conn.data_to_send())
+                channel.send(conn.data_to_send())
             if not conn.closed:
                 return
 
-    def _on_event(self, channel: _Channel, event: Event) -> None:
+    def _on_event(self, channel: Channel, event: Event) -> None:
         if isinstance(event, Connecting):
             self._on_connecting(channel, event)
         elif isinstance(event, MemoryNeeded):
@@ -784,7 +691,7 @@ class Socket:
         elif isinstance(event, RegionReceived):
             self._on_region(channel, event)
         elif isinstance(event, RingReceived):
-            self._take_incoming(channel)
+            channel.take_incoming()
             direction = "S2M" if event.ring.s2m else "M2S"
             check_eventfd(event.ring.eventfd, f"{direction} ring {event.ring.index}")
         elif isinstance(event, HandshakeCompleted):
@@ -796,13 +703,7 @@ class Socket:
         elif isinstance(event, LinkDown):
             self._on_link_down(channel, event)
 
-    def _take_incoming(self, channel: _Channel) -> None:
-        """The connection took the fd of the message at hand: the channel keeps it."""
-        fd, channel.incoming_fd = channel.incoming_fd, None
-        if fd is not None:
-            channel.fds.append(fd)
-
-    def _on_connecting(self, channel: _Channel, event: Connecting) -> None:
+    def _on_connecting(self, channel: Channel, event: Connecting) -> None:
         if channel.role == "server":
             assert event.interface_id is not None
             iface = self._servers[event.interface_id]
@@ -812,15 +713,15 @@ class Socket:
         channel.iface.mark_connecting()
         self._emit(event)
 
-    def _on_region(self, channel: _Channel, event: RegionReceived) -> None:
-        self._take_incoming(channel)
+    def _on_region(self, channel: Channel, event: RegionReceived) -> None:
+        channel.take_incoming()
         assert channel.iface is not None
         accept_unsealed = channel.iface.args.accept_unsealed_regions
         region = map_peer_region(event.index, event.fd, event.size, accept_unsealed)
         channel.fds.remove(event.fd)
         channel.regions.append(region)
 
-    def _on_completed(self, channel: _Channel, event: HandshakeCompleted) -> None:
+    def _on_completed(self, channel: Channel, event: HandshakeCompleted) -> None:
         result = event.result
         if channel.role == "server":
             regions, channel.regions = channel.regions, []
@@ -855,7 +756,7 @@ class Socket:
         if self._building:
             self._wakeup()
 
-    def _on_link_up(self, channel: _Channel, event: LinkUp) -> None:
+    def _on_link_up(self, channel: Channel, event: LinkUp) -> None:
         iface, link = channel.iface, channel.link
         assert iface is not None and link is not None
         iface.attach_link(link, event.peer_name, event.peer_app, channel.creds)
@@ -873,7 +774,7 @@ class Socket:
         self._emit(event)
         self._callback(iface, iface.on_connected)
 
-    def _on_failed(self, channel: _Channel, event: HandshakeFailed) -> None:
+    def _on_failed(self, channel: Channel, event: HandshakeFailed) -> None:
         """Record a failed handshake; a server counts the peers it refused.
 
         A server interface learns nothing of a peer refused before INIT named it
@@ -898,7 +799,7 @@ class Socket:
         channel.end_reason = event.reason
         self._emit(event)
 
-    def _on_link_down(self, channel: _Channel, event: LinkDown) -> None:
+    def _on_link_down(self, channel: Channel, event: LinkDown) -> None:
         """Tear the link down, tell the interface, schedule a client's retry."""
         self._close_channel(channel)
         iface = channel.iface
@@ -926,14 +827,14 @@ class Socket:
         if event.was_up:
             self._callback(iface, iface.on_disconnected)
 
-    def _close_channel(self, channel: _Channel) -> None:
+    def _close_channel(self, channel: Channel) -> None:
         """Send the connection's last words, close the socket and what no link took over."""
         if self._channels.pop(channel.fileno, None) is None:
             return
         self._building.discard(channel)
         channel.link_build = None
         with contextlib.suppress(OSError):
-            self._send(channel, channel.conn.data_to_send())
+            channel.send(channel.conn.data_to_send())
         with contextlib.suppress(OSError, ValueError):
             self._epoll.unregister(channel.fileno)
         channel.sock.close()
@@ -946,12 +847,12 @@ class Socket:
                 channel.link = None
             log.info("peer dropped: %s", channel.end_reason, extra={"socket": self.path})
 
-    def _end(self, channel: _Channel, reason: str) -> None:
+    def _end(self, channel: Channel, reason: str) -> None:
         """End a connection on our side (the peer gets DISCONNECT with ``reason``)."""
         channel.conn.close(reason)
         self._pump(channel)
 
-    def _offer_memory(self, channel: _Channel) -> None:
+    def _offer_memory(self, channel: Channel) -> None:
         """Offer the interface's memory, or wait for it while it is being built.
 
         Memory is built once per geometry and kept until a peer has seen it: a
@@ -988,7 +889,7 @@ class Socket:
                     self._offer_memory(channel)
                 self._pump(channel)
 
-    def _keep_memory(self, channel: _Channel) -> None:
+    def _keep_memory(self, channel: Channel) -> None:
         """Keep a dropped connection's big memory for the next one if no peer has seen it."""
         iface, negotiated = channel.iface, channel.negotiated
         if (
