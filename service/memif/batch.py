@@ -25,7 +25,7 @@ from .ring import (
     QueueStats,
     ServerRxRing,
     ServerTxRing,
-    _copy_template,
+    copy_template,
 )
 
 try:
@@ -284,7 +284,7 @@ def _scatter(
         rows = arrays.slot_rows(ring.known)  # our own buffers: always one step apart
         assert rows is not None
         rows[slot : slot + count, :width] = packets
-        _copy_template(ring.view.desc_bytes, ring.template, slot, count)
+        copy_template(ring.view.desc_bytes, ring.template, slot, count)
     else:
         # Posted buffers that each take ``width`` bytes, whole inside their region
         # (checked, and learned for next time, by the ring); others: per-packet path.

@@ -552,7 +552,7 @@ class ClientRxRing(_Reader):
         """Repost the buffers held since the last :meth:`recv_views`."""
         held = self.held
         if held:
-            _copy_template(
+            copy_template(
                 self.view.desc_bytes, self.template, (self.cur - held) & self.view.mask, held
             )
             self.head = (self.head + held) & 0xFFFF
@@ -569,7 +569,7 @@ class ClientRxRing(_Reader):
         return packets
 
 
-def _copy_template(dest: memoryview, template: bytes, slot: int, count: int) -> None:
+def copy_template(dest: memoryview, template: bytes, slot: int, count: int) -> None:
     """Restore ``count`` pristine descriptors from ``slot`` on, wrapping at the end."""
     first = slot * DESC_SIZE
     stop = first + count * DESC_SIZE
@@ -693,7 +693,7 @@ class ClientTxRing(_Endpoint):
             if len(offsets) < count:
                 offsets += self.slot_offsets[: count - len(offsets)]
             _copy_in(self.buffers, offsets, packets, uniform)
-            _copy_template(self.view.desc_bytes, self.template, start, count)
+            copy_template(self.view.desc_bytes, self.template, start, count)
             if uniform:
                 self.view.fill_column(1, head, count, uniform)
             else:
@@ -747,7 +747,7 @@ class ClientTxRing(_Endpoint):
             used += need
             count += 1
         if used:
-            _copy_template(self.view.desc_bytes, self.template, head & mask, used)
+            copy_template(self.view.desc_bytes, self.template, head & mask, used)
             self.view.write_column(0, head, words)
             self.view.write_column(1, head, parts)
         return count, used
