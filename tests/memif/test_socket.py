@@ -15,8 +15,10 @@ import memif
 import pydantic
 import pytest
 from memif import Arguments, LocalProtocolError, MemoryConfig, State
+from memif.socket import MESSAGES_PER_TURN
 
 from tests.conftest import open_fds
+from tests.memif import hostile_peer as hp
 from tests.memif.conftest import PairFactory, settled_fds, wait_until
 
 SMALL = MemoryConfig(log2_ring_size=4)
@@ -634,3 +636,45 @@ def test_a_sliced_link_build_keeps_a_callers_loop_turning(
         server_sock.poll(0)
     assert server.is_connected and server.num_rx_connected == 40
     assert client.wait_connected(5)
+
+
+def test_one_loop_turn_reads_a_bounded_number_of_messages_per_connection(
+    sock_dir: Path, sockets: list[memif.Socket]
+) -> None:
+    """A peer that announces its rings without waiting for the ACKs gets them a turn at a time."""
+    path = str(sock_dir / "bounded.sock")
+    sock = new_socket(sockets, path)
+    sock.create_interface(role="server", memory=SMALL)
+    mem = hp.ClientMemory(pairs=20)
+    peer = hp.dial(path)
+    try:
+        peer.send(hp.init())
+        peer.send(hp.add_region(0, mem.size), [mem.fd])
+        for ring in mem.rings:
+            peer.send(hp.add_ring(ring.s2m, ring.index, 0, ring.offset, ring.log2), [ring.eventfd])
+        sock.poll(0)  # accepts and sends HELLO
+        peer.expect(hp.HELLO)
+        answers = []
+        for _ in range(3):
+            sock.poll(0)
+            answers.append(_waiting_acks(peer))
+        assert answers == [MESSAGES_PER_TURN, 2 + len(mem.rings) - MESSAGES_PER_TURN, 0]
+    finally:
+        peer.close()
+        mem.close()
+
+
+def _waiting_acks(peer: hp.Peer) -> int:
+    """ACKs that can be read without waiting."""
+    peer.sock.setblocking(False)
+    count = 0
+    try:
+        while True:
+            try:
+                got = peer.recv()
+            except BlockingIOError:
+                return count
+            assert got is not None and got.kind == hp.ACK
+            count += 1
+    finally:
+        peer.sock.settimeout(hp.TIMEOUT)
