@@ -142,20 +142,22 @@ def _strided(region: U8, offsets: U32, width: int) -> U8 | None:
     return view
 
 
-def read_batch(ring: ServerRxRing | ClientRxRing, max_packets: int, stats: QueueStats) -> Batch:
-    """Read up to ``max_packets`` packets of ``ring`` as one :class:`Batch` (empty: none
-    waiting, or the peer broke the ring and :attr:`fault` says how)."""
+def read_batch(
+    ring: ServerRxRing | ClientRxRing, max_packets: int, stats: QueueStats
+) -> Batch | None:
+    """Read up to ``max_packets`` packets of ``ring`` as one :class:`Batch`; None when none
+    was waiting (or the peer broke the ring: ``ring.fault`` says how)."""
     npy = _numpy()
     avail = ring.available()
     if not avail:
-        return Batch.empty()
+        return None
     count = min(avail, max_packets)
     batch = _gather_known(npy, ring, count, stats)
     if batch is None:
         batch = _gather(npy, ring, count, stats)
     if batch is None:  # unusual descriptors: take the per-packet path
         packets = ring.recv_burst(max_packets, stats)
-        return Batch.from_packets(packets) if packets else Batch.empty()
+        return Batch.from_packets(packets) if packets else None
     return batch
 
 

@@ -235,15 +235,15 @@ class RxQueue(_Queue):
                 packets = self._recv_folded(max_packets)
                 return Batch.from_packets(packets) if packets else Batch.empty()
             batch = read_batch(ring, max_packets, self.stats)
-            if len(batch):
-                return batch
-            if ring.fault is None and self._mode is RxMode.INTERRUPT:
+            if batch is None and ring.fault is None and self._mode is RxMode.INTERRUPT:
                 # Drain first, then look again: a kick after the drain leaves the fd readable.
                 _drain(ring.eventfd)
                 batch = read_batch(ring, max_packets, self.stats)
-            if not len(batch) and ring.fault is not None:
+            if batch is not None:
+                return batch
+            if ring.fault is not None:
                 self._detach_broken(ring)
-            return batch
+            return Batch.empty()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until packets may be waiting; True if woken, False on timeout.
