@@ -152,6 +152,10 @@ class Socket:
     logged at WARNING with the peer's pid and uid, counted by kind in
     :attr:`handshake_failures`, kept in :attr:`last_handshake_failure` and
     passed to ``on_handshake_failure`` (called on the loop thread).
+
+    Link events (:mod:`memif.events`) come out of :meth:`poll_events`; the
+    interfaces' ``on_connected`` / ``on_disconnected`` callbacks are called for
+    the same :class:`~memif.LinkUp` and :class:`~memif.LinkDown` events.
     """
 
     def __init__(
