@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from memif import wire
 from memif.config import Arguments, Mode
-from memif.connection import Connection, ConnectionState
+from memif.connection import Connection, ConnectionState, PeerCheck
 from memif.constants import VERSION
 from memif.errors import FailureKind, LocalProtocolError
 from memif.events import (
@@ -29,13 +29,13 @@ def lookup(secret: str | None = None) -> ServerTarget | None:
     return ServerTarget(id=7, name="srv", mode=Mode.ETHERNET, secret=secret)
 
 
-def server(secret: str | None = None, check_peer: object = None) -> Connection:
+def server(secret: str | None = None, check_peer: PeerCheck | None = None) -> Connection:
     return Connection.server(
         "server-app",
         lambda id_: lookup(secret) if id_ == 7 else None,
         now=0.0,
         timeout=TIMEOUT,
-        check_peer=check_peer,  # type: ignore[arg-type]
+        check_peer=check_peer,
     )
 
 
