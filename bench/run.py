@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import growth, stall  # noqa: E402
+from bench import growth, stall, turns  # noqa: E402
 from bench.pmd import Pmd, PmdSizing  # noqa: E402
 from bench.rounds import Anchor, Case, Series, run_rounds  # noqa: E402
 from bench.service import (  # noqa: E402
@@ -555,6 +555,26 @@ def case_stall(b: Bench) -> None:
     )
 
 
+def case_turns(b: Bench, cycles: int) -> None:
+    """Longest event-loop turn of each side while a 255 qp × 2^14 interface reconnects."""
+    results = turns.measure(b.workdir / "turns", cycles)
+    for role in ("server", "client"):
+        result = results[role]
+        b.add(
+            Row(
+                "turns",
+                role,
+                "turn cpu ms",
+                result["longest_turn_cpu_ms"],
+                note=f"longest wall {result['longest_turn_ms']:.1f} ms over {result['turns']:,} "
+                f"turns, {result['cycles']} connects of 255 qp × 2^14, slowest "
+                f"{result['slowest_connect_s']:.2f} s",
+            ),
+            f"turns_{role}_cpu_ms",
+        )
+        b.figures[f"turns_{role}_wall_ms"] = round(result["longest_turn_ms"], 3)
+
+
 CASES: dict[str, Callable[[Bench, argparse.Namespace], None]] = {
     "rxtx": lambda b, a: case_rx_tx(b, [64, 1500] if a.quick else [64, 512, 1500, 9000]),
     "batch": lambda b, a: case_batch(b, [64] if a.quick else [64, 1500]),
@@ -571,6 +591,7 @@ CASES: dict[str, Callable[[Bench, argparse.Namespace], None]] = {
         b, [1, 16] if a.quick else [1, 16, 64, 256], [1, 4] if a.quick else [1, 2, 4, 8, 16]
     ),
     "stall": lambda b, a: case_stall(b),
+    "turns": lambda b, a: case_turns(b, 2 if a.quick else 5),
 }
 
 

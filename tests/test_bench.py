@@ -31,6 +31,8 @@ REQUIRED = {
     "rest_ratio",
     "stall_quiet_max_gap_ms",
     "stall_churn_max_gap_ms",
+    "turns_server_cpu_ms",
+    "turns_client_cpu_ms",
 }
 
 

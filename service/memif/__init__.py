@@ -11,6 +11,7 @@ Speaks memif protocol v2.0 in both roles (server/master and client/slave)::
 """
 
 from .config import Arguments, MemoryConfig, Mode, Role, RxMode
+from .connection import Connection
 from .errors import (
     FailureKind,
     LocalProtocolError,
@@ -22,6 +23,7 @@ from .errors import (
     RemoteProtocolError,
     WireError,
 )
+from .events import Connecting, HandshakeFailed, LinkDown, LinkEvent, LinkUp
 from .failures import HandshakeFailure
 from .interface import Interface, LinkDetails, PeerCredentials, RegionDetails, RingDetails, State
 from .queue import RxQueue, TxQueue
@@ -32,10 +34,16 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Arguments",
+    "Connecting",
+    "Connection",
     "FailureKind",
+    "HandshakeFailed",
     "HandshakeFailure",
     "Interface",
     "LinkDetails",
+    "LinkDown",
+    "LinkEvent",
+    "LinkUp",
     "LocalProtocolError",
     "MemifError",
     "MemoryConfig",

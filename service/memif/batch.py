@@ -6,6 +6,9 @@ copy-mode layout, the run is a strided 2-D view of the region and the copy is
 a single numpy assignment. Descriptors are snapshotted and validated as whole
 columns; anything unusual (chains, several regions, bad descriptors) falls back
 to the per-packet path, so behaviour and counters match :meth:`RxQueue.recv_burst`.
+
+These functions only move packets between a ring and arrays; the queues
+(:mod:`memif.queue`) hold the lock and handle a broken ring.
 """
 
 from __future__ import annotations
@@ -16,7 +19,14 @@ from typing import TYPE_CHECKING, Any
 from .constants import DESC_FLAG_NEXT, MAX_PACKET_SIZE
 from .errors import LocalProtocolError
 from .known import KnownOffsets
-from .ring import ClientRxRing, ClientTxRing, ServerRxRing, ServerTxRing, _copy_template
+from .ring import (
+    ClientRxRing,
+    ClientTxRing,
+    QueueStats,
+    ServerRxRing,
+    ServerTxRing,
+    copy_template,
+)
 
 try:
     import numpy as np
@@ -26,8 +36,6 @@ except ImportError:  # pragma: no cover - exercised only without the extra
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
-
-    from .queue import RxQueue, TxQueue
 
     U8 = NDArray[np.uint8]
     U32 = NDArray[np.uint32]
@@ -134,42 +142,27 @@ def _strided(region: U8, offsets: U32, width: int) -> U8 | None:
     return view
 
 
-def recv_batch(queue: RxQueue, max_packets: int) -> Batch:
-    """Receive up to ``max_packets`` packets as one :class:`Batch`."""
+def read_batch(
+    ring: ServerRxRing | ClientRxRing, max_packets: int, stats: QueueStats
+) -> Batch | None:
+    """Read up to ``max_packets`` packets of ``ring`` as one :class:`Batch`; None when none
+    was waiting (or the peer broke the ring: ``ring.fault`` says how)."""
     npy = _numpy()
-    with queue._lock:
-        if queue._views_ring is not None:
-            queue._end_views()
-        ring = queue._ring
-        if ring is None:
-            return Batch.empty()
-        if queue._folded:  # several rings: the per-packet path reads them in turn
-            packets = queue._recv_folded(max_packets)
-            return Batch.from_packets(packets) if packets else Batch.empty()
-        avail = ring.available()
-        if not avail and ring.fault is None and queue._mode.value == "interrupt":
-            from .queue import _drain
-
-            _drain(ring.eventfd)
-            avail = ring.available()
-        if ring.fault is not None:
-            queue._detach_broken(ring)
-            return Batch.empty()
-        if not avail:
-            return Batch.empty()
-        count = min(avail, max_packets)
-        batch = _gather_known(npy, ring, count, queue)
-        if batch is None:
-            batch = _gather(npy, ring, count, queue)
-        if batch is None:  # unusual descriptors: take the per-packet path
-            packets, used = ring._read(ring.cur, avail, max_packets, queue.stats)
-            ring.consume(used)
-            return Batch.from_packets(packets) if packets else Batch.empty()
-        return batch
+    avail = ring.available()
+    if not avail:
+        return None
+    count = min(avail, max_packets)
+    batch = _gather_known(npy, ring, count, stats)
+    if batch is None:
+        batch = _gather(npy, ring, count, stats)
+    if batch is None:  # unusual descriptors: take the per-packet path
+        packets = ring.recv_burst(max_packets, stats)
+        return Batch.from_packets(packets) if packets else None
+    return batch
 
 
 def _gather_known(
-    npy: Any, ring: ServerRxRing | ClientRxRing, count: int, queue: RxQueue
+    npy: Any, ring: ServerRxRing | ClientRxRing, count: int, stats: QueueStats
 ) -> Batch | None:
     """Fast path: slots' known buffers, one step apart, copied as one 2-D slice."""
     rows = _arrays(ring).slot_rows(ring.known)
@@ -202,13 +195,13 @@ def _gather_known(
         nbytes = int(lengths.sum())
     data = rows[slot : slot + count, :length].copy()
     ring.consume(count)
-    queue.stats.packets += count
-    queue.stats.bytes += nbytes
+    stats.packets += count
+    stats.bytes += nbytes
     return Batch(data, lengths)
 
 
 def _gather(
-    npy: Any, ring: ServerRxRing | ClientRxRing, count: int, queue: RxQueue
+    npy: Any, ring: ServerRxRing | ClientRxRing, count: int, stats: QueueStats
 ) -> Batch | None:
     arrays = _arrays(ring)
     slot = ring.cur & ring.view.mask
@@ -234,18 +227,16 @@ def _gather(
     else:
         data = source[offsets[:, None].astype(npy.int64) + npy.arange(longest)]
     ring.consume(count)
-    stats = queue.stats
     stats.packets += count
     stats.bytes += int(lengths.sum())
     return Batch(data, lengths)
 
 
-def send_batch(queue: TxQueue, batch: Batch) -> int:
-    """Transmit as many packets of ``batch`` as fit; returns how many."""
+def check_batch(batch: Batch) -> None:
+    """Refuse a batch with an empty packet or a length its rows cannot hold."""
     npy = _numpy()
-    total = len(batch)
-    if not total:
-        return 0
+    if not len(batch):
+        return
     lengths = batch.lengths
     if int(lengths.min()) == 0:
         raise LocalProtocolError(f"packet {int(npy.argmin(lengths))} is empty")
@@ -253,33 +244,31 @@ def send_batch(queue: TxQueue, batch: Batch) -> int:
         raise LocalProtocolError(
             f"a length exceeds the row width {batch.data.shape[1]} or {MAX_PACKET_SIZE}"
         )
-    with queue._lock:
-        ring = queue._ring
-        if ring is None:
-            queue.stats.ring_full += total
-            return 0
-        sent = 0
-        for _ in range(2):  # at most two contiguous runs: before and after the wrap
-            if sent == total:
-                break
-            done = _scatter(npy, ring, batch, sent, queue)
-            if done is None:
-                rest = batch.packets()[sent:]
-                sent += ring.send_burst(rest, queue.stats)
-                queue.stats.ring_full -= total - sent  # counted once below
-                break
-            if not done:
-                break
-            sent += done
-        queue.stats.ring_full += total - sent
-        if ring.fault is not None:
-            queue._ring = None
-            queue._fault(f"tx queue {queue.index}: {ring.fault}")
-        return sent
+
+
+def write_batch(ring: ServerTxRing | ClientTxRing, batch: Batch, stats: QueueStats) -> int:
+    """Copy as many packets of a checked ``batch`` into ``ring`` as fit; returns how many."""
+    npy = _numpy()
+    total = len(batch)
+    sent = 0
+    for _ in range(2):  # at most two contiguous runs: before and after the wrap
+        if sent == total:
+            break
+        done = _scatter(npy, ring, batch, sent, stats)
+        if done is None:
+            rest = batch.packets()[sent:]
+            sent += ring.send_burst(rest, stats)
+            stats.ring_full -= total - sent  # counted once below
+            break
+        if not done:
+            break
+        sent += done
+    stats.ring_full += total - sent
+    return sent
 
 
 def _scatter(
-    npy: Any, ring: ServerTxRing | ClientTxRing, batch: Batch, start: int, queue: TxQueue
+    npy: Any, ring: ServerTxRing | ClientTxRing, batch: Batch, start: int, stats: QueueStats
 ) -> int | None:
     """Copy one contiguous run of packets; None means: use the per-packet path."""
     room = ring.room()
@@ -297,11 +286,11 @@ def _scatter(
         rows = arrays.slot_rows(ring.known)  # our own buffers: always one step apart
         assert rows is not None
         rows[slot : slot + count, :width] = packets
-        _copy_template(ring.view.desc_bytes, ring.template, slot, count)
+        copy_template(ring.view.desc_bytes, ring.template, slot, count)
     else:
         # Posted buffers that each take ``width`` bytes, whole inside their region
         # (checked, and learned for next time, by the ring); others: per-packet path.
-        placed = ring._posted(slot, count, width)
+        placed = ring.posted(slot, count, width)
         if placed is None:
             return None
         rows = arrays.slot_rows(ring.known)
@@ -312,7 +301,6 @@ def _scatter(
             offsets = npy.array(placed[1], dtype=npy.int64)
             region[offsets[:, None] + npy.arange(width)] = packets
     arrays.desc[slot : slot + count, 1] = lengths
-    stats = queue.stats
     stats.packets += count
     stats.bytes += int(lengths.sum())
     ring.publish(count)

@@ -102,7 +102,6 @@ class HandshakeResult:
     interface_id: int
     peer_if_name: str
     peer_app_name: str
-    regions: tuple[RegionInfo, ...]
     s2m_rings: tuple[RingInfo, ...]
     m2s_rings: tuple[RingInfo, ...]
 
@@ -165,11 +164,10 @@ def _secret_accepted(ours: str | None, theirs: bytes) -> bool:
 
 
 class _Machine:
-    """Shared plumbing: state, fd bookkeeping, DISCONNECT handling."""
+    """Shared plumbing: state and DISCONNECT handling."""
 
     def __init__(self) -> None:
         self._state = _State.START
-        self._fds: list[int] = []
 
     @property
     def state(self) -> str:
@@ -180,10 +178,6 @@ class _Machine:
     def done(self) -> bool:
         """True once the link is up."""
         return self._state is _State.DONE
-
-    def owned_fds(self) -> list[int]:
-        """fds accepted so far; the caller closes them if the handshake fails."""
-        return list(self._fds)
 
     def _fail(self, reason: str, kind: FailureKind = FailureKind.PROTOCOL) -> RemoteProtocolError:
         self._state = _State.FAILED
@@ -225,6 +219,7 @@ class ServerHandshake(_Machine):
         self._regions: list[RegionInfo] = []
         self._rings: dict[bool, list[RingInfo]] = {True: [], False: []}
         self._result: HandshakeResult | None = None
+        self._last_ring: RingInfo | None = None
 
     @property
     def target(self) -> ServerTarget | None:
@@ -237,6 +232,13 @@ class ServerHandshake(_Machine):
         if self._result is None:
             raise LocalProtocolError(f"handshake not complete ({self.state})")
         return self._result
+
+    @property
+    def last_ring(self) -> RingInfo:
+        """The ring the latest ADD_RING announced (valid after one was accepted)."""
+        if self._last_ring is None:
+            raise LocalProtocolError(f"no ring accepted yet ({self.state})")
+        return self._last_ring
 
     def hello(self) -> Send:
         """The HELLO to send on accept."""
@@ -318,7 +320,6 @@ class ServerHandshake(_Machine):
                 f"region {msg.index} size {msg.size} outside 1..{MAX_REGION_SIZE}",
                 FailureKind.MEMORY,
             )
-        self._fds.append(fd)
         self._regions.append(RegionInfo(msg.index, msg.size, fd))
         self._state = _State.WAIT_RING
         return [Send(wire.Ack())]
@@ -362,8 +363,8 @@ class ServerHandshake(_Machine):
                 f"of region {msg.region} ({self._regions[msg.region].size} bytes)",
                 FailureKind.MEMORY,
             )
-        self._fds.append(fd)
         rings.append(ring)
+        self._last_ring = ring
         return [Send(wire.Ack())]
 
     def _on_connect(self, msg: wire.Connect) -> list[Send]:
@@ -376,7 +377,6 @@ class ServerHandshake(_Machine):
             interface_id=self._target.id,
             peer_if_name=wire.text(msg.if_name),
             peer_app_name=self._peer_app,
-            regions=tuple(self._regions),
             s2m_rings=tuple(self._rings[True]),
             m2s_rings=tuple(self._rings[False]),
         )
@@ -401,7 +401,6 @@ class ClientHandshake(_Machine):
         self._negotiated: NegotiatedConfig | None = None
         self._peer_app = ""
         self._pending: list[Send] = []
-        self._regions: tuple[RegionInfo, ...] = ()
         self._rings: tuple[RingInfo, ...] = ()
         self._result: HandshakeResult | None = None
 
@@ -440,7 +439,6 @@ class ClientHandshake(_Machine):
                 interface_id=self._args.id,
                 peer_if_name=wire.text(message.if_name),
                 peer_app_name=self._peer_app,
-                regions=self._regions,
                 s2m_rings=s2m,
                 m2s_rings=m2s,
             )
@@ -479,7 +477,6 @@ class ClientHandshake(_Machine):
             raise LocalProtocolError(
                 f"{len(regions)} regions offered, the server allows 1..{neg.max_regions}"
             )
-        self._regions = tuple(regions)
         self._rings = tuple(rings)
         secret = (self._args.secret or "").encode()
         self._pending = [

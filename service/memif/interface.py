@@ -1,8 +1,12 @@
 """An interface: configuration, link state, queues, statistics and callbacks.
 
-Interfaces are created by :meth:`memif.Socket.create_interface`; the socket's
-event loop drives their handshakes and calls :meth:`Interface._link_up` /
-:meth:`Interface._link_down`. Everything users call here is thread-safe.
+Interfaces are created by :meth:`memif.Socket.create_interface`. The two talk
+through small public surfaces: an interface asks its socket (an
+:class:`InterfaceHost`) to disconnect, enable, delete or drop a faulty link, and
+the socket's loop tells the interface what its connection did
+(:meth:`Interface.mark_connecting`, :meth:`Interface.attach_link`,
+:meth:`Interface.detach_link`, :meth:`Interface.mark_deleted`). Everything
+users call here is thread-safe.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .config import Arguments, MemoryConfig
 from .errors import LocalProtocolError
@@ -23,6 +27,22 @@ if TYPE_CHECKING:
     from .socket import Socket
 
 Callback = Callable[["Interface"], Any]
+
+
+class InterfaceHost(Protocol):
+    """What an interface asks of the socket that carries it."""
+
+    def disconnect_interface(self, iface: Interface, reason: str) -> None:
+        """Drop the interface's link or handshake, telling the peer ``reason``."""
+
+    def set_interface_admin(self, iface: Interface, up: bool) -> None:
+        """Enable or disable the interface."""
+
+    def delete_interface(self, iface: Interface) -> None:
+        """Disconnect, release and forget the interface."""
+
+    def report_fault(self, iface: Interface, reason: str) -> None:
+        """A queue found its ring broken; the link is to be dropped."""
 
 
 class State(enum.StrEnum):
@@ -85,6 +105,7 @@ class Interface:
         on_disconnected: Callback | None = None,
     ) -> None:
         self._socket = socket
+        self._host: InterfaceHost = socket
         self.args = args
         self.on_connected = on_connected
         self.on_disconnected = on_disconnected
@@ -258,30 +279,42 @@ class Interface:
 
     def disconnect(self, reason: str = "disconnected by user") -> None:
         """Drop the current link (a client reconnects after its retry interval)."""
-        self._socket._request_disconnect(self, reason)
+        self._host.disconnect_interface(self, reason)
 
     def set_admin_up(self, up: bool) -> None:
         """Administratively enable or disable; disabled interfaces never connect."""
-        self._socket._set_admin(self, up)
+        self._host.set_interface_admin(self, up)
 
     def delete(self) -> None:
         """Disconnect, release every resource and remove from the socket."""
-        self._socket._delete_interface(self)
+        self._host.delete_interface(self)
 
-    # -- called by the socket's event loop -------------------------------------
+    # -- told by the socket's event loop (not for applications) ------------------
 
-    def _set_state(self, state: State) -> None:
-        with self._state_changed:
-            self._state = state
-            self._state_changed.notify_all()
+    def mark_connecting(self) -> None:
+        """A handshake for this interface started."""
+        self._set_state(State.CONNECTING)
 
-    def _link_up(
+    def mark_admin(self, up: bool) -> None:
+        """Record the administrative state the socket acted on."""
+        self._admin_up = up
+
+    def mark_deleted(self) -> None:
+        """The socket forgot this interface: the state is final, the queues close."""
+        self._set_state(State.DELETED)
+        for queue in self._rx:
+            queue._close()
+        for tx_queue in self._tx:
+            tx_queue._close()
+
+    def attach_link(
         self,
         link: Link,
         peer_name: str,
         remote_app: str,
         creds: PeerCredentials | None,
     ) -> None:
+        """The link is up: attach its rings to the queues."""
         self._link = link
         self.peer_name = peer_name
         self.remote_app_name = remote_app
@@ -305,7 +338,8 @@ class Interface:
         self.connect_count += 1
         self._set_state(State.CONNECTED)
 
-    def _link_down(self, reason: str) -> Link | None:
+    def detach_link(self, reason: str) -> None:
+        """The connection ended (or never was): detach and close the link, keep ``reason``."""
         for queue in self._rx:
             queue._detach()
         for tx_queue in self._tx:
@@ -318,16 +352,14 @@ class Interface:
         self._negotiated = None
         if self._state is not State.DELETED:
             self._set_state(State.DISCONNECTED)
-        return link
 
-    def _close_queues(self) -> None:
-        for queue in self._rx:
-            queue._close()
-        for tx_queue in self._tx:
-            tx_queue._close()
+    def _set_state(self, state: State) -> None:
+        with self._state_changed:
+            self._state = state
+            self._state_changed.notify_all()
 
     def _ring_fault(self, reason: str) -> None:
-        self._socket._report_fault(self, reason)
+        self._host.report_fault(self, reason)
 
 
 def _index_of(mapping: object, maps: Sequence[object]) -> int:

@@ -1,12 +1,14 @@
 """One established connection's shared memory: regions, eventfds and ring endpoints.
 
 A :class:`Link` is built when the handshake completes (server: from the
-regions and rings the client offered; client: from the memory it created) and
-torn down on disconnect, closing every fd it owns.
+regions and rings the client offered, a slice of rings at a time with
+:class:`ServerLinkBuild`; client: from the memory it created, see
+:class:`MemoryBuild`) and torn down on disconnect, closing every fd it owns.
 """
 
 from __future__ import annotations
 
+import collections
 import fcntl
 import logging
 import os
@@ -18,7 +20,7 @@ from . import background
 from .constants import COOKIE, RING_HEADER_SIZE
 from .errors import FailureKind, MemifError, RemoteProtocolError
 from .handshake import NegotiatedConfig, RegionInfo, RingInfo
-from .memory import Layout, Region, create_region, map_peer_region
+from .memory import Layout, Region, create_region
 from .ring import (
     ClientRxRing,
     ClientTxRing,
@@ -81,40 +83,53 @@ class Link:
             background.discard([*maps, *rings])  # rings go first, then the mappings
 
 
-def map_server_region(info: RegionInfo, accept_unsealed: bool) -> Region:
-    """Check and map one region a client offered (closes nothing on failure)."""
-    return map_peer_region(info.index, info.fd, info.size, accept_unsealed)
+class ServerLinkBuild:
+    """Ring endpoints attached to the client's memory, a slice of rings at a time.
 
-
-def build_server_link(
-    regions: list[Region], s2m: tuple[RingInfo, ...], m2s: tuple[RingInfo, ...]
-) -> Link:
-    """Attach ring endpoints to the client's memory; raises on a bad ring.
-
-    The link takes ownership of the regions and eventfds as soon as it exists,
-    so a failure here still closes them through :meth:`Link.close`.
+    The link owns the regions and eventfds from the start, so whoever holds
+    :attr:`link` closes them whether the build finished, failed or was abandoned.
     """
-    link = Link(regions=list(regions), eventfds=[r.eventfd for r in (*s2m, *m2s)])
-    try:
-        maps = [r.mapping() for r in regions]
-        for ring in (*s2m, *m2s):
-            view = RingView(maps[ring.region], ring.offset, ring.log2_ring_size)
+
+    def __init__(
+        self, regions: list[Region], s2m: tuple[RingInfo, ...], m2s: tuple[RingInfo, ...]
+    ) -> None:
+        self.link = Link(regions=list(regions), eventfds=[r.eventfd for r in (*s2m, *m2s)])
+        try:
+            self._maps = [r.mapping() for r in regions]
+        except BaseException:
+            self.link.close()
+            raise
+        self._pending = collections.deque((*s2m, *m2s))
+        self._log2 = max((r.log2_ring_size for r in (*s2m, *m2s)), default=0)
+
+    @property
+    def done(self) -> bool:
+        """True once every ring has its endpoint."""
+        return not self._pending
+
+    def step(self, rings: int) -> bool:
+        """Attach up to ``rings`` more rings; True when done. Raises on a bad ring."""
+        link = self.link
+        for _ in range(min(rings, len(self._pending))):
+            ring = self._pending.popleft()
+            view = RingView(self._maps[ring.region], ring.offset, ring.log2_ring_size)
             cookie = view.cookie
             if cookie != COOKIE:
                 direction = "S2M" if ring.s2m else "M2S"
                 view.release()
+                self._pending.clear()
+                self._maps = []  # the mappings (and their fds) go with the link
                 raise RemoteProtocolError(
                     f"{direction} ring {ring.index}: wrong cookie 0x{cookie:x}", FailureKind.MEMORY
                 )
             if ring.s2m:
-                link.rx.append(ServerRxRing(view, maps, ring.eventfd, max_desc_len=65535))
+                link.rx.append(ServerRxRing(view, self._maps, ring.eventfd, max_desc_len=65535))
             else:
-                link.tx.append(ServerTxRing(view, maps, ring.eventfd))
-        link.log2_ring_size = max(r.log2_ring_size for r in (*s2m, *m2s))
-    except BaseException:
-        link.close()
-        raise
-    return link
+                link.tx.append(ServerTxRing(view, self._maps, ring.eventfd))
+        if not self._pending:
+            link.log2_ring_size = self._log2
+            self._maps = []
+        return not self._pending
 
 
 @dataclass

@@ -222,10 +222,28 @@ class RxQueue(_Queue):
 
     def recv_batch(self, max_packets: int = DEFAULT_BURST) -> Batch:
         """Receive a burst as one numpy array plus lengths (needs the ``fast`` extra)."""
-        from .batch import recv_batch
+        from .batch import Batch, read_batch
 
         _check_burst(max_packets)
-        return recv_batch(self, max_packets)
+        with self._lock:
+            if self._views_ring is not None:
+                self._end_views()
+            ring = self._ring
+            if ring is None:
+                return Batch.empty()
+            if self._folded:  # several rings: the per-packet path reads them in turn
+                packets = self._recv_folded(max_packets)
+                return Batch.from_packets(packets) if packets else Batch.empty()
+            batch = read_batch(ring, max_packets, self.stats)
+            if batch is None and ring.fault is None and self._mode is RxMode.INTERRUPT:
+                # Drain first, then look again: a kick after the drain leaves the fd readable.
+                _drain(ring.eventfd)
+                batch = read_batch(ring, max_packets, self.stats)
+            if batch is not None:
+                return batch
+            if ring.fault is not None:
+                self._detach_broken(ring)
+            return Batch.empty()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until packets may be waiting; True if woken, False on timeout.
@@ -322,9 +340,21 @@ class TxQueue(_Queue):
 
     def send_batch(self, batch: Batch) -> int:
         """Send a numpy batch (see :class:`memif.batch.Batch`); returns how many fitted."""
-        from .batch import send_batch
+        from .batch import check_batch, write_batch
 
-        return send_batch(self, batch)
+        check_batch(batch)
+        if not len(batch):
+            return 0
+        with self._lock:
+            ring = self._ring
+            if ring is None:
+                self.stats.ring_full += len(batch)
+                return 0
+            sent = write_batch(ring, batch, self.stats)
+            if ring.fault is not None:
+                self._ring = None
+                self._fault(f"tx queue {self.index}: {ring.fault}")
+            return sent
 
     def free(self) -> int:
         """Slots free right now (0 when disconnected)."""

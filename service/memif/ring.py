@@ -253,24 +253,6 @@ class _Endpoint:
     def _broken(self, reason: str) -> None:
         self.fault = reason
 
-    # A server owns ``tail`` in both directions: it works on [tail, head).
-
-    def _server_span(self) -> int:
-        return (self.header[_HEAD] - self.cur) & 0xFFFF
-
-    def _server_window(self, direction: str) -> int:
-        """Slots in [tail, head); 0 (and :attr:`fault` set) when head ran past the ring."""
-        span = self._server_span()
-        if span > self.size:
-            self._broken(f"{direction} head is {span} slots ahead of tail, ring has {self.size}")
-            return 0
-        return span
-
-    def _advance_tail(self, used: int) -> None:
-        cur = (self.cur + used) & 0xFFFF
-        self.cur = cur
-        self.header[_TAIL] = cur
-
     def kick(self) -> None:
         """Wake the reader unless it masked interrupts."""
         if not self.header[_FLAGS] & RING_FLAG_MASK_INT:
@@ -284,6 +266,35 @@ class _Endpoint:
         self.regions.release()
         self.regions = _Regions([])
         self.view.release()
+
+
+class _ServerEndpoint(_Endpoint):
+    """A ring as the server sees it: the server owns ``tail`` in both directions and
+    works on the slots [tail, head) the client published."""
+
+    DIRECTION = ""  # "S2M" or "M2S", for fault reasons
+
+    def __init__(self, view: RingView, regions: Sequence[mmap.mmap], eventfd: int) -> None:
+        super().__init__(view, regions, eventfd)
+        self.cur = int(self.header[_TAIL])
+
+    def _span(self) -> int:
+        return (self.header[_HEAD] - self.cur) & 0xFFFF
+
+    def _window(self) -> int:
+        """Slots in [tail, head); 0 (and :attr:`fault` set) when head ran past the ring."""
+        span = self._span()
+        if span > self.size:
+            self._broken(
+                f"{self.DIRECTION} head is {span} slots ahead of tail, ring has {self.size}"
+            )
+            return 0
+        return span
+
+    def _advance_tail(self, used: int) -> None:
+        cur = (self.cur + used) & 0xFFFF
+        self.cur = cur
+        self.header[_TAIL] = cur
 
 
 class _Reader(_Endpoint):
@@ -451,22 +462,18 @@ class _Reader(_Endpoint):
         return packets, slot
 
 
-class ServerRxRing(_Reader):
+class ServerRxRing(_Reader, _ServerEndpoint):
     """S2M ring seen by the server: packets from the client."""
 
-    def __init__(
-        self, view: RingView, regions: Sequence[mmap.mmap], eventfd: int, max_desc_len: int
-    ) -> None:
-        super().__init__(view, regions, eventfd, max_desc_len)
-        self.cur = int(self.header[_TAIL])
+    DIRECTION = "S2M"
 
     def pending(self) -> int:
         """Descriptors published and not yet read."""
-        return self._server_span()
+        return self._span()
 
     def available(self) -> int:
         """Descriptors ready to read; 0 (and :attr:`fault` set) when the peer broke the ring."""
-        return self._server_window("S2M")
+        return self._window()
 
     def consume(self, used: int) -> None:
         """Hand ``used`` slots back to the client."""
@@ -545,7 +552,7 @@ class ClientRxRing(_Reader):
         """Repost the buffers held since the last :meth:`recv_views`."""
         held = self.held
         if held:
-            _copy_template(
+            copy_template(
                 self.view.desc_bytes, self.template, (self.cur - held) & self.view.mask, held
             )
             self.head = (self.head + held) & 0xFFFF
@@ -562,7 +569,7 @@ class ClientRxRing(_Reader):
         return packets
 
 
-def _copy_template(dest: memoryview, template: bytes, slot: int, count: int) -> None:
+def copy_template(dest: memoryview, template: bytes, slot: int, count: int) -> None:
     """Restore ``count`` pristine descriptors from ``slot`` on, wrapping at the end."""
     first = slot * DESC_SIZE
     stop = first + count * DESC_SIZE
@@ -686,7 +693,7 @@ class ClientTxRing(_Endpoint):
             if len(offsets) < count:
                 offsets += self.slot_offsets[: count - len(offsets)]
             _copy_in(self.buffers, offsets, packets, uniform)
-            _copy_template(self.view.desc_bytes, self.template, start, count)
+            copy_template(self.view.desc_bytes, self.template, start, count)
             if uniform:
                 self.view.fill_column(1, head, count, uniform)
             else:
@@ -740,27 +747,28 @@ class ClientTxRing(_Endpoint):
             used += need
             count += 1
         if used:
-            _copy_template(self.view.desc_bytes, self.template, head & mask, used)
+            copy_template(self.view.desc_bytes, self.template, head & mask, used)
             self.view.write_column(0, head, words)
             self.view.write_column(1, head, parts)
         return count, used
 
 
-class ServerTxRing(_Endpoint):
+class ServerTxRing(_ServerEndpoint):
     """M2S ring seen by the server: packets go into buffers the client posted."""
+
+    DIRECTION = "M2S"
 
     def __init__(self, view: RingView, regions: Sequence[mmap.mmap], eventfd: int) -> None:
         super().__init__(view, regions, eventfd)
-        self.cur = int(self.header[_TAIL])
         self.known = KnownOffsets(view.size)  # offsets of posted buffers validated before
 
     def free(self) -> int:
         """Buffers the client has posted and we have not filled."""
-        return self._server_span()
+        return self._span()
 
     def room(self) -> int:
         """Posted buffers; 0 (and :attr:`fault` set) when the peer broke the ring."""
-        return self._server_window("M2S")
+        return self._window()
 
     def publish(self, used: int) -> None:
         """Hand ``used`` filled buffers to the client and wake it."""
@@ -780,7 +788,7 @@ class ServerTxRing(_Endpoint):
         count = wanted if wanted < avail else avail
         if count < wanted:
             lengths = lengths[:count]
-        placed = self._posted(cur & self.view.mask, count, uniform or max(lengths))
+        placed = self.posted(cur & self.view.mask, count, uniform or max(lengths))
         if placed is not None:
             region, offsets = placed
             _copy_in(self.regions.maps[region], offsets, packets, uniform)
@@ -798,7 +806,7 @@ class ServerTxRing(_Endpoint):
             self.publish(used)
         return count
 
-    def _posted(self, slot: int, count: int, longest: int) -> tuple[int, list[int]] | None:
+    def posted(self, slot: int, count: int, longest: int) -> tuple[int, list[int]] | None:
         """Region and offsets of ``count`` posted buffers that each take ``longest`` bytes.
 
         None unless they are unchained, in one region, inside it whole and large

@@ -1,66 +1,74 @@
-"""The control socket: listener and connector, fd passing, epoll loop, reconnect.
+"""The control socket: listener and connector, fd passing, epoll loop, timers, reconnect.
 
-This is the only module that touches the Unix control socket. It feeds
-received messages to the sans-I/O handshakes in :mod:`memif.handshake`, sends
-what they answer, maps and creates memory through :mod:`memif.link`, and tells
-interfaces when their link goes up or down.
+This is the I/O adapter of the sans-I/O connections in :mod:`memif.connection`
+and the only module that touches the Unix control socket. It feeds each
+connection the messages and fds it receives and the time, sends what the
+connection queues, answers its protocol steps (maps and checks the peer's
+memory, builds ours through :mod:`memif.link`) and hands its link events to
+the interfaces, to the callbacks and to :meth:`Socket.poll_events`.
 
 The loop runs in its own thread (:meth:`Socket.start`) or is driven by the
 caller (:meth:`Socket.poll`, with :meth:`Socket.fileno` for the caller's own
-selector).
+selector). One turn reads at most :data:`MESSAGES_PER_TURN` messages of each
+connection, so a peer announcing hundreds of rings never holds the loop up for
+long: the rest waits for the next turn.
 """
 
 from __future__ import annotations
 
-import array
 import collections
 import contextlib
 import errno
+import functools
 import logging
 import os
 import select
 import socket as _socket
-import struct
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Iterator
 from typing import Any, Literal
 
 from . import sockfile, wire
+from .channel import Channel, close_fds
 from .config import Arguments
+from .connection import Connection
 from .constants import (
     DEFAULT_APP_NAME,
     DEFAULT_RECONNECT_INTERVAL,
     DEFAULT_SOCKET_PATH,
     MAX_SOCKET_PATH,
-    MSG_SIZE,
 )
 from .errors import (
     FailureKind,
     LocalProtocolError,
-    MemifError,
     PathInUse,
     PeerDisconnected,
     RemoteProtocolError,
 )
-from .failures import FailureBook, FailureCallback, HandshakeFailure
-from .handshake import (
-    ClientHandshake,
-    Send,
-    ServerHandshake,
-    ServerTarget,
+from .events import (
+    Connecting,
+    Event,
+    HandshakeCompleted,
+    HandshakeFailed,
+    LinkDown,
+    LinkEvent,
+    LinkUp,
+    MemoryNeeded,
+    RegionReceived,
+    RingReceived,
 )
+from .failures import FailureBook, FailureCallback, HandshakeFailure
+from .handshake import ServerTarget
 from .interface import Callback, Interface, PeerCredentials, State
 from .link import (
-    ClientMemory,
-    Link,
     MemoryBuild,
-    build_server_link,
+    ServerLinkBuild,
     check_eventfd,
     is_big,
 )
-from .memory import Region, map_peer_region
+from .memory import map_peer_region
+from .peers import admits, peer_credentials
 from .ring import ClientRxRing
 from .sockfile import STALE_POLICIES, DirectoryOpener, SocketFile, StalePolicy
 
@@ -69,48 +77,10 @@ log = logging.getLogger("memif")
 HANDSHAKE_TIMEOUT = 5.0  # seconds a peer gets to complete the handshake
 ACCEPT_BACKOFF = (0.05, 1.0)  # seconds accepts pause after a failure: first, at most
 ACCEPT_LOG_INTERVAL = 10.0  # seconds between two warnings about failing accepts
-_PEERCRED = struct.Struct("3i")
-_SO_PEERGROUPS = getattr(_socket, "SO_PEERGROUPS", 59)  # Linux >= 4.13
-_PEERGROUPS_SPACE = 1024  # 256 groups, the most Python's getsockopt() reads
-_ANCILLARY_SPACE = _socket.CMSG_SPACE(4 * 8)  # room to see (and refuse) extra fds
-_RECV_SIZE = MSG_SIZE * 2  # larger than a message, so oversized ones are noticed
 _EPOLL_CONN = select.EPOLLIN | select.EPOLLRDHUP
-
-
-@dataclass(eq=False)
-class _Conn:
-    """One control connection and what its handshake has gathered so far."""
-
-    sock: _socket.socket
-    role: Literal["server", "client"]
-    handshake: ServerHandshake | ClientHandshake
-    deadline: float
-    creds: PeerCredentials | None
-    iface: Interface | None = None
-    requested_id: int | None = None  # the id INIT named, even when it was refused
-    fds: list[int] = field(default_factory=list)
-    regions: list[Region] = field(default_factory=list)
-    memory: ClientMemory | None = None
-    memory_shared: bool = False  # a region went to the peer: the memory is theirs too
-    waiting: bool = False  # for the interface's memory, being built
-    link: Link | None = None
-
-    @property
-    def fileno(self) -> int:
-        return self.sock.fileno()
-
-    def release(self) -> None:
-        """Close everything gathered that no link took over."""
-        for region in self.regions:
-            region.close()
-        self.regions.clear()
-        for fd in self.fds:
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        self.fds.clear()
-        if self.memory is not None:
-            self.memory.link.close()
-            self.memory = None
+MESSAGES_PER_TURN = 32  # control messages read from one connection in one loop turn
+RINGS_PER_TURN = 32  # ring endpoints a server attaches to a link in one loop turn
+EVENT_BACKLOG = 4096  # link events kept for poll_events(); the oldest go first
 
 
 class _AcceptPause:
@@ -156,53 +126,6 @@ def _address(path: str) -> str:
     return "\0" + path[1:] if path.startswith("@") else path
 
 
-def _peer_credentials(sock: _socket.socket) -> PeerCredentials | None:
-    try:
-        pid, uid, gid = _PEERCRED.unpack(
-            sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, _PEERCRED.size)
-        )
-    except OSError:
-        return None
-    return PeerCredentials(pid=pid, uid=uid, gid=gid)
-
-
-def _peer_groups(sock: _socket.socket, creds: PeerCredentials) -> set[int]:
-    """The peer's primary and supplementary groups (as far as the kernel tells)."""
-    groups = {creds.gid}
-    try:
-        raw = sock.getsockopt(_socket.SOL_SOCKET, _SO_PEERGROUPS, _PEERGROUPS_SPACE)
-    except OSError:  # ERANGE: more than 256 groups; only the primary group counts then
-        return groups
-    groups.update(array.array("I", raw[: len(raw) - len(raw) % 4]))
-    return groups
-
-
-def _admits(
-    uids: Collection[int] | None,
-    gids: Collection[int] | None,
-    creds: PeerCredentials | None,
-    sock: _socket.socket,
-) -> bool:
-    """True when the peer may use a socket or interface allowing ``uids`` and ``gids``.
-
-    Both None: no restriction. Otherwise the peer's uid must be in ``uids`` or one
-    of its groups (primary or supplementary) in ``gids``.
-    """
-    if uids is None and gids is None:
-        return True
-    if creds is None:
-        return False
-    if uids and creds.uid in uids:
-        return True
-    return gids is not None and not _peer_groups(sock, creds).isdisjoint(gids)
-
-
-def _close_fds(fds: Iterable[int]) -> None:
-    for fd in fds:
-        with contextlib.suppress(OSError):
-            os.close(fd)
-
-
 class Socket:
     """A memif control socket carrying any number of interfaces in both roles.
 
@@ -230,6 +153,10 @@ class Socket:
     logged at WARNING with the peer's pid and uid, counted by kind in
     :attr:`handshake_failures`, kept in :attr:`last_handshake_failure` and
     passed to ``on_handshake_failure`` (called on the loop thread).
+
+    Link events (:mod:`memif.events`) come out of :meth:`poll_events`; the
+    interfaces' ``on_connected`` / ``on_disconnected`` callbacks are called for
+    the same :class:`~memif.LinkUp` and :class:`~memif.LinkDown` events.
     """
 
     def __init__(
@@ -273,10 +200,11 @@ class Socket:
         self._file: SocketFile | None = None
         self._servers: dict[int, Interface] = {}
         self._clients: dict[int, Interface] = {}
-        self._conns: dict[int, _Conn] = {}
-        self._iface_conn: dict[Interface, _Conn] = {}
+        self._channels: dict[int, Channel] = {}
+        self._iface_channel: dict[Interface, Channel] = {}
         self._retry: dict[Interface, float] = {}
         self._builds: dict[Interface, MemoryBuild] = {}  # client memory, built or building
+        self._building: set[Channel] = set()  # server links whose rings still attach
         self._faults: collections.deque[tuple[Interface, str]] = collections.deque()
         self._thread: threading.Thread | None = None
         self._stopping = False
@@ -285,6 +213,8 @@ class Socket:
         self.last_refused_reason = ""
         self._failures = FailureBook(on_handshake_failure)
         self._accept_pause = _AcceptPause()
+        self._events: collections.deque[LinkEvent] = collections.deque(maxlen=EVENT_BACKLOG)
+        self._events_ready = threading.Condition()
 
     def __repr__(self) -> str:
         return f"<memif.Socket {self.path!r} {len(self.interfaces)} interfaces>"
@@ -345,10 +275,8 @@ class Socket:
             if args.is_server and self._listener is None:
                 self._listen()  # before the interface exists: a failure leaves nothing open
             iface = Interface(self, args, on_connected, on_disconnected)
-            if args.is_server:
-                table[args.id] = iface
-            else:
-                table[args.id] = iface
+            table[args.id] = iface
+            if not args.is_server:
                 self._retry[iface] = 0.0
                 self._wakeup()
             return iface
@@ -362,6 +290,36 @@ class Socket:
         if self._thread is not None and threading.current_thread() is not self._thread:
             raise LocalProtocolError("poll() while the socket's own thread runs it")
         return self._poll_once(timeout)
+
+    def poll_events(self, timeout: float | None = 0.0) -> list[LinkEvent]:
+        """Link events since the last call, oldest first (see :mod:`memif.events`).
+
+        Without a loop thread this runs the loop once first (as :meth:`poll`);
+        with one (:meth:`start`) it waits up to ``timeout`` seconds for an event.
+        At most :data:`EVENT_BACKLOG` events wait here; older ones are dropped.
+        """
+        if self._thread is None:
+            self._poll_once(timeout)
+        else:
+            deadline = None if timeout is None else time.monotonic() + timeout
+            with self._events_ready:
+                while not self._events:
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        break
+                    self._events_ready.wait(remaining)
+        with self._events_ready:
+            events = list(self._events)
+            self._events.clear()
+        return events
+
+    def interface_for(self, event: LinkEvent) -> Interface | None:
+        """The interface an event is about, while it exists on this socket."""
+        if event.interface_id is None:
+            return None
+        table = self._servers if event.role == "server" else self._clients
+        with self._lock:
+            return table.get(event.interface_id)
 
     def start(self) -> None:
         """Run the event loop in a daemon thread until :meth:`stop` or :meth:`close`."""
@@ -394,8 +352,8 @@ class Socket:
         with self._lock:
             for iface in self.interfaces:
                 self._delete_locked(iface, reason)
-            for conn in list(self._conns.values()):
-                self._drop(conn, reason, notify_peer=True)
+            for channel in list(self._channels.values()):
+                self._end(channel, reason)
             for build in self._builds.values():
                 build.cancel()
             self._builds.clear()
@@ -431,6 +389,7 @@ class Socket:
             for fd, mask in events:
                 self._dispatch(fd, mask)
             self._resume_waiting()
+            self._continue_links()
             self._run_timers()
             self._run_faults()
         return len(events)
@@ -446,10 +405,10 @@ class Socket:
     def _next_timeout(self, timeout: float | None) -> float | None:
         due = [
             *self._retry.values(),
-            *(c.deadline for c in self._conns.values() if c.link is None and not c.waiting),
+            *(c.conn.deadline for c in self._channels.values() if c.conn.deadline is not None),
             *self._accept_pause.due(),
         ]
-        if self._faults:
+        if self._faults or self._building:
             return 0.0
         if not due:
             return timeout
@@ -464,17 +423,17 @@ class Socket:
         if self._listener is not None and fd == self._listener.fileno():
             self._accept()
             return
-        conn = self._conns.get(fd)
-        if conn is not None:
-            self._on_readable(conn, mask)
+        channel = self._channels.get(fd)
+        if channel is not None:
+            self._on_readable(channel, mask)
 
     def _run_timers(self) -> None:
         now = time.monotonic()
         if self._accept_pause.ends(now) and self._listener is not None:
             self._epoll.modify(self._listener.fileno(), select.EPOLLIN)
-        for conn in list(self._conns.values()):
-            if conn.link is None and not conn.waiting and conn.deadline <= now:
-                self._refuse(conn, "handshake timed out", FailureKind.TIMEOUT)
+        for channel in list(self._channels.values()):
+            channel.conn.tick(now)
+            self._pump(channel)
         for iface, due in list(self._retry.items()):
             if due <= now:
                 del self._retry[iface]
@@ -483,9 +442,9 @@ class Socket:
     def _run_faults(self) -> None:
         while self._faults:
             iface, reason = self._faults.popleft()
-            conn = self._iface_conn.get(iface)
-            if conn is not None:
-                self._drop(conn, reason, notify_peer=True)
+            channel = self._iface_channel.get(iface)
+            if channel is not None:
+                self._end(channel, reason)
 
     def _wakeup(self) -> None:
         with contextlib.suppress(BlockingIOError, OSError):
@@ -556,21 +515,22 @@ class Socket:
                 return
             self._accept_pause.succeeded()
             sock.setblocking(False)
-            creds = _peer_credentials(sock)
+            creds = peer_credentials(sock)
             if not self._socket_admits(creds, sock) or not self._some_server_admits(creds, sock):
                 continue
-            handshake = ServerHandshake(self.app_name, self._lookup)
-            deadline = time.monotonic() + self.handshake_timeout
-            conn = _Conn(sock, "server", handshake, deadline, creds)
-            self._register(conn)
-            try:
-                self._send(conn, [handshake.hello()])
-            except OSError as exc:  # the peer hung up before HELLO went out
-                reason = f"control socket error: {exc.strerror or exc}"
-                self._end(conn, reason, FailureKind.SOCKET_ERROR, notify_peer=False)
+            conn = Connection.server(
+                self.app_name,
+                self._lookup,
+                now=time.monotonic(),
+                timeout=self.handshake_timeout,
+                check_peer=functools.partial(self._peer_refusal, creds, sock),
+            )
+            channel = Channel(sock, conn, creds)
+            self._register(channel)
+            self._pump(channel)  # HELLO; a peer that hung up already is a failed handshake
 
     def _socket_admits(self, creds: PeerCredentials | None, sock: _socket.socket) -> bool:
-        if _admits(self.allowed_uids, self.allowed_gids, creds, sock):
+        if admits(self.allowed_uids, self.allowed_gids, creds, sock):
             return True
         reason = f"uid {creds.uid if creds else '?'} is not allowed on this socket"
         self._refuse_early(sock, reason, "server", creds)
@@ -580,7 +540,7 @@ class Socket:
         """Refuse at once a peer no server interface here would accept (before any memory)."""
         servers = list(self._servers.values())
         if not servers or any(
-            _admits(i.args.allowed_uids, i.args.allowed_gids, creds, sock) for i in servers
+            admits(i.args.allowed_uids, i.args.allowed_gids, creds, sock) for i in servers
         ):
             return True
         uid = creds.uid if creds else "?"
@@ -621,13 +581,13 @@ class Socket:
             name=args.name,
             mode=args.mode,
             secret=args.secret,
-            busy=iface in self._iface_conn,
+            busy=iface in self._iface_channel,
         )
 
     # -- connecting (client role) --------------------------------------------------------
 
     def _connect(self, iface: Interface) -> None:
-        if iface.state is State.DELETED or not iface.admin_up or iface in self._iface_conn:
+        if iface.state is State.DELETED or not iface.admin_up or iface in self._iface_channel:
             return
         sock = _socket.socket(
             _socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_NONBLOCK | _socket.SOCK_CLOEXEC
@@ -645,8 +605,8 @@ class Socket:
             iface.disconnect_reason = reason
             self._retry[iface] = time.monotonic() + self.reconnect_interval
             return
-        creds = _peer_credentials(sock)
-        if not _admits(self.allowed_uids, self.allowed_gids, creds, sock) or not _admits(
+        creds = peer_credentials(sock)
+        if not admits(self.allowed_uids, self.allowed_gids, creds, sock) or not admits(
             iface.args.allowed_uids, iface.args.allowed_gids, creds, sock
         ):
             reason = f"server uid {creds.uid if creds else '?'} is not allowed"
@@ -654,273 +614,312 @@ class Socket:
             iface.disconnect_reason = reason
             self._retry[iface] = time.monotonic() + self.reconnect_interval
             return
-        handshake = ClientHandshake(iface.args, self.app_name)
-        conn = _Conn(sock, "client", handshake, time.monotonic() + self.handshake_timeout, creds)
-        conn.iface = iface
-        self._iface_conn[iface] = conn
-        iface._set_state(State.CONNECTING)
-        self._register(conn)
+        conn = Connection.client(
+            iface.args, self.app_name, now=time.monotonic(), timeout=self.handshake_timeout
+        )
+        channel = Channel(sock, conn, creds, iface)
+        self._iface_channel[iface] = channel
+        self._register(channel)
+        self._pump(channel)
 
-    # -- connections ---------------------------------------------------------------------
+    # -- channels: the I/O of one connection ------------------------------------------------
 
-    def _register(self, conn: _Conn) -> None:
-        self._conns[conn.fileno] = conn
-        self._epoll.register(conn.fileno, _EPOLL_CONN)
+    def _register(self, channel: Channel) -> None:
+        self._channels[channel.fileno] = channel
+        self._epoll.register(channel.fileno, _EPOLL_CONN)
 
-    def _send(self, conn: _Conn, sends: list[Send]) -> None:
-        for item in sends:
-            data = wire.encode(item.message)
-            if item.fd is None:
-                conn.sock.send(data)
-            else:
-                if isinstance(item.message, wire.AddRegion):
-                    conn.memory_shared = True
-                fds = array.array("i", [item.fd])
-                conn.sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fds)])
-
-    def _receive(self, conn: _Conn) -> tuple[wire.Message, int | None] | None:
-        """One message and its fd; None when nothing is waiting."""
-        try:
-            data, ancillary, flags, _ = conn.sock.recvmsg(_RECV_SIZE, _ANCILLARY_SPACE)
-        except (BlockingIOError, InterruptedError):
-            return None
-        fds: list[int] = []
-        for level, kind, payload in ancillary:
-            if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
-                usable = len(payload) - len(payload) % 4
-                fds.extend(array.array("i", payload[:usable]))
-        try:
-            if flags & _socket.MSG_CTRUNC:
-                raise RemoteProtocolError("ancillary data truncated (too many fds)")
-            if not data and not fds:
-                raise PeerDisconnected("peer closed")
-            if len(fds) > 1:
-                raise RemoteProtocolError(f"{len(fds)} file descriptors in one message")
-            if flags & _socket.MSG_TRUNC or len(data) != MSG_SIZE:
-                raise RemoteProtocolError(
-                    f"control message of {len(data)} bytes, expected {MSG_SIZE}"
-                )
-            message = wire.decode(data)
-        except MemifError:
-            _close_fds(fds)
-            raise
-        return message, (fds[0] if fds else None)
-
-    def _on_readable(self, conn: _Conn, mask: int) -> None:
-        with self._guarded(conn):
-            while conn.fileno in self._conns:
-                received = self._receive(conn)
+    def _on_readable(self, channel: Channel, mask: int) -> None:
+        """Feed the connection what arrived, at most :data:`MESSAGES_PER_TURN` messages."""
+        for _ in range(MESSAGES_PER_TURN):
+            if channel.conn.closed:
+                return
+            with self._guarded(channel):
+                received = channel.receive()
                 if received is None:
                     if mask & (select.EPOLLHUP | select.EPOLLERR):
                         raise PeerDisconnected("peer closed")
                     return
                 message, fd = received
+                channel.incoming_fd = fd
                 try:
-                    self._handle(conn, message, fd)
-                except BaseException:
-                    if fd is not None and fd not in conn.fds:
-                        _close_fds([fd])
-                    raise
+                    channel.conn.receive(message, fd, time.monotonic())
+                    self._pump(channel)
+                finally:
+                    if channel.incoming_fd is not None:  # the connection did not take it
+                        close_fds([channel.incoming_fd])
+                        channel.incoming_fd = None
+            self._pump(channel)
 
     @contextlib.contextmanager
-    def _guarded(self, conn: _Conn) -> Iterator[None]:
-        """Turn what goes wrong on a connection into its end, with a reason."""
+    def _guarded(self, channel: Channel) -> Iterator[None]:
+        """Turn what goes wrong on a channel into the end of its connection, with a reason."""
+        conn = channel.conn
         try:
             yield
         except PeerDisconnected as exc:
-            self._end(conn, exc.reason, exc.kind, notify_peer=False)
+            conn.connection_lost(exc.reason, exc.kind)
         except RemoteProtocolError as exc:
-            self._refuse(conn, exc.reason, exc.kind)
+            conn.fail(exc.reason, exc.kind)
         except LocalProtocolError as exc:  # e.g. a handshake used after failing
-            self._refuse(conn, str(exc), FailureKind.PROTOCOL)
+            conn.fail(str(exc), FailureKind.PROTOCOL)
         except OSError as exc:
-            reason = f"control socket error: {exc.strerror or exc}"
-            self._end(conn, reason, FailureKind.SOCKET_ERROR, notify_peer=False)
+            conn.connection_lost(
+                f"control socket error: {exc.strerror or exc}", FailureKind.SOCKET_ERROR
+            )
         except Exception:  # a bug here must cost this connection, not the loop
             log.exception("internal error on a control connection", extra={"socket": self.path})
-            self._end(conn, "internal error", FailureKind.INTERNAL, notify_peer=True)
+            conn.abort("internal error", FailureKind.INTERNAL)
 
-    def _handle(self, conn: _Conn, message: wire.Message, fd: int | None) -> None:
-        if conn.link is not None:
-            conn.handshake.after_connected(message, fd)
-            return
-        if isinstance(conn.handshake, ServerHandshake):
-            self._handle_server(conn, conn.handshake, message, fd)
+    def _pump(self, channel: Channel) -> None:
+        """Act on the connection's events, send what it queued, close the channel at its end."""
+        conn = channel.conn
+        while True:
+            event = conn.next_event()
+            if event is not None:
+                with self._guarded(channel):
+                    self._on_event(channel, event)
+                continue
+            if conn.closed:
+                self._close_channel(channel)
+                return
+            with self._guarded(channel):
+                channel.send(conn.data_to_send())
+            if not conn.closed:
+                return
+
+    def _on_event(self, channel: Channel, event: Event) -> None:
+        if isinstance(event, Connecting):
+            self._on_connecting(channel, event)
+        elif isinstance(event, MemoryNeeded):
+            channel.negotiated = event.negotiated
+            self._offer_memory(channel)
+        elif isinstance(event, RegionReceived):
+            self._on_region(channel, event)
+        elif isinstance(event, RingReceived):
+            channel.take_incoming()
+            direction = "S2M" if event.ring.s2m else "M2S"
+            check_eventfd(event.ring.eventfd, f"{direction} ring {event.ring.index}")
+        elif isinstance(event, HandshakeCompleted):
+            self._on_completed(channel, event)
+        elif isinstance(event, LinkUp):
+            self._on_link_up(channel, event)
+        elif isinstance(event, HandshakeFailed):
+            self._on_failed(channel, event)
+        elif isinstance(event, LinkDown):
+            self._on_link_down(channel, event)
+
+    def _on_connecting(self, channel: Channel, event: Connecting) -> None:
+        if channel.role == "server":
+            assert event.interface_id is not None
+            iface = self._servers[event.interface_id]
+            channel.iface = iface
+            self._iface_channel[iface] = channel
+        assert channel.iface is not None
+        channel.iface.mark_connecting()
+        self._emit(event)
+
+    def _on_region(self, channel: Channel, event: RegionReceived) -> None:
+        channel.take_incoming()
+        assert channel.iface is not None
+        accept_unsealed = channel.iface.args.accept_unsealed_regions
+        region = map_peer_region(event.index, event.fd, event.size, accept_unsealed)
+        channel.fds.remove(event.fd)
+        channel.regions.append(region)
+
+    def _on_completed(self, channel: Channel, event: HandshakeCompleted) -> None:
+        result = event.result
+        if channel.role == "server":
+            regions, channel.regions = channel.regions, []
+            channel.fds.clear()  # the eventfds now belong to the link
+            build = ServerLinkBuild(regions, result.s2m_rings, result.m2s_rings)
+            channel.link = build.link
+            if not build.step(RINGS_PER_TURN):  # the rest in later turns
+                channel.link_build = build
+                self._building.add(channel)
+                self._wakeup()  # readable fileno(): a caller's own loop comes back at once
+                return
         else:
-            self._handle_client(conn, conn.handshake, message, fd)
-
-    def _handle_server(
-        self, conn: _Conn, hs: ServerHandshake, message: wire.Message, fd: int | None
-    ) -> None:
-        if isinstance(message, wire.Init) and conn.requested_id is None:
-            conn.requested_id = message.id
-            self._check_peer_allowed(conn, message.id)  # before the secret is compared
-        replies = hs.receive(message, fd)
-        if fd is not None:
-            conn.fds.append(fd)
-        if isinstance(message, wire.Init):
-            assert hs.target is not None
-            iface = self._servers[hs.target.id]
-            conn.iface = iface
-            self._iface_conn[iface] = conn
-            iface._set_state(State.CONNECTING)
-        elif isinstance(message, wire.AddRegion):
-            assert conn.iface is not None and fd is not None
-            region = map_peer_region(
-                message.index, fd, message.size, conn.iface.args.accept_unsealed_regions
-            )
-            conn.fds.remove(fd)
-            conn.regions.append(region)
-        elif isinstance(message, wire.AddRing):
-            assert fd is not None
-            direction = "S2M" if message.flags & 1 else "M2S"
-            check_eventfd(fd, f"{direction} ring {message.index}")
-        elif hs.done:
-            result = hs.result
-            regions, conn.regions = conn.regions, []
-            conn.fds.clear()  # the eventfds now belong to the link
-            link = build_server_link(regions, result.s2m_rings, result.m2s_rings)
-            # Queues attach before CONNECTED goes out: once the client sees it, we can read.
-            self._up(conn, link, result.peer_if_name, result.peer_app_name)
-            self._send(conn, replies)
-            return
-        self._send(conn, replies)
-
-    def _handle_client(
-        self, conn: _Conn, hs: ClientHandshake, message: wire.Message, fd: int | None
-    ) -> None:
-        replies = hs.receive(message, fd)
-        assert conn.iface is not None
-        if hs.needs_memory:
-            self._offer_memory(conn, hs)
-            return
-        if hs.done:
-            assert conn.memory is not None
-            link, conn.memory = conn.memory.link, None
-            for ring in link.rx:
+            assert channel.memory is not None
+            channel.link, channel.memory = channel.memory.link, None
+            for ring in channel.link.rx:
                 assert isinstance(ring, ClientRxRing)
                 ring.post_all()
-            result = hs.result
-            self._up(conn, link, result.peer_if_name, result.peer_app_name)
-        self._send(conn, replies)
+        # Queues attach (on LinkUp) before a server's CONNECTED goes out: then we can read.
+        channel.conn.established()
 
-    def _offer_memory(self, conn: _Conn, hs: ClientHandshake) -> None:
+    def _continue_links(self) -> None:
+        """Attach the next slice of rings of every server link being built."""
+        for channel in list(self._building):
+            build = channel.link_build
+            assert build is not None
+            with self._guarded(channel):
+                if build.step(RINGS_PER_TURN):
+                    self._building.discard(channel)
+                    channel.link_build = None
+                    channel.conn.established()
+            self._pump(channel)
+        if self._building:
+            self._wakeup()
+
+    def _on_link_up(self, channel: Channel, event: LinkUp) -> None:
+        iface, link = channel.iface, channel.link
+        assert iface is not None and link is not None
+        iface.attach_link(link, event.peer_name, event.peer_app, channel.creds)
+        log.info(
+            "link up",
+            extra={
+                "interface": iface.name,
+                "socket": self.path,
+                "peer": event.peer_name,
+                "peer_app": event.peer_app,
+                "rx_queues": len(link.rx),
+                "tx_queues": len(link.tx),
+            },
+        )
+        self._emit(event)
+        self._callback(iface, iface.on_connected)
+
+    def _on_failed(self, channel: Channel, event: HandshakeFailed) -> None:
+        """Record a failed handshake; a server counts the peers it refused.
+
+        A server interface learns nothing of a peer refused before INIT named it
+        (wrong id, secret or mode), so the reason is kept on the socket.
+        """
+        if event.refused:
+            self.refused_peers += 1
+            self.last_refused_reason = event.reason
+        iface = channel.iface
+        if channel.role == "server":  # INIT may have named one it then refused
+            iface = (
+                self._servers.get(event.interface_id) if event.interface_id is not None else None
+            )
+        self._record_failure(
+            event.kind,
+            event.reason,
+            channel.role,
+            channel.creds,
+            event.interface_id,
+            iface.name if iface is not None else "",
+        )
+        channel.end_reason = event.reason
+        self._emit(event)
+
+    def _on_link_down(self, channel: Channel, event: LinkDown) -> None:
+        """Tear the link down, tell the interface, schedule a client's retry."""
+        self._close_channel(channel)
+        iface = channel.iface
+        if iface is None or self._iface_channel.get(iface) is not channel:
+            return
+        del self._iface_channel[iface]
+        reason = event.reason
+        iface.detach_link(reason)
+        if channel.link is not None:
+            channel.link.close()
+            channel.link = None
+        log.info(
+            "link down" if event.was_up else "connection failed",
+            extra={
+                "interface": iface.name,
+                "socket": self.path,
+                "peer": iface.peer_name if event.was_up else "",
+                "reason": reason,
+            },
+        )
+        if not iface.is_server and iface.admin_up and iface.state is not State.DELETED:
+            self._retry[iface] = time.monotonic() + self.reconnect_interval
+            self._wakeup()  # the loop may be asleep with a longer timeout (a user's disconnect)
+        self._emit(event)
+        if event.was_up:
+            self._callback(iface, iface.on_disconnected)
+
+    def _close_channel(self, channel: Channel) -> None:
+        """Send the connection's last words, close the socket and what no link took over."""
+        if self._channels.pop(channel.fileno, None) is None:
+            return
+        self._building.discard(channel)
+        channel.link_build = None
+        with contextlib.suppress(OSError):
+            channel.send(channel.conn.data_to_send())
+        with contextlib.suppress(OSError, ValueError):
+            self._epoll.unregister(channel.fileno)
+        channel.sock.close()
+        self._keep_memory(channel)
+        channel.release()
+        iface = channel.iface
+        if iface is None or self._iface_channel.get(iface) is not channel:
+            if channel.link is not None:
+                channel.link.close()
+                channel.link = None
+            log.info("peer dropped: %s", channel.end_reason, extra={"socket": self.path})
+
+    def _end(self, channel: Channel, reason: str) -> None:
+        """End a connection on our side (the peer gets DISCONNECT with ``reason``)."""
+        channel.conn.close(reason)
+        self._pump(channel)
+
+    def _offer_memory(self, channel: Channel) -> None:
         """Offer the interface's memory, or wait for it while it is being built.
 
         Memory is built once per geometry and kept until a peer has seen it: a
         server that hangs up before the regions went out (or while they are
         still being built) costs no second build.
         """
-        iface = conn.iface
-        assert iface is not None
+        iface, negotiated = channel.iface, channel.negotiated
+        assert iface is not None and negotiated is not None
         build = self._builds.get(iface)
-        if build is not None and build.negotiated != hs.negotiated:
+        if build is not None and build.negotiated != negotiated:
             build.cancel()
             build = None
         if build is None:
-            build = MemoryBuild(hs.negotiated, iface.name, self._wakeup)
+            build = MemoryBuild(negotiated, iface.name, self._wakeup)
             self._builds[iface] = build
             build.start()
         if not build.finished:
-            conn.waiting = True  # _resume_waiting() comes back when it is done
+            channel.waiting = True  # _resume_waiting() comes back when it is done
             return
         del self._builds[iface]
-        conn.waiting = False
-        conn.memory = build.take()
-        if conn.memory is None:  # out of fds or memory (the reason says which)
-            reason = build.error or "memory build failed"
-            self._end(conn, reason, FailureKind.MEMORY, notify_peer=True)
+        channel.waiting = False
+        channel.memory = build.take()
+        if channel.memory is None:  # out of fds or memory (the reason says which)
+            channel.conn.abort(build.error or "memory build failed", FailureKind.MEMORY)
             return
-        # The handshake clock runs for the peer, not for the time we spent building.
-        conn.deadline = time.monotonic() + self.handshake_timeout
-        self._send(conn, hs.provide_memory(conn.memory.region_infos, conn.memory.ring_infos))
+        memory = channel.memory
+        channel.conn.provide_memory(memory.region_infos, memory.ring_infos, time.monotonic())
 
     def _resume_waiting(self) -> None:
-        for conn in [c for c in self._conns.values() if c.waiting]:
-            build = self._builds.get(conn.iface) if conn.iface is not None else None
+        for channel in [c for c in self._channels.values() if c.waiting]:
+            build = self._builds.get(channel.iface) if channel.iface is not None else None
             if build is None or build.finished:
-                assert isinstance(conn.handshake, ClientHandshake)
-                with self._guarded(conn):
-                    self._offer_memory(conn, conn.handshake)
+                with self._guarded(channel):
+                    self._offer_memory(channel)
+                self._pump(channel)
 
-    def _keep_memory(self, conn: _Conn) -> None:
+    def _keep_memory(self, channel: Channel) -> None:
         """Keep a dropped connection's big memory for the next one if no peer has seen it."""
-        iface = conn.iface
+        iface, negotiated = channel.iface, channel.negotiated
         if (
-            conn.memory is None
-            or conn.memory_shared
+            channel.memory is None
+            or channel.memory_shared
             or iface is None
             or iface.state is State.DELETED
             or iface in self._builds
-            or not isinstance(conn.handshake, ClientHandshake)
-            or not is_big(conn.handshake.negotiated)
+            or negotiated is None
+            or not is_big(negotiated)
         ):
             return
-        self._builds[iface] = MemoryBuild.kept(conn.handshake.negotiated, conn.memory)
-        conn.memory = None
+        self._builds[iface] = MemoryBuild.kept(negotiated, channel.memory)
+        channel.memory = None
 
-    def _check_peer_allowed(self, conn: _Conn, interface_id: int) -> None:
-        """Refuse a peer the interface it names does not allow (an unknown id is the
-        handshake's to refuse)."""
+    def _peer_refusal(
+        self, creds: PeerCredentials | None, sock: _socket.socket, interface_id: int
+    ) -> str | None:
+        """Why the interface INIT names does not allow this peer (an unknown id is the
+        handshake's to refuse), or None."""
         iface = self._servers.get(interface_id)
-        if iface is None or _admits(
-            iface.args.allowed_uids, iface.args.allowed_gids, conn.creds, conn.sock
-        ):
-            return
-        uid = conn.creds.uid if conn.creds else "?"
-        raise RemoteProtocolError(
-            f"uid {uid} is not allowed on interface id {interface_id}", FailureKind.NOT_ALLOWED
-        )
-
-    def _up(self, conn: _Conn, link: Link, peer_name: str, peer_app: str) -> None:
-        iface = conn.iface
-        assert iface is not None
-        conn.link = link
-        iface._link_up(link, peer_name, peer_app, conn.creds)
-        log.info(
-            "link up",
-            extra={
-                "interface": iface.name,
-                "socket": self.path,
-                "peer": peer_name,
-                "peer_app": peer_app,
-                "rx_queues": len(link.rx),
-                "tx_queues": len(link.tx),
-            },
-        )
-        self._callback(iface, iface.on_connected)
-
-    def _refuse(self, conn: _Conn, reason: str, kind: FailureKind) -> None:
-        """Drop a connection whose peer broke a rule; a server counts a refused handshake.
-
-        A server interface learns nothing of a peer refused before INIT named it
-        (wrong id, secret or mode), so the reason is kept on the socket.
-        """
-        if conn.role == "server" and conn.link is None:
-            self.refused_peers += 1
-            self.last_refused_reason = reason
-        self._end(conn, reason, kind, notify_peer=True)
-
-    def _end(self, conn: _Conn, reason: str, kind: FailureKind, *, notify_peer: bool) -> None:
-        """Drop a connection the peer (or the socket) ended; record a failed handshake."""
-        if conn.link is None and conn.fileno in self._conns:
-            iface = conn.iface
-            interface_id = iface.id if iface is not None else None
-            if conn.role == "server":  # INIT may have named one it then refused
-                interface_id = conn.requested_id
-                iface = self._servers.get(interface_id) if interface_id is not None else None
-            detail = reason
-            if kind is FailureKind.PEER_CLOSED:  # say how far it got
-                detail = f"{reason} while {conn.handshake.state}"
-            self._record_failure(
-                kind,
-                detail,
-                conn.role,
-                conn.creds,
-                interface_id,
-                iface.name if iface is not None else "",
-            )
-        self._drop(conn, reason, notify_peer=notify_peer)
+        if iface is None or admits(iface.args.allowed_uids, iface.args.allowed_gids, creds, sock):
+            return None
+        uid = creds.uid if creds else "?"
+        return f"uid {uid} is not allowed on interface id {interface_id}"
 
     def _record_failure(
         self,
@@ -942,43 +941,6 @@ class Socket:
         )
         self._failures.record(failure)
 
-    def _drop(self, conn: _Conn, reason: str, *, notify_peer: bool) -> None:
-        """Close a connection, tear its link down and schedule a client's retry."""
-        if self._conns.pop(conn.fileno, None) is None:
-            return
-        if notify_peer:
-            with contextlib.suppress(OSError):
-                conn.sock.send(wire.encode(wire.Disconnect(1, reason.encode()[:96])))
-        with contextlib.suppress(OSError, ValueError):
-            self._epoll.unregister(conn.fileno)
-        conn.sock.close()
-        self._keep_memory(conn)
-        conn.release()
-        iface = conn.iface
-        if iface is None or self._iface_conn.get(iface) is not conn:
-            if conn.link is not None:
-                conn.link.close()
-            log.info("peer dropped: %s", reason, extra={"socket": self.path})
-            return
-        del self._iface_conn[iface]
-        was_up = iface.state is State.CONNECTED
-        iface._link_down(reason)
-        conn.link = None
-        log.info(
-            "link down" if was_up else "connection failed",
-            extra={
-                "interface": iface.name,
-                "socket": self.path,
-                "peer": iface.peer_name if was_up else "",
-                "reason": reason,
-            },
-        )
-        if not iface.is_server and iface.admin_up and iface.state is not State.DELETED:
-            self._retry[iface] = time.monotonic() + self.reconnect_interval
-            self._wakeup()  # the loop may be asleep with a longer timeout (a user's disconnect)
-        if was_up:
-            self._callback(iface, iface.on_disconnected)
-
     def _callback(self, iface: Interface, callback: Callable[[Interface], Any] | None) -> None:
         if callback is None:
             return
@@ -987,35 +949,44 @@ class Socket:
         except Exception:
             log.exception("interface callback failed", extra={"interface": iface.name})
 
-    # -- requests from interfaces ----------------------------------------------------------
+    def _emit(self, event: LinkEvent) -> None:
+        with self._events_ready:
+            self._events.append(event)
+            self._events_ready.notify_all()
 
-    def _report_fault(self, iface: Interface, reason: str) -> None:
+    # -- requests from interfaces (see memif.interface.InterfaceHost) ------------------------
+
+    def report_fault(self, iface: Interface, reason: str) -> None:
+        """A queue of ``iface`` found its ring broken: the loop drops the link soon."""
         self._faults.append((iface, reason))
         self._wakeup()
 
-    def _request_disconnect(self, iface: Interface, reason: str) -> None:
+    def disconnect_interface(self, iface: Interface, reason: str) -> None:
+        """Drop the link (or handshake) of ``iface``, telling the peer ``reason``."""
         with self._lock:
-            conn = self._iface_conn.get(iface)
-            if conn is not None:
-                self._drop(conn, reason, notify_peer=True)
+            channel = self._iface_channel.get(iface)
+            if channel is not None:
+                self._end(channel, reason)
 
-    def _set_admin(self, iface: Interface, up: bool) -> None:
+    def set_interface_admin(self, iface: Interface, up: bool) -> None:
+        """Enable or disable ``iface``; a disabled interface has no connection."""
         with self._lock:
             if iface.state is State.DELETED:
                 raise LocalProtocolError(f"interface {iface.name} is deleted")
-            iface._admin_up = up
+            iface.mark_admin(up)
             if not up:
                 self._retry.pop(iface, None)
-                conn = self._iface_conn.get(iface)
-                if conn is not None:
-                    self._drop(conn, "administratively down", notify_peer=True)
+                channel = self._iface_channel.get(iface)
+                if channel is not None:
+                    self._end(channel, "administratively down")
                 self._forget_memory(iface)
                 iface.disconnect_reason = "administratively down"
-            elif not iface.is_server and iface not in self._iface_conn:
+            elif not iface.is_server and iface not in self._iface_channel:
                 self._retry[iface] = 0.0
                 self._wakeup()
 
-    def _delete_interface(self, iface: Interface) -> None:
+    def delete_interface(self, iface: Interface) -> None:
+        """Disconnect ``iface``, release everything it holds and forget it."""
         with self._lock:
             self._delete_locked(iface, "interface deleted")
 
@@ -1023,16 +994,15 @@ class Socket:
         if iface.state is State.DELETED:
             return
         self._retry.pop(iface, None)
-        conn = self._iface_conn.get(iface)
-        if conn is not None:
-            self._drop(conn, reason, notify_peer=True)
+        channel = self._iface_channel.get(iface)
+        if channel is not None:
+            self._end(channel, reason)
         self._forget_memory(iface)
-        iface._link_down(reason)
+        iface.detach_link(reason)
         table = self._servers if iface.is_server else self._clients
         if table.get(iface.id) is iface:
             del table[iface.id]
-        iface._set_state(State.DELETED)
-        iface._close_queues()
+        iface.mark_deleted()
         if not self._servers:
             self._close_listener()
 

@@ -185,10 +185,9 @@ class AddRing(Message):
 
 
 @dataclass(frozen=True, slots=True)
-class Connect(Message):
-    """Type 6: the client asks to bring the link up, naming its interface."""
+class _Naming(Message):
+    """A message that carries only an interface name (CONNECT and CONNECTED)."""
 
-    TYPE: ClassVar[MsgType] = MsgType.CONNECT
     FORMAT: ClassVar[struct.Struct] = struct.Struct(f"<{NAME_SIZE}s")
 
     if_name: bytes = b""
@@ -204,22 +203,17 @@ class Connect(Message):
 
 
 @dataclass(frozen=True, slots=True)
-class Connected(Message):
+class Connect(_Naming):
+    """Type 6: the client asks to bring the link up, naming its interface."""
+
+    TYPE: ClassVar[MsgType] = MsgType.CONNECT
+
+
+@dataclass(frozen=True, slots=True)
+class Connected(_Naming):
     """Type 7: the server confirms the link, naming its interface."""
 
     TYPE: ClassVar[MsgType] = MsgType.CONNECTED
-    FORMAT: ClassVar[struct.Struct] = struct.Struct(f"<{NAME_SIZE}s")
-
-    if_name: bytes = b""
-
-    def payload(self) -> tuple[object, ...]:
-        return (_pad(self.if_name, NAME_SIZE, "if_name"),)
-
-    @classmethod
-    def from_payload(cls, fields: tuple[object, ...]) -> Message:
-        (name,) = fields
-        assert isinstance(name, bytes)
-        return cls(_cstr(name))
 
 
 @dataclass(frozen=True, slots=True)

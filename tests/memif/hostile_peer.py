@@ -222,7 +222,7 @@ def full_backlog_listener(path: str) -> tuple[socket.socket, list[socket.socket]
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     listener.bind(_address(path))
     listener.listen(0)
-    pending = []
+    pending: list[socket.socket] = []
     while True:
         probe = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_NONBLOCK)
         try:

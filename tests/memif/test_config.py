@@ -36,14 +36,14 @@ def test_defaults() -> None:
     ],
 )
 def test_role_aliases(value: str, role: Role) -> None:
-    args = Arguments(role=value)  # type: ignore[arg-type]
+    args = Arguments(role=value)
     assert args.role is role
     assert args.is_server is (role is Role.SERVER)
 
 
 def test_unknown_role_names_the_field() -> None:
     with pytest.raises(pydantic.ValidationError) as info:
-        Arguments(role="boss")  # type: ignore[arg-type]
+        Arguments(role="boss")
     loc, msg = only_error(info.value)
     assert loc == ("role",) and "'server' or 'client'" in msg
 
@@ -60,7 +60,7 @@ def test_unknown_role_names_the_field() -> None:
     ],
 )
 def test_mode_aliases(value: str, mode: Mode) -> None:
-    assert Arguments(mode=value).mode is mode  # type: ignore[arg-type]
+    assert Arguments(mode=value).mode is mode
 
 
 @pytest.mark.parametrize(
@@ -82,7 +82,7 @@ def test_unknown_wire_mode() -> None:
 )
 def test_id_is_u32(field: str, value: int, limit: str) -> None:
     with pytest.raises(pydantic.ValidationError) as info:
-        Arguments(**{field: value})  # type: ignore[arg-type]
+        Arguments(**{field: value})
     assert only_error(info.value) == ((field,), f"Input should be {limit}")
 
 
@@ -125,7 +125,7 @@ def test_secret_of_24_bytes_fits_and_empty_means_none() -> None:
 @pytest.mark.parametrize("field", ["name", "secret"])
 def test_strings_refuse_nul(field: str) -> None:
     with pytest.raises(pydantic.ValidationError) as info:
-        Arguments(**{field: "a\x00b"})  # type: ignore[arg-type]
+        Arguments(**{field: "a\x00b"})
     loc, msg = only_error(info.value)
     assert loc == (field,) and "NUL" in msg
 
@@ -143,10 +143,10 @@ def test_strings_refuse_nul(field: str) -> None:
 )
 def test_memory_limits_name_field_and_limit(field: str, value: int, limit: str) -> None:
     with pytest.raises(pydantic.ValidationError) as info:
-        MemoryConfig(**{field: value})  # type: ignore[arg-type]
+        MemoryConfig(**{field: value})
     assert only_error(info.value) == ((field,), f"Input should be {limit}")
     with pytest.raises(pydantic.ValidationError) as nested:
-        Arguments(memory={field: value})  # type: ignore[arg-type]
+        Arguments(memory={field: value})
     assert only_error(nested.value)[0] == ("memory", field)
 
 

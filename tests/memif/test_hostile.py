@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import memif
 import pytest
@@ -72,10 +73,17 @@ def server(sock_dir: Path, no_fd_leak: None) -> Iterator[Victim]:
     """Our server: id 0 plain, id 1 with a secret and accepting unsealed memory."""
     path = str(sock_dir / "victim.sock")
     sock = memif.Socket(path, handshake_timeout=TIMEOUT, app_name="victim")
-    iface = sock.create_interface(id=0, role="server", name="victim",
-                                  memory=MemoryConfig(log2_ring_size=LOG2))
-    sock.create_interface(id=1, role="server", name="open", secret="pw",
-                          accept_unsealed_regions=True, memory=MemoryConfig(log2_ring_size=LOG2))
+    iface = sock.create_interface(
+        id=0, role="server", name="victim", memory=MemoryConfig(log2_ring_size=LOG2)
+    )
+    sock.create_interface(
+        id=1,
+        role="server",
+        name="open",
+        secret="pw",
+        accept_unsealed_regions=True,
+        memory=MemoryConfig(log2_ring_size=LOG2),
+    )
     sock.start()
     victim = Victim(sock, iface, path, open_fds(), [])
     yield victim
@@ -108,8 +116,12 @@ def client(sock_dir: Path, no_fd_leak: None) -> Iterator[ClientVictim]:
     path = str(sock_dir / "hostile.sock")
     listener = hp.Listener(path)
     sock = memif.Socket(path, handshake_timeout=TIMEOUT, reconnect_interval=60)
-    iface = sock.create_interface(id=0, role="client", name="victim",
-                                  memory=MemoryConfig(num_queue_pairs=2, log2_ring_size=LOG2))
+    iface = sock.create_interface(
+        id=0,
+        role="client",
+        name="victim",
+        memory=MemoryConfig(num_queue_pairs=2, log2_ring_size=LOG2),
+    )
     victim = ClientVictim(sock, iface, path, open_fds(), [], listener)
     sock.start()
     yield victim
@@ -151,8 +163,11 @@ def after_hello(data: bytes, fds: int = 0) -> Script:
     return script
 
 
-def then(step: Script, data: Callable[[hp.ClientMemory], bytes],
-         fds: Callable[[hp.ClientMemory], list[int]] = lambda m: []) -> Script:
+def then(
+    step: Script,
+    data: Callable[[hp.ClientMemory], bytes],
+    fds: Callable[[hp.ClientMemory], list[int]] = lambda m: [],
+) -> Script:
     def script(peer: hp.Peer, mem: hp.ClientMemory) -> None:
         step(peer, mem)
         peer.send(data(mem), fds(mem))
@@ -202,9 +217,9 @@ def s2m_rings(count: int) -> Script:
     return script
 
 
-def s2m_ring(offset: int = 0, *, region: int = 0, log2: int = LOG2, index: int = 0) -> Callable[
-    [hp.ClientMemory], bytes
-]:
+def s2m_ring(
+    offset: int = 0, *, region: int = 0, log2: int = LOG2, index: int = 0
+) -> Callable[[hp.ClientMemory], bytes]:
     return lambda mem: hp.add_ring(True, index, region, offset, log2)
 
 
@@ -221,8 +236,11 @@ HANDSHAKE_ATTACKS: list[tuple[str, Script, str]] = [
     ("unknown type", after_hello(hp.message(42)), "unknown message type 42"),
     ("NONE", after_hello(hp.message(hp.NONE)), "unexpected NONE while waiting for INIT"),
     ("HELLO from a client", after_hello(hp.hello()), "unexpected HELLO while waiting for INIT"),
-    ("ring before INIT", after_hello(hp.add_ring(True, 0, 0, 0, LOG2), fds=1),
-     "unexpected ADD_RING while waiting for INIT"),
+    (
+        "ring before INIT",
+        after_hello(hp.add_ring(True, 0, 0, 0, LOG2), fds=1),
+        "unexpected ADD_RING while waiting for INIT",
+    ),
     ("CONNECT before INIT", after_hello(hp.connect()), "unexpected CONNECT while waiting for INIT"),
     ("INIT with an fd", after_hello(hp.init(), fds=1), "unexpected file descriptor with INIT"),
     ("old version", after_hello(hp.init(version=0x0100)), "unsupported version 1.0"),
@@ -230,57 +248,111 @@ HANDSHAKE_ATTACKS: list[tuple[str, Script, str]] = [
     ("wrong secret", after_hello(hp.init(id=1, secret=b"guess")), "secret mismatch"),
     ("missing secret", after_hello(hp.init(id=1)), "secret mismatch"),
     ("unknown mode", after_hello(hp.init(mode=7)), "unknown mode 7"),
-    ("second INIT", then(init_ok, lambda m: hp.init()),
-     "unexpected INIT while waiting for ADD_REGION"),
-    ("CONNECT before memory", then(init_ok, lambda m: hp.connect()),
-     "unexpected CONNECT while waiting for ADD_REGION"),
-    ("region without fd", then(init_ok, lambda m: hp.add_region(0, m.size)),
-     "ADD_REGION without its file descriptor"),
-    ("region with two fds", then(init_ok, lambda m: hp.add_region(0, m.size), many_fds(2)),
-     "2 file descriptors in one message"),
-    ("region with 20 fds", then(init_ok, lambda m: hp.add_region(0, m.size), many_fds(20)),
-     "ancillary data truncated"),
-    ("region index 1 first", then(init_ok, lambda m: hp.add_region(1, m.size), region_fd),
-     "region index 1 out of order, expected 0"),
-    ("region of size 0", then(init_ok, lambda m: hp.add_region(0, 0), region_fd),
-     "region 0 size 0 outside 1..4294967296"),
-    ("region larger than its memfd",
-     then(init_ok, lambda m: hp.add_region(0, m.size + 1), region_fd),
-     f"is {REGION} bytes, announced {REGION + 1}"),
-    ("region of 2^64-1 bytes",
-     then(init_ok, lambda m: hp.add_region(0, (1 << 64) - 1), region_fd),
-     "outside 1..4294967296"),
-    ("region is a pipe", then(init_ok, lambda m: hp.add_region(0, 4096), pipe_fd),
-     "region 0 is 0 bytes, announced 4096"),
+    (
+        "second INIT",
+        then(init_ok, lambda m: hp.init()),
+        "unexpected INIT while waiting for ADD_REGION",
+    ),
+    (
+        "CONNECT before memory",
+        then(init_ok, lambda m: hp.connect()),
+        "unexpected CONNECT while waiting for ADD_REGION",
+    ),
+    (
+        "region without fd",
+        then(init_ok, lambda m: hp.add_region(0, m.size)),
+        "ADD_REGION without its file descriptor",
+    ),
+    (
+        "region with two fds",
+        then(init_ok, lambda m: hp.add_region(0, m.size), many_fds(2)),
+        "2 file descriptors in one message",
+    ),
+    (
+        "region with 20 fds",
+        then(init_ok, lambda m: hp.add_region(0, m.size), many_fds(20)),
+        "ancillary data truncated",
+    ),
+    (
+        "region index 1 first",
+        then(init_ok, lambda m: hp.add_region(1, m.size), region_fd),
+        "region index 1 out of order, expected 0",
+    ),
+    (
+        "region of size 0",
+        then(init_ok, lambda m: hp.add_region(0, 0), region_fd),
+        "region 0 size 0 outside 1..4294967296",
+    ),
+    (
+        "region larger than its memfd",
+        then(init_ok, lambda m: hp.add_region(0, m.size + 1), region_fd),
+        f"is {REGION} bytes, announced {REGION + 1}",
+    ),
+    (
+        "region of 2^64-1 bytes",
+        then(init_ok, lambda m: hp.add_region(0, (1 << 64) - 1), region_fd),
+        "outside 1..4294967296",
+    ),
+    (
+        "region is a pipe",
+        then(init_ok, lambda m: hp.add_region(0, 4096), pipe_fd),
+        "region 0 is 0 bytes, announced 4096",
+    ),
     ("ring without fd", then(region_ok, s2m_ring()), "ADD_RING without its file descriptor"),
-    ("ring fd is a memfd", then(region_ok, s2m_ring(), other_memfd),
-     "S2M ring 0: file descriptor is not an eventfd (/memfd:not an eventfd"),
+    (
+        "ring fd is a memfd",
+        then(region_ok, s2m_ring(), other_memfd),
+        "S2M ring 0: file descriptor is not an eventfd (/memfd:not an eventfd",
+    ),
     ("ring fd is a pipe", then(region_ok, s2m_ring(), pipe_fd), "not an eventfd"),
-    ("ring past the region end",
-     then(region_ok, lambda m: hp.add_ring(True, 0, 0, m.size - 8, LOG2), ring_fd),
-     f"S2M ring 0 at offset {REGION - 8} runs past the end of region 0 ({REGION} bytes)"),
-    ("ring at offset 2^32-1", then(region_ok, s2m_ring(0xFFFFFFFF), ring_fd),
-     "runs past the end of region 0"),
+    (
+        "ring past the region end",
+        then(region_ok, lambda m: hp.add_ring(True, 0, 0, m.size - 8, LOG2), ring_fd),
+        f"S2M ring 0 at offset {REGION - 8} runs past the end of region 0 ({REGION} bytes)",
+    ),
+    (
+        "ring at offset 2^32-1",
+        then(region_ok, s2m_ring(0xFFFFFFFF), ring_fd),
+        "runs past the end of region 0",
+    ),
     ("ring in region 1", then(region_ok, s2m_ring(region=1), ring_fd), "ring in unknown region 1"),
-    ("ring over 2^14", then(region_ok, s2m_ring(log2=15), ring_fd),
-     "log2 ring size 15 over the limit 14"),
-    ("ring index 1 first", then(region_ok, s2m_ring(index=1), ring_fd),
-     "S2M ring index 1 out of order, expected 0"),
-    ("257th S2M ring", then(s2m_rings(256), lambda m: hp.add_ring(True, 256, 0, 0, LOG2),
-                            ring_fd),
-     "S2M ring 256 over the limit of 256 rings"),
-    ("region after rings", then(rings_ok, lambda m: hp.add_region(1, 4096), region_fd),
-     "ADD_REGION after ADD_RING"),
-    ("CONNECT without M2S ring", then(s2m_only, lambda m: hp.connect()),
-     "CONNECT without any M2S ring"),
-    ("CONNECTED from a client", then(rings_ok, lambda m: hp.connected()),
-     "unexpected CONNECTED while waiting for ADD_REGION, ADD_RING or CONNECT"),
+    (
+        "ring over 2^14",
+        then(region_ok, s2m_ring(log2=15), ring_fd),
+        "log2 ring size 15 over the limit 14",
+    ),
+    (
+        "ring index 1 first",
+        then(region_ok, s2m_ring(index=1), ring_fd),
+        "S2M ring index 1 out of order, expected 0",
+    ),
+    (
+        "257th S2M ring",
+        then(s2m_rings(256), lambda m: hp.add_ring(True, 256, 0, 0, LOG2), ring_fd),
+        "S2M ring 256 over the limit of 256 rings",
+    ),
+    (
+        "region after rings",
+        then(rings_ok, lambda m: hp.add_region(1, 4096), region_fd),
+        "ADD_REGION after ADD_RING",
+    ),
+    (
+        "CONNECT without M2S ring",
+        then(s2m_only, lambda m: hp.connect()),
+        "CONNECT without any M2S ring",
+    ),
+    (
+        "CONNECTED from a client",
+        then(rings_ok, lambda m: hp.connected()),
+        "unexpected CONNECTED while waiting for ADD_REGION, ADD_RING or CONNECT",
+    ),
     ("ACK from a client", then(region_ok, lambda m: hp.ack()), "unexpected ACK"),
 ]
 
 
-@pytest.mark.parametrize(("script", "reason"), [a[1:] for a in HANDSHAKE_ATTACKS],
-                         ids=[a[0] for a in HANDSHAKE_ATTACKS])
+@pytest.mark.parametrize(
+    ("script", "reason"), [a[1:] for a in HANDSHAKE_ATTACKS], ids=[a[0] for a in HANDSHAKE_ATTACKS]
+)
 def test_server_refuses_bad_handshake(server: Victim, script: Script, reason: str) -> None:
     peer = server.peer()
     mem = hp.ClientMemory(log2=LOG2)
@@ -321,7 +393,7 @@ def test_interface_learns_why_its_handshake_failed(server: Victim) -> None:
         ({"cookie": 0xDEADBEEF}, "S2M ring 0: wrong cookie 0xdeadbeef"),
     ],
 )
-def test_server_checks_the_ring_cookie(server: Victim, memory: dict[str, int], reason: str) -> None:
+def test_server_checks_the_ring_cookie(server: Victim, memory: dict[str, Any], reason: str) -> None:
     peer = server.peer()
     mem = hp.ClientMemory(log2=LOG2, **memory)
     try:
@@ -518,16 +590,26 @@ BAD_DESCRIPTORS: list[tuple[str, list[dict[str, int]], int]] = [
     ("length 2^32-1", [{"length": 0xFFFFFFFF, "offset": 0}], 1),
     ("offset 2^32-1", [{"length": 1, "offset": 0xFFFFFFFF}], 1),
     ("length over 65535", [{"length": 65536, "offset": 0}], 1),
-    ("chain over 65535 bytes", [{"length": 65535, "offset": 0, "flags": hp.NEXT},
-                                {"length": 1, "offset": 0}], 1),
-    ("bad link in a chain", [{"length": 100, "offset": 0, "flags": hp.NEXT},
-                             {"length": 100, "offset": 1 << 30, "flags": hp.NEXT},
-                             {"length": 100, "offset": 0}], 1),
+    (
+        "chain over 65535 bytes",
+        [{"length": 65535, "offset": 0, "flags": hp.NEXT}, {"length": 1, "offset": 0}],
+        1,
+    ),
+    (
+        "bad link in a chain",
+        [
+            {"length": 100, "offset": 0, "flags": hp.NEXT},
+            {"length": 100, "offset": 1 << 30, "flags": hp.NEXT},
+            {"length": 100, "offset": 0},
+        ],
+        1,
+    ),
 ]
 
 
-@pytest.mark.parametrize(("descriptors", "bad"), [b[1:] for b in BAD_DESCRIPTORS],
-                         ids=[b[0] for b in BAD_DESCRIPTORS])
+@pytest.mark.parametrize(
+    ("descriptors", "bad"), [b[1:] for b in BAD_DESCRIPTORS], ids=[b[0] for b in BAD_DESCRIPTORS]
+)
 def test_bad_descriptors_are_dropped_and_counted(
     attacker: Connected, descriptors: list[dict[str, int]], bad: int
 ) -> None:
@@ -656,21 +738,31 @@ SERVER_ATTACKS: list[tuple[str, ServerScript, str]] = [
     ("ACK first", greet(hp.ack()), "unexpected ACK while waiting for HELLO"),
     ("CONNECTED first", greet(hp.connected()), "unexpected CONNECTED while waiting for HELLO"),
     ("INIT from a server", greet(hp.init()), "unexpected INIT while waiting for HELLO"),
-    ("version 3 only", greet(hp.hello(min_version=0x0300, max_version=0x0300)),
-     "server speaks versions 0x0300..0x0300, we need 0x0200"),
+    (
+        "version 3 only",
+        greet(hp.hello(min_version=0x0300, max_version=0x0300)),
+        "server speaks versions 0x0300..0x0300, we need 0x0200",
+    ),
     ("version 1 only", greet(hp.hello(min_version=0x0100, max_version=0x0100)), "versions"),
-    ("CONNECTED instead of ACK", after_init(hp.connected()),
-     "unexpected CONNECTED while waiting for ACK"),
+    (
+        "CONNECTED instead of ACK",
+        after_init(hp.connected()),
+        "unexpected CONNECTED while waiting for ACK",
+    ),
     ("second HELLO", after_init(hp.hello()), "unexpected HELLO while waiting for ACK"),
-    ("ADD_REGION from a server", after_region(hp.add_region(0, 4096)),
-     "ADD_REGION without its file descriptor"),
+    (
+        "ADD_REGION from a server",
+        after_region(hp.add_region(0, 4096)),
+        "ADD_REGION without its file descriptor",
+    ),
     ("ACK with an fd", greet(hp.ack(), fds=1), "unexpected file descriptor with ACK"),
     ("garbage after region", after_region(bytes(128)), "unexpected NONE while waiting for ACK"),
 ]
 
 
-@pytest.mark.parametrize(("script", "reason"), [a[1:] for a in SERVER_ATTACKS],
-                         ids=[a[0] for a in SERVER_ATTACKS])
+@pytest.mark.parametrize(
+    ("script", "reason"), [a[1:] for a in SERVER_ATTACKS], ids=[a[0] for a in SERVER_ATTACKS]
+)
 def test_client_refuses_bad_server(client: ClientVictim, script: ServerScript, reason: str) -> None:
     peer = client.accept()
     script(peer)
@@ -754,8 +846,9 @@ def test_client_follows_small_server_limits(
         ring_bytes = 128 + 16 * (1 << log2)
         buffers = rings * (1 << log2) * 2048
         sizes = [len(m) for m in memory.maps]
-        assert sizes == ([rings * ring_bytes + buffers] if regions == 1
-                         else [rings * ring_bytes, buffers])
+        assert sizes == (
+            [rings * ring_bytes + buffers] if regions == 1 else [rings * ring_bytes, buffers]
+        )
         # The tiny rings still carry packets.
         assert client.iface.tx_queue(0).send(b"tiny")
         s2m = memory.ring(True)
@@ -793,8 +886,9 @@ class Served:
             if isinstance(item, bytes):
                 _, region, _, offset = self.memory.descriptor(self.m2s, slot)
                 self.memory.write(region, offset, item)
-                self.memory.write_descriptor(self.m2s, slot, length=len(item), offset=offset,
-                                             region=region)
+                self.memory.write_descriptor(
+                    self.m2s, slot, length=len(item), offset=offset, region=region
+                )
             else:
                 self.memory.write_descriptor(self.m2s, slot, **item)
         self.memory.set_tail(self.m2s, tail + len(items))
@@ -831,8 +925,9 @@ CLIENT_BAD_DESCRIPTORS: list[tuple[str, dict[str, int]]] = [
 ]
 
 
-@pytest.mark.parametrize("descriptor", [b[1] for b in CLIENT_BAD_DESCRIPTORS],
-                         ids=[b[0] for b in CLIENT_BAD_DESCRIPTORS])
+@pytest.mark.parametrize(
+    "descriptor", [b[1] for b in CLIENT_BAD_DESCRIPTORS], ids=[b[0] for b in CLIENT_BAD_DESCRIPTORS]
+)
 def test_client_drops_bad_descriptors(victim_client: Served, descriptor: dict[str, int]) -> None:
     victim_client.fill([b"before", descriptor, b"after"])
     rx = victim_client.iface.rx_queue(0)
@@ -848,8 +943,13 @@ def test_client_drops_bad_descriptors(victim_client: Served, descriptor: dict[st
 
 
 def test_client_drops_a_chain_that_never_ends(victim_client: Served) -> None:
-    victim_client.fill([b"ok", {"length": 8, "offset": 0, "flags": hp.NEXT, "region": 1},
-                        {"length": 8, "offset": 0, "flags": hp.NEXT, "region": 1}])
+    victim_client.fill(
+        [
+            b"ok",
+            {"length": 8, "offset": 0, "flags": hp.NEXT, "region": 1},
+            {"length": 8, "offset": 0, "flags": hp.NEXT, "region": 1},
+        ]
+    )
     assert victim_client.iface.rx_queue(0).recv_burst() == [b"ok"]
     stats = victim_client.iface.stats()["rx"]
     assert stats["drops"] == 1 and stats["bad_descriptors"] >= 1
@@ -877,5 +977,6 @@ def test_client_disconnects_when_s2m_tail_is_bogus(victim_client: Served) -> Non
 def test_client_refuses_messages_after_connected(victim_client: Served) -> None:
     victim_client.peer.send(hp.hello())
     assert victim_client.peer.disconnect_reason() == "unexpected HELLO while connected"
-    assert wait_until(lambda: victim_client.iface.disconnect_reason ==
-                      "unexpected HELLO while connected")
+    assert wait_until(
+        lambda: victim_client.iface.disconnect_reason == "unexpected HELLO while connected"
+    )

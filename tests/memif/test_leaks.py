@@ -50,8 +50,10 @@ def assert_back_to(baseline: Snapshot) -> None:
 
 def test_reconnect_cycles(sock_dir: Path) -> None:
     path = str(sock_dir / "cycles.sock")
-    with memif.Socket(path, reconnect_interval=0.001) as a, \
-            memif.Socket(path, reconnect_interval=0.001) as b:
+    with (
+        memif.Socket(path, reconnect_interval=0.001) as a,
+        memif.Socket(path, reconnect_interval=0.001) as b,
+    ):
         server = a.create_interface(role="server", memory=SMALL)
         client = b.create_interface(role="client", memory=SMALL)
         a.start()
@@ -62,10 +64,20 @@ def test_reconnect_cycles(sock_dir: Path) -> None:
         for cycle in range(2, CYCLES + 2):
             side = client if cycle % 2 else server
             side.disconnect("cycle")
-            assert wait_until(
-                lambda c=cycle: client.connect_count == c and server.connect_count == c
-                and client.is_connected and server.is_connected
-            ), (cycle, client.disconnect_reason, server.disconnect_reason)
+
+            def reconnected(c: int = cycle) -> bool:
+                return (
+                    client.connect_count == c
+                    and server.connect_count == c
+                    and client.is_connected
+                    and server.is_connected
+                )
+
+            assert wait_until(reconnected), (
+                cycle,
+                client.disconnect_reason,
+                server.disconnect_reason,
+            )
             assert client.tx_queue(0).send(b"%d" % cycle)
             assert server.rx_queue(0).recv_burst() == [b"%d" % cycle]
         assert_back_to(baseline)

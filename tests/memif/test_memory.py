@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import os
 import struct
 from collections.abc import Iterator
 
 import pytest
-from memif import LocalProtocolError, RegionError
+from memif import LocalProtocolError, RegionError, RemoteProtocolError
 from memif.constants import COOKIE
-from memif.handshake import NegotiatedConfig
-from memif.link import build_client_memory
-from memif.memory import Layout, create_region, map_peer_region
+from memif.handshake import NegotiatedConfig, RingInfo
+from memif.link import ClientMemory, ServerLinkBuild, build_client_memory
+from memif.memory import Layout, Region, create_region, map_peer_region
 
 from tests.conftest import open_fds
 
@@ -212,4 +213,52 @@ def test_client_memory_in_shared_memory(max_regions: int) -> None:
     finally:
         memory.link.close()
     del ring_map  # a live mmap object holds a duplicate of the region's fd
+    assert open_fds() == before
+
+
+def _server_view(
+    memory: ClientMemory,
+) -> tuple[list[Region], tuple[RingInfo, ...], tuple[RingInfo, ...]]:
+    """What a server holds after the handshake: its own fds for the client's memory."""
+    regions = [
+        map_peer_region(r.index, os.dup(r.fd), r.size, accept_unsealed=False)
+        for r in memory.region_infos
+    ]
+    rings = [dataclasses.replace(r, eventfd=os.dup(r.eventfd)) for r in memory.ring_infos]
+    return regions, tuple(r for r in rings if r.s2m), tuple(r for r in rings if not r.s2m)
+
+
+def test_server_link_attaches_a_slice_of_rings_per_step() -> None:
+    before = open_fds()
+    neg = NegotiatedConfig(20, 20, 3, 128, 2)
+    memory = build_client_memory(neg, "t")
+    build = ServerLinkBuild(*_server_view(memory))
+    try:
+        assert not build.step(32)
+        assert len(build.link.rx) == 20 and len(build.link.tx) == 12
+        assert build.link.log2_ring_size == 0  # not finished yet
+        assert build.step(32) and build.done
+        assert len(build.link.tx) == 20 and build.link.log2_ring_size == 3
+    finally:
+        build.link.close()
+        memory.link.close()
+    assert open_fds() == before
+
+
+def test_server_link_build_refuses_a_ring_without_the_cookie_in_its_slice() -> None:
+    before = open_fds()
+    memory = build_client_memory(NegotiatedConfig(20, 20, 3, 128, 2), "t")
+    regions, s2m, m2s = _server_view(memory)
+    ring_map = memory.link.regions[0].map
+    assert ring_map is not None
+    struct.pack_into("<I", ring_map, m2s[5].offset, 0)
+    del ring_map
+    build = ServerLinkBuild(regions, s2m, m2s)
+    try:
+        assert not build.step(20)  # every S2M ring is fine
+        with pytest.raises(RemoteProtocolError, match="M2S ring 5: wrong cookie 0x0"):
+            build.step(20)
+    finally:
+        build.link.close()
+        memory.link.close()
     assert open_fds() == before

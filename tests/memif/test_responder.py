@@ -146,7 +146,9 @@ def test_a_signal_the_kernel_gives_another_thread_still_stops_it_at_once(
     path = sock_dir / "resp.sock"
     proc = subprocess.Popen(
         [sys.executable, "-c", _SLOW_IDLE, "responder", "--socket", str(path), "--role", role],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         tasks = Path(f"/proc/{proc.pid}/task")

@@ -8,15 +8,17 @@ import socket
 import stat
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import memif
 import pydantic
 import pytest
 from memif import Arguments, LocalProtocolError, MemoryConfig, State
+from memif.socket import MESSAGES_PER_TURN
 
 from tests.conftest import open_fds
+from tests.memif import hostile_peer as hp
 from tests.memif.conftest import PairFactory, settled_fds, wait_until
 
 SMALL = MemoryConfig(log2_ring_size=4)
@@ -45,6 +47,64 @@ def exchange(server: memif.Interface, client: memif.Interface, payload: bytes) -
     assert server.rx_queue(0).recv_burst() == [payload]
     assert server.tx_queue(0).send(payload[::-1])
     assert client.rx_queue(0).recv_burst() == [payload[::-1]]
+
+
+# -- link events -----------------------------------------------------------------------------------
+
+
+def collect_events(
+    sock: memif.Socket, done: Callable[[list[memif.LinkEvent]], bool], timeout: float = 5.0
+) -> list[memif.LinkEvent]:
+    """Events of ``sock`` (driving its loop unless its thread runs) until ``done`` says so."""
+    seen: list[memif.LinkEvent] = []
+    deadline = time.monotonic() + timeout
+    while not done(seen) and time.monotonic() < deadline:
+        seen += sock.poll_events(0.05)
+    return seen
+
+
+def count(kind: type, events: list[memif.LinkEvent]) -> int:
+    return sum(isinstance(e, kind) for e in events)
+
+
+def test_poll_events_reports_the_link_of_both_roles(
+    sock_dir: Path, sockets: list[memif.Socket]
+) -> None:
+    sock = new_socket(sockets, str(sock_dir / "events.sock"))
+    server = sock.create_interface(id=3, role="server", name="s", memory=SMALL)
+    client = sock.create_interface(id=3, role="client", name="c", memory=SMALL)
+    seen = collect_events(sock, lambda events: count(memif.LinkUp, events) == 2)
+    ups = [e for e in seen if isinstance(e, memif.LinkUp)]
+    assert sorted(e.role for e in ups) == ["client", "server"]
+    assert {sock.interface_for(e) for e in ups} == {server, client}
+    assert any(isinstance(e, memif.Connecting) and e.role == "client" for e in seen)
+    client.disconnect("bye")
+    after = collect_events(sock, lambda events: count(memif.LinkDown, events) == 2)
+    downs = [e for e in after if isinstance(e, memif.LinkDown)]
+    assert sorted(e.role for e in downs) == ["client", "server"]
+    assert all(e.was_up for e in downs)
+    assert {e.reason for e in downs} == {"bye", "peer disconnected: bye (code 1)"}
+
+
+def test_poll_events_waits_for_the_loop_thread(sock_dir: Path, sockets: list[memif.Socket]) -> None:
+    sock = new_socket(sockets, str(sock_dir / "threaded.sock"))
+    sock.create_interface(id=1, role="server", memory=SMALL)
+    sock.create_interface(id=1, role="client", memory=SMALL)
+    sock.start()
+    seen = collect_events(sock, lambda events: count(memif.LinkUp, events) == 2)
+    assert count(memif.LinkUp, seen) == 2
+
+
+def test_a_refused_peer_is_a_handshake_failed_event(
+    sock_dir: Path, sockets: list[memif.Socket]
+) -> None:
+    sock = new_socket(sockets, str(sock_dir / "refused.sock"))
+    sock.create_interface(id=1, role="server", secret="right", memory=SMALL)
+    sock.create_interface(id=1, role="client", secret="wrong", memory=SMALL)
+    seen = collect_events(sock, lambda events: count(memif.HandshakeFailed, events) > 0)
+    failed = [e for e in seen if isinstance(e, memif.HandshakeFailed) and e.role == "server"]
+    assert failed and failed[0].kind is memif.FailureKind.SECRET and failed[0].refused
+    assert sock.refused_peers >= 1
 
 
 # -- paths and files -----------------------------------------------------------------------------
@@ -542,3 +602,79 @@ def test_established_links_leave_no_timer_due(sock_dir: Path) -> None:
             assert sock.next_timeout() is None
             time.sleep(0.05)
         assert srv.is_connected and cli.is_connected
+
+
+def test_a_link_of_more_rings_than_one_turn_attaches_carries_and_drops(
+    pair: PairFactory,
+) -> None:
+    """40 queue pairs: the server attaches the 80 rings over several loop turns."""
+    p = pair(memory=MemoryConfig(num_queue_pairs=40, log2_ring_size=4), two_sockets=True)
+    for queue in (0, 39):
+        assert p.client.tx_queue(queue).send(b"q%d" % queue)
+        assert p.server.rx_queue(queue).recv_burst() == [b"q%d" % queue]
+        assert p.server.tx_queue(queue).send(b"r%d" % queue)
+        assert p.client.rx_queue(queue).recv_burst() == [b"r%d" % queue]
+    p.client.disconnect("again")
+    assert wait_until(lambda: p.server.connect_count == 2 and p.server.is_connected)
+    assert p.server.num_rx_connected == 40 and p.server.num_tx_connected == 40
+
+
+def test_a_sliced_link_build_keeps_a_callers_loop_turning(
+    sock_dir: Path, sockets: list[memif.Socket]
+) -> None:
+    """Driven from the caller's own loop, which sleeps until fileno() is readable."""
+    path = str(sock_dir / "own-loop.sock")
+    server_sock = new_socket(sockets, path)
+    client_sock = new_socket(sockets, path)
+    memory = MemoryConfig(num_queue_pairs=40, log2_ring_size=4)
+    server = server_sock.create_interface(role="server", memory=memory)
+    client = client_sock.create_interface(role="client", memory=memory)
+    client_sock.start()
+    deadline = time.monotonic() + 5
+    while not server.is_connected and time.monotonic() < deadline:
+        select.select([server_sock], [], [], 10.0)  # no timer due: only readiness wakes us
+        server_sock.poll(0)
+    assert server.is_connected and server.num_rx_connected == 40
+    assert client.wait_connected(5)
+
+
+def test_one_loop_turn_reads_a_bounded_number_of_messages_per_connection(
+    sock_dir: Path, sockets: list[memif.Socket]
+) -> None:
+    """A peer that announces its rings without waiting for the ACKs gets them a turn at a time."""
+    path = str(sock_dir / "bounded.sock")
+    sock = new_socket(sockets, path)
+    sock.create_interface(role="server", memory=SMALL)
+    mem = hp.ClientMemory(pairs=20)
+    peer = hp.dial(path)
+    try:
+        peer.send(hp.init())
+        peer.send(hp.add_region(0, mem.size), [mem.fd])
+        for ring in mem.rings:
+            peer.send(hp.add_ring(ring.s2m, ring.index, 0, ring.offset, ring.log2), [ring.eventfd])
+        sock.poll(0)  # accepts and sends HELLO
+        peer.expect(hp.HELLO)
+        answers = []
+        for _ in range(3):
+            sock.poll(0)
+            answers.append(_waiting_acks(peer))
+        assert answers == [MESSAGES_PER_TURN, 2 + len(mem.rings) - MESSAGES_PER_TURN, 0]
+    finally:
+        peer.close()
+        mem.close()
+
+
+def _waiting_acks(peer: hp.Peer) -> int:
+    """ACKs that can be read without waiting."""
+    peer.sock.setblocking(False)
+    count = 0
+    try:
+        while True:
+            try:
+                got = peer.recv()
+            except BlockingIOError:
+                return count
+            assert got is not None and got.kind == hp.ACK
+            count += 1
+    finally:
+        peer.sock.settimeout(hp.TIMEOUT)

@@ -215,7 +215,7 @@ def fuzz_server(config: bytes, records: list[tuple[int, bytes]]) -> None:
     hs = ServerHandshake("fuzz", table.get, setup.limits)
     _check_sends([hs.hello()])
     fds = _fds()
-    accepted: list[int] = []
+    regions: list[tuple[int, int]] = []  # (index, size) of every ADD_REGION accepted
     failed = False
     for selector, raw in records:
         message = _decode(raw)
@@ -227,31 +227,36 @@ def fuzz_server(config: bytes, records: list[tuple[int, bytes]]) -> None:
         if replies is None:
             continue
         _check_sends(replies)
-        if fd is not None:
-            accepted.append(fd)
-        assert hs.owned_fds() == accepted
+        if fd is not None:  # only the two messages that carry one may come with an fd
+            assert isinstance(message, wire.AddRegion | wire.AddRing), message
+        if isinstance(message, wire.AddRegion):
+            regions.append((message.index, message.size))
         if hs.done and not was_done:
             TALLY.handshakes_done += 1
-            check_server_result(hs, setup)
+            check_server_result(hs, setup, regions)
 
 
-def check_server_result(hs: ServerHandshake, setup: ServerSetup) -> None:
-    """What a completed server handshake holds must obey every announced limit."""
+def check_server_result(
+    hs: ServerHandshake, setup: ServerSetup, regions: list[tuple[int, int]]
+) -> None:
+    """What a completed server handshake holds, with the regions it accepted as
+    ``(index, size)``, must obey every announced limit."""
     result = hs.result
     target, limits = setup.target, setup.limits
     assert result.interface_id == target.id and not target.busy
-    regions = result.regions
-    assert [r.index for r in regions] == list(range(len(regions)))
+    assert [index for index, _ in regions] == list(range(len(regions)))
     assert 1 <= len(regions) <= limits.max_regions
-    assert all(0 < r.size <= MAX_REGION_SIZE for r in regions)
+    assert all(0 < size <= MAX_REGION_SIZE for _, size in regions)
     max_log2 = limits.max_log2_ring_size
-    for rings, cap in ((result.s2m_rings, limits.max_s2m_rings),
-                       (result.m2s_rings, limits.max_m2s_rings)):
+    for rings, cap in (
+        (result.s2m_rings, limits.max_s2m_rings),
+        (result.m2s_rings, limits.max_m2s_rings),
+    ):
         assert 1 <= len(rings) <= cap
         assert [r.index for r in rings] == list(range(len(rings)))
         for ring in rings:
             assert ring.region < len(regions)
-            assert ring.end <= regions[ring.region].size
+            assert ring.end <= regions[ring.region][1]
             assert ring.log2_ring_size <= max_log2
 
 
@@ -354,7 +359,9 @@ def check_client_result(
     """A completed client handshake sent INIT, every region and ring, then CONNECT."""
     result = hs.result
     assert result.interface_id == args.id
-    assert result.regions == offered
+    assert [m for m in sent if isinstance(m, wire.AddRegion)] == [
+        wire.AddRegion(r.index, r.size) for r in offered
+    ]
     kinds = [type(m) for m in sent]
     regions = len(offered)
     rings = len(result.s2m_rings) + len(result.m2s_rings)

@@ -49,15 +49,38 @@ def _messages() -> st.SearchStrategy[wire.Message]:
     return st.one_of(
         st.just(wire.NoneMsg()),
         st.just(wire.Ack()),
-        st.builds(wire.Hello, _name, _version, _version, _u16 | st.integers(0, 3),
-                  _u16 | st.integers(0, 3), _u16 | st.integers(0, 3), _u8 | st.integers(0, 14)),
-        st.builds(wire.Init, _version, st.integers(0, 4) | _u32, st.integers(0, 3) | _u8,
-                  st.sampled_from([b"", b"pw", b"wrong"]), _name),
-        st.builds(wire.AddRegion, st.integers(0, 3) | _u16,
-                  st.integers(1, 1 << 16) | st.integers(0, (1 << 64) - 1)),
-        st.builds(wire.AddRing, st.integers(0, 1) | _u16, st.integers(0, 3) | _u16,
-                  st.integers(0, 3) | _u16, st.integers(0, 4096) | _u32,
-                  st.integers(0, 15) | _u8, _u16),
+        st.builds(
+            wire.Hello,
+            _name,
+            _version,
+            _version,
+            _u16 | st.integers(0, 3),
+            _u16 | st.integers(0, 3),
+            _u16 | st.integers(0, 3),
+            _u8 | st.integers(0, 14),
+        ),
+        st.builds(
+            wire.Init,
+            _version,
+            st.integers(0, 4) | _u32,
+            st.integers(0, 3) | _u8,
+            st.sampled_from([b"", b"pw", b"wrong"]),
+            _name,
+        ),
+        st.builds(
+            wire.AddRegion,
+            st.integers(0, 3) | _u16,
+            st.integers(1, 1 << 16) | st.integers(0, (1 << 64) - 1),
+        ),
+        st.builds(
+            wire.AddRing,
+            st.integers(0, 1) | _u16,
+            st.integers(0, 3) | _u16,
+            st.integers(0, 3) | _u16,
+            st.integers(0, 4096) | _u32,
+            st.integers(0, 15) | _u8,
+            _u16,
+        ),
         st.builds(wire.Connect, _name),
         st.builds(wire.Connected, _name),
         st.builds(wire.Disconnect, _u32, st.binary(max_size=96)),
@@ -80,8 +103,14 @@ class HandshakePair(RuleBasedStateMachine):
         )
         self.server = ServerHandshake("srv-app", {3: self.setup.target}.get, self.setup.limits)
         self.client = ClientHandshake(
-            Arguments(id=3, role="client", name="cli", mode="ip", secret="pw",
-                      memory=MemoryConfig(num_queue_pairs=3, log2_ring_size=9)),
+            Arguments(
+                id=3,
+                role="client",
+                name="cli",
+                mode="ip",
+                secret="pw",
+                memory=MemoryConfig(num_queue_pairs=3, log2_ring_size=9),
+            ),
             "cli-app",
         )
         self.queues: dict[str, deque[Send]] = {"server": deque(), "client": deque()}
@@ -92,6 +121,8 @@ class HandshakePair(RuleBasedStateMachine):
         self.ended = False
         self.clean = True
         self.server_was_done = False
+        self.server_regions: list[tuple[int, int]] = []  # (index, size) the server accepted
+        self.offered_sizes: list[int] = []  # sizes of the regions the client sent
 
     # -- feeding -----------------------------------------------------------------------------
 
@@ -113,10 +144,14 @@ class HandshakePair(RuleBasedStateMachine):
             event(f"{side} refused the peer")
             return
         assert not self.failed[side], "a failed machine accepted a message"
+        if side == "server" and isinstance(message, wire.AddRegion):
+            self.server_regions.append((message.index, message.size))
         if side == "client" and self.client.needs_memory:
             replies = replies + self.client.provide_memory(*client_memory(self.client, FDS))
         for item in replies:
             wire.encode(item.message)
+            if side == "client" and isinstance(item.message, wire.AddRegion):
+                self.offered_sizes.append(item.message.size)
         self.queues[other].extend(replies)
         self.history.extend(replies)
 
@@ -204,7 +239,7 @@ class HandshakePair(RuleBasedStateMachine):
         if self.server.done and not self.server_was_done:
             self.server_was_done = True
             event("server handshake completed")
-            check_server_result(self.server, self.setup)
+            check_server_result(self.server, self.setup, self.server_regions)
 
     @invariant()
     def untampered_exchange_completes_in_agreement(self) -> None:
@@ -213,7 +248,7 @@ class HandshakePair(RuleBasedStateMachine):
         assert self.server.done and self.client.done
         srv, cli = self.server.result, self.client.result
         assert srv.interface_id == cli.interface_id == 3
-        assert [r.size for r in srv.regions] == [r.size for r in cli.regions]
+        assert [size for _, size in self.server_regions] == self.offered_sizes
         assert srv.s2m_rings == cli.s2m_rings and srv.m2s_rings == cli.m2s_rings
         assert len(srv.s2m_rings) == len(srv.m2s_rings) == 2  # clamped to the server's limit
         assert all(r.log2_ring_size == 8 for r in srv.s2m_rings + srv.m2s_rings)
