@@ -50,10 +50,10 @@ system-deps:
 
 lint: venv
 	$(BIN)/ruff check service tests bench
-	$(BIN)/ruff format --check service
+	$(BIN)/ruff format --check service tests bench
 
 typecheck: venv
-	$(BIN)/mypy --strict service
+	$(BIN)/mypy --strict service tests bench
 
 unit: venv
 	$(BIN)/pytest -q

@@ -46,7 +46,7 @@ def blocked_pipe() -> Iterator[tuple[int, int]]:
 
 def read_all(fd: int) -> bytes:
     os.set_blocking(fd, False)
-    chunks = []
+    chunks: list[bytes] = []
     while True:
         try:
             chunk = os.read(fd, 1 << 20)
@@ -74,7 +74,7 @@ def test_lines_reach_a_file_descriptor() -> None:
     read_end, write_end = os.pipe()
     try:
         with os.fdopen(write_end, "w", closefd=False) as stream:
-            writer = QueuedWriter(stream)  # type: ignore[arg-type]
+            writer = QueuedWriter(stream)
             writer.handle(record("through the fd"))
             assert writer.drain(5.0)
             writer.close()
@@ -87,7 +87,7 @@ def test_lines_reach_a_file_descriptor() -> None:
 def test_a_blocked_output_never_blocks_the_caller(blocked_pipe: tuple[int, int]) -> None:
     _, write_end = blocked_pipe
     with os.fdopen(write_end, "w", closefd=False) as stream:
-        writer = QueuedWriter(stream, max_records=50, max_bytes=1 << 20)  # type: ignore[arg-type]
+        writer = QueuedWriter(stream, max_records=50, max_bytes=1 << 20)
         started = time.monotonic()
         for i in range(1000):
             writer.handle(record(f"line {i}"))
@@ -103,7 +103,7 @@ def test_a_blocked_output_never_blocks_the_caller(blocked_pipe: tuple[int, int])
 def test_the_queue_is_bounded_in_bytes(blocked_pipe: tuple[int, int]) -> None:
     _, write_end = blocked_pipe
     with os.fdopen(write_end, "w", closefd=False) as stream:
-        writer = QueuedWriter(stream, max_records=10_000, max_bytes=10_000)  # type: ignore[arg-type]
+        writer = QueuedWriter(stream, max_records=10_000, max_bytes=10_000)
         writer.setFormatter(logging.Formatter("%(message)s"))
         writer.handle(record("first"))  # taken by the writer, which then blocks
         wait_until(lambda: writer._writing)
@@ -118,7 +118,7 @@ def test_drops_are_reported_in_one_line_once_the_output_drains(
 ) -> None:
     read_end, write_end = blocked_pipe
     with os.fdopen(write_end, "w", closefd=False) as stream:
-        writer = QueuedWriter(stream, max_records=5)  # type: ignore[arg-type]
+        writer = QueuedWriter(stream, max_records=5)
         writer.setFormatter(logs.TextFormatter())
         writer.handle(record("first"))
         wait_until(lambda: writer._writing)
@@ -167,7 +167,7 @@ def test_records_dropped_counts_for_the_configured_writer() -> None:
 def test_nothing_is_written_after_close(blocked_pipe: tuple[int, int]) -> None:
     read_end, write_end = blocked_pipe
     with os.fdopen(write_end, "w", closefd=False) as stream:
-        writer = QueuedWriter(stream)  # type: ignore[arg-type]
+        writer = QueuedWriter(stream)
         writer.setFormatter(logging.Formatter("%(message)s"))
         writer.handle(record("under way"))
         wait_until(lambda: writer._writing)

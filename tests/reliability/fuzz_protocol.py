@@ -84,12 +84,24 @@ def run_round(
             args.append(f"-runs={runs}")
         if seconds is not None:
             args.append(f"-max_total_time={seconds}")
-        cmd = [sys.executable, "-m", "tests.reliability.fuzz_protocol", "--worker", "--",
-               *args, str(corpus)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "tests.reliability.fuzz_protocol",
+            "--worker",
+            "--",
+            *args,
+            str(corpus),
+        ]
         started = time.monotonic()
-        proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=timeout,
-                              env={**os.environ,
-                                   "PYTHONPATH": f"{root / 'service'}{os.pathsep}{root}"})
+        proc = subprocess.run(
+            cmd,
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, "PYTHONPATH": f"{root / 'service'}{os.pathsep}{root}"},
+        )
         elapsed = time.monotonic() - started
         output = proc.stdout + proc.stderr
         crashes = sorted(str(p) for p in art.iterdir() if p.name.startswith("crash-"))
@@ -138,8 +150,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if opts.seconds is None and opts.runs is None:
         opts.seconds = 60
-    report = run_round(runs=opts.runs, seconds=opts.seconds, artifacts=opts.artifacts,
-                       extra=passthrough)
+    report = run_round(
+        runs=opts.runs, seconds=opts.seconds, artifacts=opts.artifacts, extra=passthrough
+    )
     print(report.line())
     if opts.json:
         print(json.dumps(asdict(report)))

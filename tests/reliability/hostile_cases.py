@@ -146,12 +146,15 @@ def server_tx_case(
     rng = scene.rng
     txq = scene.victim.tx_queue(0)
     if posted is None:
-        posted = posted_descs(rng, scene.geometry, rng.randint(1, scene.size), bad_share,
-                              scene.buffer_size)
+        posted = posted_descs(
+            rng, scene.geometry, rng.randint(1, scene.size), bad_share, scene.buffer_size
+        )
     first = scene.post(posted)
     if packets is None:
-        packets = [rng.randbytes(rng.randint(1, 3 * scene.buffer_size))
-                   for _ in range(rng.randint(1, scene.size))]
+        packets = [
+            rng.randbytes(rng.randint(1, 3 * scene.buffer_size))
+            for _ in range(rng.randint(1, scene.size))
+        ]
     count, used, broken = expected_fill(posted, scene.geometry, [len(p) for p in packets])
     bad_before = txq.stats.bad_descriptors
     assert send(scene, packets) == count
@@ -199,8 +202,10 @@ def server_cases(scene: ServerScene, count: int) -> Tally:
 
     def rx_oversized_chain() -> None:
         part = rng.randint(32768, 65535)
-        descs = [Desc(NEXT, 0, part, scene.mem.buffer_offset + i * 256)  # type: ignore[attr-defined]
-                 for i in range(rng.randint(2, min(4, size)))]
+        descs = [
+            Desc(NEXT, 0, part, scene.mem.buffer_offset + i * 256)  # type: ignore[attr-defined]
+            for i in range(rng.randint(2, min(4, size)))
+        ]
         descs[-1] = Desc(0, descs[-1].region, descs[-1].length, descs[-1].offset)
         rx_case(scene, descs, tally)
 
@@ -306,15 +311,23 @@ def start_scribbler(
         assert link is not None
         regions = [(r.fd, r.size) for r in link.regions]
         own = "tail"
-    cmd = [sys.executable, "-m", "tests.reliability.scribbler", "--seconds", str(seconds),
-           "--seed", str(seed)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tests.reliability.scribbler",
+        "--seconds",
+        str(seconds),
+        "--seed",
+        str(seed),
+    ]
     for fd, size in regions:
         cmd += ["--region", f"{fd}:{size}"]
     posting = own == "head"  # a client posts the buffers our server transmits into
     for ring, bad in ((scene.rx_ring, 0.02), (scene.tx_ring, 0.0 if posting else 0.02)):
         cmd += ["--ring", f"{ring.region}:{ring.offset}:{ring.log2}:{own}:{bad}"]
-    return subprocess.Popen(cmd, pass_fds=[fd for fd, _ in regions], stdout=subprocess.PIPE,
-                            text=True, cwd=ROOT)
+    return subprocess.Popen(
+        cmd, pass_fds=[fd for fd, _ in regions], stdout=subprocess.PIPE, text=True, cwd=ROOT
+    )
 
 
 @dataclass

@@ -119,9 +119,7 @@ def is_good(desc: Desc, geo: Geometry, limit: int) -> bool:
     )
 
 
-def expected_read(
-    descs: list[Desc], geo: Geometry, maps: list[bytes]
-) -> tuple[list[bytes], int]:
+def expected_read(descs: list[Desc], geo: Geometry, maps: list[bytes]) -> tuple[list[bytes], int]:
     """The packets a correct reader returns from ``descs``, and how many it drops."""
     packets: list[bytes] = []
     drops = 0
@@ -247,14 +245,16 @@ class Scene:
 
     def start_counter(self) -> int:
         """Where a new connection's counters start: zero, just before the wrap, or anywhere."""
-        return self.rng.choice([0, 0xFFFF - self.rng.randint(0, 2 * self.size),
-                                self.rng.randrange(0x10000)])
+        return self.rng.choice(
+            [0, 0xFFFF - self.rng.randint(0, 2 * self.size), self.rng.randrange(0x10000)]
+        )
 
     def write_descs(self, ring: hp.Ring, first: int, descs: list[Desc]) -> None:
         """Write descriptors from slot counter ``first`` on, wrapping around the ring."""
         for n, d in enumerate(descs):
-            self.mem.write_descriptor(ring, first + n, length=d.length, offset=d.offset,
-                                      region=d.region, flags=d.flags)
+            self.mem.write_descriptor(
+                ring, first + n, length=d.length, offset=d.offset, region=d.region, flags=d.flags
+            )
 
     def fill_buffers(self, descs: list[Desc]) -> None:
         """Random bytes into every good descriptor's buffer (bad ones stay as they are)."""
@@ -285,7 +285,10 @@ class ServerScene(Scene):
         self.path = path
         self.victim_sock = memif.Socket(path, reconnect_interval=0.02)
         self.victim = self.victim_sock.create_interface(
-            id=0, role="server", name="victim", rx_mode="polling",
+            id=0,
+            role="server",
+            name="victim",
+            rx_mode="polling",
             memory=memif.MemoryConfig(log2_ring_size=log2),
         )
         self.victim_sock.start()
@@ -356,7 +359,10 @@ class ClientScene(Scene):
         self.listener = hp.Listener(path)
         self.victim_sock = memif.Socket(path, reconnect_interval=0.02)
         self.victim = self.victim_sock.create_interface(
-            id=0, role="client", name="victim", rx_mode="interrupt",
+            id=0,
+            role="client",
+            name="victim",
+            rx_mode="interrupt",
             memory=memif.MemoryConfig(log2_ring_size=log2, packet_buffer_size=buffer_size),
         )
         self.victim_sock.start()
@@ -415,4 +421,3 @@ class ClientScene(Scene):
         self.close_peer()
         self.victim_sock.close()
         self.listener.close()
-

@@ -48,8 +48,12 @@ class Resources:
 
     def minus(self, other: Resources) -> Resources:
         """Field-wise difference."""
-        return Resources(self.fds - other.fds, self.maps - other.maps,
-                         self.memfd_maps - other.memfd_maps, self.threads - other.threads)
+        return Resources(
+            self.fds - other.fds,
+            self.maps - other.maps,
+            self.memfd_maps - other.memfd_maps,
+            self.threads - other.threads,
+        )
 
 
 def snapshot() -> Resources:
@@ -147,8 +151,11 @@ def traffic_until_down(
 def zygote() -> Iterator[Callable[[str, str], int]]:
     """A :mod:`peer_zygote` process; yields ``spawn(role, path) -> pid``."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.reliability.peer_zygote"], cwd=ROOT,
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        [sys.executable, "-m", "tests.reliability.peer_zygote"],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert proc.stdin is not None and proc.stdout is not None
 
@@ -221,15 +228,18 @@ def python_kill_cycles(workdir: Path, ours: str, cycles: int) -> CycleReport:
     path = str(workdir / f"py-{ours}.sock")
     peer_role = "client" if ours == "server" else "server"
     with zygote() as spawn:
+
         def kill(pid: object) -> None:
             os.kill(pid, signal.SIGKILL)  # type: ignore[arg-type]
 
-        return run_cycles(ours, cycles, lambda: spawn(peer_role, path), kill,
-                          lambda _pid: None, path, "python")
+        return run_cycles(
+            ours, cycles, lambda: spawn(peer_role, path), kill, lambda _pid: None, path, "python"
+        )
 
 
-def pmd_kill_cycles(workdir: Path, ours: str, cycles: int,
-                   make: Callable[..., TestPmd]) -> CycleReport:
+def pmd_kill_cycles(
+    workdir: Path, ours: str, cycles: int, make: Callable[..., TestPmd]
+) -> CycleReport:
     """Kill dpdk-testpmd (the other role) ``cycles`` times; ``make`` starts one."""
     path = str(workdir / f"pmd-{ours}.sock")
     peer_role = "client" if ours == "server" else "server"

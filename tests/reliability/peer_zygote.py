@@ -25,9 +25,7 @@ def echo(role: str, path: str, zygote: int) -> None:
     deadline = time.monotonic() + 10
     while True:
         try:
-            iface = sock.create_interface(
-                id=0, role=role, name=f"echo-{role}", rx_mode="interrupt"
-            )
+            iface = sock.create_interface(id=0, role=role, name=f"echo-{role}", rx_mode="interrupt")
             break
         except memif.PathInUse:
             # The killed predecessor's listener may outlive its connection by a moment:

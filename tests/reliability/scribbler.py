@@ -177,12 +177,15 @@ def _pair(text: str) -> tuple[int, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--region", action="append", type=_pair, required=True, help="FD:SIZE")
-    parser.add_argument("--ring", action="append", required=True,
-                        help="REGION:OFFSET:LOG2:OWN:BAD")
+    parser.add_argument("--ring", action="append", required=True, help="REGION:OFFSET:LOG2:OWN:BAD")
     parser.add_argument("--seconds", type=float, default=0.5)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--wild-after", type=float, default=0.7,
-                        help="share of the time before counters may go anywhere")
+    parser.add_argument(
+        "--wild-after",
+        type=float,
+        default=0.7,
+        help="share of the time before counters may go anywhere",
+    )
     opts = parser.parse_args()
     maps = [mmap.mmap(fd, size) for fd, size in opts.region]
     rings = []

@@ -47,8 +47,10 @@ def rss_mib(pid: int) -> float:
 def rss_split_mib(pid: int) -> dict[str, float]:
     """VmRSS split into anonymous memory and shared memory (the memif regions) in MiB."""
     status = proc_status(pid)
-    return {key: int(status[field].split()[0]) / 1024
-            for key, field in (("anon", "RssAnon"), ("shmem", "RssShmem"), ("file", "RssFile"))}
+    return {
+        key: int(status[field].split()[0]) / 1024
+        for key, field in (("anon", "RssAnon"), ("shmem", "RssShmem"), ("file", "RssFile"))
+    }
 
 
 def thread_count(pid: int) -> int:
@@ -97,8 +99,12 @@ def write_config(path: Path, interfaces: list[dict[str, Any]], **settings: Any) 
 
 
 def start_daemon(
-    sock_dir: Path, config: Path | None = None, *, http_port: int | None = None,
-    grpc_port: int | None = None, args: list[str] | None = None,
+    sock_dir: Path,
+    config: Path | None = None,
+    *,
+    http_port: int | None = None,
+    grpc_port: int | None = None,
+    args: list[str] | None = None,
     env: dict[str, str] | None = None,
 ) -> Daemon:
     """``memifd serve`` (warnings only unless ``args`` say otherwise), started and ready."""
@@ -251,8 +257,13 @@ def unused_id(taken: Callable[[int], object], start: int = 61000) -> int:
     raise RuntimeError(f"no unused id in {start}..{start + 999}")
 
 
-def as_user(uid: int, gid: int, fn: Callable[[], dict[str, Any]], timeout: float = 20.0,
-            groups: tuple[int, ...] = ()) -> dict[str, Any]:
+def as_user(
+    uid: int,
+    gid: int,
+    fn: Callable[[], dict[str, Any]],
+    timeout: float = 20.0,
+    groups: tuple[int, ...] = (),
+) -> dict[str, Any]:
     """Run ``fn`` in a forked child that dropped to ``uid``/``gid`` (supplementary
     ``groups`` only) and return the dict it returned. Forked, not executed: the
     interpreter may live where the other user cannot read."""
@@ -339,8 +350,9 @@ class AsUserLoop:
         return counts
 
 
-def try_connect(path: str, interface_id: int = 0, secret: str | None = None,
-                timeout: float = 5.0) -> dict[str, Any]:
+def try_connect(
+    path: str, interface_id: int = 0, secret: str | None = None, timeout: float = 5.0
+) -> dict[str, Any]:
     """One memif client's attempt at ``path``: a raw ``connect()`` (its errno), then the
     library's handshake (connected, or the reason it was refused). Runs in this thread."""
     raw = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -361,6 +373,8 @@ def try_connect(path: str, interface_id: int = 0, secret: str | None = None,
             if iface.disconnect_reason and iface.state is memif.State.DISCONNECTED:
                 break
         return {
-            "uid": os.getuid(), "errno": errno_name, "connected": iface.is_connected,
+            "uid": os.getuid(),
+            "errno": errno_name,
+            "connected": iface.is_connected,
             "reason": iface.disconnect_reason,
         }

@@ -23,7 +23,9 @@ def main() -> int:
     opts = parser.parse_args()
     with memif.Socket(opts.socket) as sock:
         iface = sock.create_interface(
-            id=0, role="server", rx_mode="polling",
+            id=0,
+            role="server",
+            rx_mode="polling",
             accept_unsealed_regions=opts.accept_unsealed,
             memory=memif.MemoryConfig(log2_ring_size=4),
         )

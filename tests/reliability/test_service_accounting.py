@@ -49,13 +49,28 @@ RING = 10  # 1024 slots: small enough to fill often
 def daemon(sock_dir: Path, tmp_path: Path) -> Iterator[Daemon]:
     """memifd with ``e0`` (echo) and ``xa``/``xb`` (cross-connected), small rings."""
     memory = {"log2_ring_size": RING}
-    config = write_config(tmp_path / "memifd.yaml", [
-        {"name": "e0", "socket": "load.sock", "id": 0, "action": "echo", "memory": memory},
-        {"name": "xa", "socket": "load.sock", "id": 1, "action": "xconnect",
-         "xconnect_to": "xb", "memory": memory},
-        {"name": "xb", "socket": "load.sock", "id": 2, "action": "xconnect",
-         "xconnect_to": "xa", "memory": memory},
-    ])
+    config = write_config(
+        tmp_path / "memifd.yaml",
+        [
+            {"name": "e0", "socket": "load.sock", "id": 0, "action": "echo", "memory": memory},
+            {
+                "name": "xa",
+                "socket": "load.sock",
+                "id": 1,
+                "action": "xconnect",
+                "xconnect_to": "xb",
+                "memory": memory,
+            },
+            {
+                "name": "xb",
+                "socket": "load.sock",
+                "id": 2,
+                "action": "xconnect",
+                "xconnect_to": "xa",
+                "memory": memory,
+            },
+        ],
+    )
     proc = start_daemon(sock_dir, config)
     yield proc
     proc.kill()
@@ -97,8 +112,13 @@ def test_echo_accounts_for_every_packet(api: httpx.Client, sock_dir: Path) -> No
     e0 = final["e0"]
     assert mine["tx"]["packets"] == sender.accepted
     assert mine["rx"]["packets"] == receiver.received
-    report("echo", accepted=sender.accepted, received=receiver.received,
-           forward_drops=e0["forward_drops"], sender_ring_full=mine["tx"]["ring_full"])
+    report(
+        "echo",
+        accepted=sender.accepted,
+        received=receiver.received,
+        forward_drops=e0["forward_drops"],
+        sender_ring_full=mine["tx"]["ring_full"],
+    )
     # both kinds of back-pressure happened, or the test proved nothing
     assert mine["tx"]["ring_full"] > 0
     assert e0["forward_drops"] > 0
@@ -111,7 +131,8 @@ def test_echo_accounts_for_every_packet(api: httpx.Client, sock_dir: Path) -> No
 
 def test_xconnect_accounts_for_every_packet_both_ways(api: httpx.Client, sock_dir: Path) -> None:
     with memif_clients(str(sock_dir / "load.sock"), [1, 2], memory={"log2_ring_size": RING}) as (
-        a, b,
+        a,
+        b,
     ):
         assert a.wait_connected(10) and b.wait_connected(10)
         assert wait_for(lambda: all_connected(api, {"xa", "xb"}), timeout=10)
@@ -125,10 +146,18 @@ def test_xconnect_accounts_for_every_packet_both_ways(api: httpx.Client, sock_di
             final = settle(api, ["xa", "xb"], receivers)
     xa, xb = final["xa"], final["xb"]
     a_to_b, b_to_a = senders[0].accepted, senders[1].accepted
-    report("xconnect a->b", accepted=a_to_b, received=receivers[1].received,
-           forward_drops=xa["forward_drops"])
-    report("xconnect b->a", accepted=b_to_a, received=receivers[0].received,
-           forward_drops=xb["forward_drops"])
+    report(
+        "xconnect a->b",
+        accepted=a_to_b,
+        received=receivers[1].received,
+        forward_drops=xa["forward_drops"],
+    )
+    report(
+        "xconnect b->a",
+        accepted=b_to_a,
+        received=receivers[0].received,
+        forward_drops=xb["forward_drops"],
+    )
     assert xa["forward_drops"] > 0
     assert xa["rx"]["packets"] == a_to_b == dispatched(xa)
     assert xb["rx"]["packets"] == b_to_a == dispatched(xb)
@@ -143,15 +172,21 @@ def test_xconnect_to_testpmd_accounts_for_every_packet(
     api: httpx.Client, sock_dir: Path, testpmd: Callable[..., TestPmd]
 ) -> None:
     """Python client -> xa -> (xconnect) -> pmd -> testpmd ``rxonly``, counted by testpmd."""
-    created = api.post("/v1/interfaces", json={
-        "name": "pmd", "socket": "pmd.sock", "action": Action.DROP.value,
-        "memory": {"log2_ring_size": RING},
-    })
+    created = api.post(
+        "/v1/interfaces",
+        json={
+            "name": "pmd",
+            "socket": "pmd.sock",
+            "action": Action.DROP.value,
+            "memory": {"log2_ring_size": RING},
+        },
+    )
     assert created.status_code == 201, created.text
     patched = api.patch("/v1/interfaces/xa", json={"xconnect_to": "pmd"})
     assert patched.status_code == 200, patched.text
-    pmd = testpmd(socket=str(sock_dir / "pmd.sock"), role="client", forward_mode="rxonly",
-                  rsize=RING)
+    pmd = testpmd(
+        socket=str(sock_dir / "pmd.sock"), role="client", forward_mode="rxonly", rsize=RING
+    )
     with memif_clients(str(sock_dir / "load.sock"), [1], memory={"log2_ring_size": RING}) as (
         client,
     ):
@@ -165,8 +200,13 @@ def test_xconnect_to_testpmd_accounts_for_every_packet(
         pmd_rx = _testpmd_settled(pmd)
         mine = client.stats()
     xa, pmd_row = final["xa"], final["pmd"]
-    report("xconnect to testpmd", accepted=sender.accepted, testpmd_rx=pmd_rx,
-           forward_drops=xa["forward_drops"], sender_ring_full=mine["tx"]["ring_full"])
+    report(
+        "xconnect to testpmd",
+        accepted=sender.accepted,
+        testpmd_rx=pmd_rx,
+        forward_drops=xa["forward_drops"],
+        sender_ring_full=mine["tx"]["ring_full"],
+    )
     assert mine["tx"]["ring_full"] > 0
     assert xa["rx"]["packets"] == sender.accepted == dispatched(xa)
     assert pmd_row["tx"]["packets"] == xa["forwarded"] == pmd_rx

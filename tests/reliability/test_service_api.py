@@ -53,8 +53,12 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 EXAMPLES = 50  # per operation and generation mode
 STREAMED = {"/v1/interfaces/{name}/capture", "/v1/capture", "/v1/events"}
 CHECKS = [
-    not_a_server_error, status_code_conformance, content_type_conformance,
-    response_schema_conformance, response_headers_conformance, negative_data_rejection,
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    response_headers_conformance,
+    negative_data_rejection,
     ignored_auth,
 ]
 REQUESTS = 1000
@@ -98,10 +102,12 @@ def _confined(case: schemathesis.Case[Any]) -> None:
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     daemon: Daemon, sock_dir: Path
 ) -> None:
-    config = SchemathesisConfig.from_dict({
-        "auth": {"openapi": {"HTTPBearer": {"bearer": TOKEN}}},
-        "generation": {"allow-extra-parameters": False},
-    })
+    config = SchemathesisConfig.from_dict(
+        {
+            "auth": {"openapi": {"HTTPBearer": {"bearer": TOKEN}}},
+            "generation": {"allow-extra-parameters": False},
+        }
+    )
     schema = schemathesis.openapi.from_url(f"{daemon.url}/openapi.json", config=config)
     results = list(schema.get_all_operations())
     assert not [result.err() for result in results if isinstance(result, Err)]
@@ -122,8 +128,10 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(
                 assert mode is GenerationMode.NEGATIVE and not _has_inputs(operation), label
     elapsed = time.monotonic() - started
     total = sum(counts.values())
-    print(f"\nschemathesis: {total} requests over {len(counts)} operation/mode pairs "
-          f"in {elapsed:.1f} s, {len(failures)} failures")
+    print(
+        f"\nschemathesis: {total} requests over {len(counts)} operation/mode pairs "
+        f"in {elapsed:.1f} s, {len(failures)} failures"
+    )
     for label, count in counts.items():
         print(f"  {label}: {count}")
     assert not failures, "\n\n".join(failures[:5])
@@ -143,11 +151,14 @@ def test_nul_in_a_socket_path_is_a_clear_error(daemon: Daemon, api: httpx.Client
     assert response.status_code == 422
     assert response.json()["errors"][0]["loc"] == ["body", "socket"]
     assert "NUL" in response.text
-    with grpc.insecure_channel(f"127.0.0.1:{daemon.grpc_port}") as channel, \
-            pytest.raises(grpc.RpcError) as excinfo:
+    with (
+        grpc.insecure_channel(f"127.0.0.1:{daemon.grpc_port}") as channel,
+        pytest.raises(grpc.RpcError) as excinfo,
+    ):
         memif_stub(channel).CreateInterface(
             pb.CreateInterfaceRequest(spec=pb.InterfaceSpec(name="nul", socket="a\0b")),
-            metadata=(("authorization", f"Bearer {TOKEN}"),), timeout=10,
+            metadata=(("authorization", f"Bearer {TOKEN}"),),
+            timeout=10,
         )
     assert excinfo.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "spec.socket" in (excinfo.value.details() or "")
@@ -157,12 +168,23 @@ def test_nul_in_a_socket_path_is_a_clear_error(daemon: Daemon, api: httpx.Client
     assert "Traceback" not in daemon.log()
 
 
-def _fuzz(operation: Any, mode: GenerationMode, url: str, label: str, counts: dict[str, int],
-          failures: list[str]) -> None:
+def _fuzz(
+    operation: Any,
+    mode: GenerationMode,
+    url: str,
+    label: str,
+    counts: dict[str, int],
+    failures: list[str],
+) -> None:
     """Send ``EXAMPLES`` generated requests for one operation; collect what failed."""
 
-    @settings(max_examples=EXAMPLES, deadline=None, database=None,
-              phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        database=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     @given(case=operation.as_strategy(generation_mode=mode))
     def run(case: schemathesis.Case[Any]) -> None:
         counts[label] += 1
@@ -176,8 +198,7 @@ def _fuzz(operation: Any, mode: GenerationMode, url: str, label: str, counts: di
 
 
 def _has_inputs(operation: Any) -> bool:
-    return bool(operation.path_parameters or operation.query or operation.headers
-                or operation.body)
+    return bool(operation.path_parameters or operation.query or operation.headers or operation.body)
 
 
 # -- 1,000 requests at once --------------------------------------------------------------------
@@ -186,8 +207,7 @@ def _has_inputs(operation: Any) -> bool:
 async def _thousand(url: str) -> dict[str, int]:
     """Fire every request at once; the status codes seen, by kind."""
     limits = httpx.Limits(max_connections=REQUESTS, max_keepalive_connections=REQUESTS)
-    async with httpx.AsyncClient(base_url=url, headers=AUTH, limits=limits,
-                                 timeout=60) as client:
+    async with httpx.AsyncClient(base_url=url, headers=AUTH, limits=limits, timeout=60) as client:
         calls: list[tuple[str, Any]] = []
         for i in range(REQUESTS):
             slot = i % 10
@@ -198,8 +218,15 @@ async def _thousand(url: str) -> dict[str, int]:
             elif slot < 7:
                 calls.append(("stats", client.get(f"/v1/interfaces/s{i % 20}/stats")))
             elif slot == 7:
-                calls.append(("create", client.post("/v1/interfaces", json={
-                    "name": f"n{i}", "socket": "load.sock", "id": 1000 + i})))
+                calls.append(
+                    (
+                        "create",
+                        client.post(
+                            "/v1/interfaces",
+                            json={"name": f"n{i}", "socket": "load.sock", "id": 1000 + i},
+                        ),
+                    )
+                )
             elif slot == 8:
                 calls.append(("delete", client.delete(f"/v1/interfaces/d{i}")))
             else:
@@ -218,26 +245,43 @@ def test_thousand_concurrent_requests_and_fifty_capture_streams(
     assert daemon.proc is not None
     pid = daemon.proc.pid
     for i in range(20):
-        assert api.post("/v1/interfaces", json={
-            "name": f"s{i}", "socket": "stable.sock", "id": i}).status_code == 201
+        assert (
+            api.post(
+                "/v1/interfaces", json={"name": f"s{i}", "socket": "stable.sock", "id": i}
+            ).status_code
+            == 201
+        )
     doomed = [i for i in range(REQUESTS) if i % 10 == 8]
     for i in doomed:
-        assert api.post("/v1/interfaces", json={
-            "name": f"d{i}", "socket": "doomed.sock", "id": i}).status_code == 201
-    assert api.post("/v1/interfaces", json={
-        "name": "cap", "socket": "cap.sock", "action": "echo"}).status_code == 201
+        assert (
+            api.post(
+                "/v1/interfaces", json={"name": f"d{i}", "socket": "doomed.sock", "id": i}
+            ).status_code
+            == 201
+        )
+    assert (
+        api.post(
+            "/v1/interfaces", json={"name": "cap", "socket": "cap.sock", "action": "echo"}
+        ).status_code
+        == 201
+    )
     baseline = rss_mib(pid)
 
     with RssSampler(pid) as requests_rss:
         seen = asyncio.run(_thousand(daemon.url))
     per_kind = REQUESTS // 10
     assert seen == {
-        "list 200": 3 * per_kind, "get 200": 2 * per_kind, "stats 200": 2 * per_kind,
-        "create 201": per_kind, "delete 204": per_kind, "metrics 200": per_kind,
+        "list 200": 3 * per_kind,
+        "get 200": 2 * per_kind,
+        "stats 200": 2 * per_kind,
+        "create 201": per_kind,
+        "delete 204": per_kind,
+        "metrics 200": per_kind,
     }
     names = {i["name"] for i in api.get("/v1/interfaces").json()}
     assert names == {"cap"} | {f"s{i}" for i in range(20)} | {
-        f"n{i}" for i in range(REQUESTS) if i % 10 == 7}
+        f"n{i}" for i in range(REQUESTS) if i % 10 == 7
+    }
     after_requests = rss_mib(pid)
 
     with memif_clients(str(sock_dir / "cap.sock"), [0]) as (client,):
@@ -256,10 +300,12 @@ def test_thousand_concurrent_requests_and_fifty_capture_streams(
     assert wait_for(lambda: _subscriptions(api) == 0, timeout=10)
     wait_for(lambda: rss_mib(pid) - baseline < RSS_SLACK_MIB, timeout=5)  # buffers freed
     after_streams = rss_mib(pid)
-    print(f"\nmemifd VmRSS MiB: baseline {baseline:.1f}, 1000 requests peak "
-          f"{requests_rss.peak:.1f} after {after_requests:.1f}, {STREAMS} streams peak "
-          f"{streams_rss.peak:.1f} after {after_streams:.1f}; packets per stream "
-          f"{min(packets)}..{max(packets)}, sent {pump.sent}")
+    print(
+        f"\nmemifd VmRSS MiB: baseline {baseline:.1f}, 1000 requests peak "
+        f"{requests_rss.peak:.1f} after {after_requests:.1f}, {STREAMS} streams peak "
+        f"{streams_rss.peak:.1f} after {after_streams:.1f}; packets per stream "
+        f"{min(packets)}..{max(packets)}, sent {pump.sent}"
+    )
     assert after_streams - baseline < RSS_SLACK_MIB
 
 
@@ -287,8 +333,7 @@ class _Pump(threading.Thread):
 async def _streams(url: str) -> list[tuple[int, int, str]]:
     """``STREAMS`` capture streams at once: (status, packets, error) of each."""
     limits = httpx.Limits(max_connections=STREAMS)
-    async with httpx.AsyncClient(base_url=url, headers=AUTH, limits=limits,
-                                 timeout=30) as client:
+    async with httpx.AsyncClient(base_url=url, headers=AUTH, limits=limits, timeout=30) as client:
 
         async def one() -> tuple[int, int, str]:
             path = f"/v1/interfaces/cap/capture?duration={STREAM_SECONDS}&direction=rx"
@@ -314,13 +359,20 @@ def _subscriptions(api: httpx.Client) -> float:
 # -- gRPC capture streams at once --------------------------------------------------------------
 
 
-def test_fifty_concurrent_grpc_capture_streams(daemon: Daemon, api: httpx.Client,
-                                               sock_dir: Path) -> None:
-    assert api.post("/v1/interfaces", json={
-        "name": "cap", "socket": "cap.sock", "action": "echo"}).status_code == 201
+def test_fifty_concurrent_grpc_capture_streams(
+    daemon: Daemon, api: httpx.Client, sock_dir: Path
+) -> None:
+    assert (
+        api.post(
+            "/v1/interfaces", json={"name": "cap", "socket": "cap.sock", "action": "echo"}
+        ).status_code
+        == 201
+    )
     metadata = (("authorization", f"Bearer {TOKEN}"),)
-    with memif_clients(str(sock_dir / "cap.sock"), [0]) as (client,), \
-            grpc.insecure_channel(f"127.0.0.1:{daemon.grpc_port}") as channel:
+    with (
+        memif_clients(str(sock_dir / "cap.sock"), [0]) as (client,),
+        grpc.insecure_channel(f"127.0.0.1:{daemon.grpc_port}") as channel,
+    ):
         assert client.wait_connected(10)
         stub = memif_stub(channel)
         request = pb.CaptureRequest(interface="cap", duration=2.0, direction=pb.DIRECTION_RX)

@@ -83,19 +83,26 @@ def test_streams_that_never_read_hold_a_bounded_number_of_bytes(
     try:
         pid = _pid(daemon)
         api = api_of(daemon)
-        assert api.post("/v1/interfaces", json={"name": "cap", "socket": "cap.sock"}
-                        ).status_code == 201
+        assert (
+            api.post("/v1/interfaces", json={"name": "cap", "socket": "cap.sock"}).status_code
+            == 201
+        )
         metadata = (("authorization", f"Bearer {TOKEN}"),)
-        with grpc.insecure_channel(f"127.0.0.1:{daemon.grpc_port}") as channel, \
-                socket.create_connection(("127.0.0.1", daemon.http_port)) as rest, \
-                memif_clients(str(sock_dir / "cap.sock"), [0]) as (client,):
+        with (
+            grpc.insecure_channel(f"127.0.0.1:{daemon.grpc_port}") as channel,
+            socket.create_connection(("127.0.0.1", daemon.http_port)) as rest,
+            memif_clients(str(sock_dir / "cap.sock"), [0]) as (client,),
+        ):
             assert client.wait_connected(5)
             # a gRPC capture nobody reads, and a REST one whose socket is never read
             stalled = memif_stub(channel).Capture(
-                pb.CaptureRequest(interface="cap", buffer=65536), metadata=metadata)
+                pb.CaptureRequest(interface="cap", buffer=65536), metadata=metadata
+            )
             rest.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            rest.sendall(f"GET /v1/interfaces/cap/capture HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                         f"Authorization: Bearer {TOKEN}\r\n\r\n".encode())
+            rest.sendall(
+                f"GET /v1/interfaces/cap/capture HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                f"Authorization: Bearer {TOKEN}\r\n\r\n".encode()
+            )
             assert wait_for(lambda: _subscriptions(api) == 2, timeout=5)
             before = anon_mib(pid)
             peak = _AnonPeak(pid)
@@ -106,9 +113,11 @@ def test_streams_that_never_read_hold_a_bounded_number_of_bytes(
             peak.join()
             stats = api.get("/v1/interfaces/cap/stats").json()
             stalled.cancel()
-        print(f"\n{sent} packets of {JUMBO} B ({sent * JUMBO / MIB:.0f} MiB) into 2 stalled "
-              f"captures: memifd RssAnon {before:.1f} -> peak {peak.peak:.1f} MiB, "
-              f"subscriber drops {stats['subscriber_drops']}")
+        print(
+            f"\n{sent} packets of {JUMBO} B ({sent * JUMBO / MIB:.0f} MiB) into 2 stalled "
+            f"captures: memifd RssAnon {before:.1f} -> peak {peak.peak:.1f} MiB, "
+            f"subscriber drops {stats['subscriber_drops']}"
+        )
         assert stats["rx"]["packets"] == sent
         assert sent * JUMBO > 10 * 2 * STREAM_BUFFER_MIB * MIB  # far more than the budgets
         assert stats["subscriber_drops"] > 0
@@ -124,8 +133,11 @@ def _rx_packets(api: httpx.Client) -> int:
 
 def _subscriptions(api: httpx.Client) -> int:
     text = api.get("/metrics").text
-    return sum(int(float(line.rsplit(" ", 1)[1])) for line in text.splitlines()
-               if line.startswith('memifd_subscriptions{kind="capture"}'))
+    return sum(
+        int(float(line.rsplit(" ", 1)[1]))
+        for line in text.splitlines()
+        if line.startswith('memifd_subscriptions{kind="capture"}')
+    )
 
 
 def _send_jumbo(client: memif.Interface, seconds: float) -> int:
@@ -165,12 +177,23 @@ def test_interface_and_shared_memory_limits(sock_dir: Path, tmp_path: Path, api_
             refused = api.post(path, json=big)
             assert refused.status_code == 507 and "max_shared_memory" in refused.text
             assert "of 67108864 are taken" in refused.text
-        with grpc.insecure_channel(f"127.0.0.1:{daemon.grpc_port}") as channel, \
-                pytest.raises(grpc.RpcError) as excinfo:
-            memif_stub(channel).CreateInterface(pb.CreateInterfaceRequest(
-                spec=pb.InterfaceSpec(name="big", id=9, memory=pb.MemoryConfig(
-                    num_queue_pairs=4, log2_ring_size=12, packet_buffer_size=4096))),
-                metadata=(("authorization", f"Bearer {TOKEN}"),), timeout=10)
+        with (
+            grpc.insecure_channel(f"127.0.0.1:{daemon.grpc_port}") as channel,
+            pytest.raises(grpc.RpcError) as excinfo,
+        ):
+            memif_stub(channel).CreateInterface(
+                pb.CreateInterfaceRequest(
+                    spec=pb.InterfaceSpec(
+                        name="big",
+                        id=9,
+                        memory=pb.MemoryConfig(
+                            num_queue_pairs=4, log2_ring_size=12, packet_buffer_size=4096
+                        ),
+                    )
+                ),
+                metadata=(("authorization", f"Bearer {TOKEN}"),),
+                timeout=10,
+            )
         assert excinfo.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert "max_shared_memory" in (excinfo.value.details() or "")
         assert api.post("/v1/interfaces", json={"name": "a3", "id": 3}).status_code == 201
@@ -188,9 +211,18 @@ def test_default_shared_memory_limit_stops_large_self_connected_pairs(
         answers = []
         for pair in range(4):
             for role in ("server", "client"):
-                answers.append(api.post("/v1/interfaces", json={
-                    "name": f"{role}{pair}", "socket": f"pair{pair}.sock", "role": role,
-                    "memory": memory, "action": "echo"}).status_code)
+                answers.append(
+                    api.post(
+                        "/v1/interfaces",
+                        json={
+                            "name": f"{role}{pair}",
+                            "socket": f"pair{pair}.sock",
+                            "role": role,
+                            "memory": memory,
+                            "action": "echo",
+                        },
+                    ).status_code
+                )
         assert answers == [201, 201, 201, 507, 507, 507, 507, 507]
         assert wait_for(lambda: api.get("/v1/interfaces/server0").json()["state"] == "connected")
         assert api.get("/readyz").status_code == 200
@@ -201,8 +233,7 @@ def test_default_shared_memory_limit_stops_large_self_connected_pairs(
 # -- file descriptors ----------------------------------------------------------------------------
 
 
-def test_fd_budget_refuses_what_would_not_fit(sock_dir: Path, tmp_path: Path, api_of: Any
-                                              ) -> None:
+def test_fd_budget_refuses_what_would_not_fit(sock_dir: Path, tmp_path: Path, api_of: Any) -> None:
     daemon = guarded_daemon(sock_dir, tmp_path, http_max_connections=32)
     try:
         pid = _pid(daemon)
@@ -215,8 +246,10 @@ def test_fd_budget_refuses_what_would_not_fit(sock_dir: Path, tmp_path: Path, ap
         assert f"RLIMIT_NOFILE {limit}" in wide.text
         created = []
         for i in range(40):
-            response = api.post("/v1/interfaces", json={
-                "name": f"q{i}", "socket": f"q{i}.sock", "memory": _memory(8, 6, 2048)})
+            response = api.post(
+                "/v1/interfaces",
+                json={"name": f"q{i}", "socket": f"q{i}.sock", "memory": _memory(8, 6, 2048)},
+            )
             if response.status_code != 201:
                 assert response.status_code == 507 and "file descriptors" in response.text
                 break
@@ -257,11 +290,14 @@ def test_open_file_limit_is_raised_at_start(sock_dir: Path) -> None:
 # -- accept failures ---------------------------------------------------------------------------
 
 
-def test_accept_failures_back_off_and_recover(sock_dir: Path, tmp_path: Path, api_of: Any
-                                              ) -> None:
-    daemon = guarded_daemon(sock_dir, tmp_path, http_max_connections=5000,
-                            http_header_timeout=120,
-                            interfaces=[{"name": "srv", "socket": "srv.sock"}])
+def test_accept_failures_back_off_and_recover(sock_dir: Path, tmp_path: Path, api_of: Any) -> None:
+    daemon = guarded_daemon(
+        sock_dir,
+        tmp_path,
+        http_max_connections=5000,
+        http_header_timeout=120,
+        interfaces=[{"name": "srv", "socket": "srv.sock"}],
+    )
     held: list[socket.socket] = []
     try:
         pid = _pid(daemon)

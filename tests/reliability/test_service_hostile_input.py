@@ -80,9 +80,11 @@ def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
     missing = browser.available()
     if missing:
         pytest.fail(missing)
-    driver = browser.chromium(tmp_path_factory.mktemp("profile"),
-                              tmp_path_factory.mktemp("downloads"),
-                              resolve={REBIND_NAME: "127.0.0.1"})
+    driver = browser.chromium(
+        tmp_path_factory.mktemp("profile"),
+        tmp_path_factory.mktemp("downloads"),
+        resolve={REBIND_NAME: "127.0.0.1"},
+    )
     yield driver
     driver.quit()
 
@@ -90,8 +92,9 @@ def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
 @pytest.fixture
 def daemon(sock_dir: Path) -> Iterator[Daemon]:
     """memifd as it starts by default: loopback, no token; access log on."""
-    proc = start_daemon(sock_dir, args=["--access-log", "--log-level", "info",
-                                        "--log-format", "text"])
+    proc = start_daemon(
+        sock_dir, args=["--access-log", "--log-level", "info", "--log-format", "text"]
+    )
     yield proc
     proc.kill()
 
@@ -127,30 +130,43 @@ def test_cross_origin_page_cannot_inject_or_create(
 ) -> None:
     site, page = attacker_site
     packets = pcap.write([frame(i) for i in range(8)])
-    page.body = (ATTACK_PAGE % {
-        "target": json.dumps(daemon.url), "pcap": json.dumps(base64.b64encode(packets).decode()),
-    }).encode()
+    page.body = (
+        ATTACK_PAGE
+        % {
+            "target": json.dumps(daemon.url),
+            "pcap": json.dumps(base64.b64encode(packets).decode()),
+        }
+    ).encode()
     with daemon.client() as api, memif_clients(str(sock_dir / "vnf0.sock"), [0]) as (peer,):
-        assert api.post("/v1/interfaces", json={"name": "vnf0", "socket": "vnf0.sock"}
-                        ).status_code == 201
+        assert (
+            api.post("/v1/interfaces", json={"name": "vnf0", "socket": "vnf0.sock"}).status_code
+            == 201
+        )
         assert peer.wait_connected(5)
         chromium.get(site + "/")
         browser.wait(chromium, lambda d: d.title == "done", timeout=20)
         results = json.loads(browser.text_of(chromium, "#out"))
         assert results["cors pcap"].startswith("failed") and results["cors delete"].startswith(
-            "failed"), results  # the preflight is refused
+            "failed"
+        ), results  # the preflight is refused
         assert receive(peer, 1, timeout=1.0) == []
         assert api.get("/v1/interfaces/vnf0/stats").json()["injected"] == 0
         assert [i["name"] for i in api.get("/v1/interfaces").json()] == ["vnf0"]
         logged = daemon.log().splitlines()
-        access = [re.findall(r" status=(\d+) ", line)[0] for line in logged
-                  if "memifd.access: POST /v1/interfaces" in line]
+        access = [
+            re.findall(r" status=(\d+) ", line)[0]
+            for line in logged
+            if "memifd.access: POST /v1/interfaces" in line
+        ]
         assert access == ["201", "415", "415", "415", "415"], access  # ours, then the page's
         preflights = [line for line in logged if "memifd.access: OPTIONS /v1/" in line]
         assert len(preflights) == 2 and all(" status=405 " in line for line in preflights)
         # the same pcap, sent by a client that names its media type, goes through
-        sent = api.post("/v1/interfaces/vnf0/packets", content=packets,
-                        headers={"Content-Type": pcap.MEDIA_TYPE})
+        sent = api.post(
+            "/v1/interfaces/vnf0/packets",
+            content=packets,
+            headers={"Content-Type": pcap.MEDIA_TYPE},
+        )
         assert sent.json()["accepted"] == 8
         assert len(receive(peer, 8)) == 8
 
@@ -162,23 +178,32 @@ def test_rebound_dns_name_is_refused(chromium: WebDriver, daemon: Daemon) -> Non
     chromium.get(f"http://127.0.0.1:{daemon.http_port}/v1/interfaces")
     assert json.loads(browser.text_of(chromium, "body")) == []
     chromium.get("about:blank")
-    for host, status in ((f"localhost:{daemon.http_port}", 200), ("127.0.0.1", 200),
-                         ("[::1]:8080", 200), ("app.localhost", 200),
-                         (f"{REBIND_NAME}:{daemon.http_port}", 400), ("evil.example", 400),
-                         ("127.0.0.1.evil.example", 400)):
+    for host, status in (
+        (f"localhost:{daemon.http_port}", 200),
+        ("127.0.0.1", 200),
+        ("[::1]:8080", 200),
+        ("app.localhost", 200),
+        (f"{REBIND_NAME}:{daemon.http_port}", 400),
+        ("evil.example", 400),
+        ("127.0.0.1.evil.example", 400),
+    ):
         response = httpx.get(f"{daemon.url}/healthz", headers={"Host": host}, timeout=5)
         assert response.status_code == status, (host, response.text)
 
 
 def test_allowed_hosts_adds_names(sock_dir: Path, tmp_path: Path) -> None:
-    config = write_config(tmp_path / "memifd.yaml", [],
-                          allowed_hosts=["memifd.internal", "*.pods.example"])
+    config = write_config(
+        tmp_path / "memifd.yaml", [], allowed_hosts=["memifd.internal", "*.pods.example"]
+    )
     daemon = start_daemon(sock_dir, config)
     try:
-        for host, status in (("memifd.internal", 200), ("a.pods.example:80", 200),
-                             ("pods.example", 400), ("memifd.internal.evil", 400)):
-            response = httpx.get(f"{daemon.url}/v1/interfaces", headers={"Host": host},
-                                 timeout=5)
+        for host, status in (
+            ("memifd.internal", 200),
+            ("a.pods.example:80", 200),
+            ("pods.example", 400),
+            ("memifd.internal.evil", 400),
+        ):
+            response = httpx.get(f"{daemon.url}/v1/interfaces", headers={"Host": host}, timeout=5)
             assert response.status_code == status, (host, response.text)
     finally:
         daemon.kill()
@@ -193,18 +218,26 @@ def test_control_characters_in_names_and_sockets_are_refused(daemon: Daemon) -> 
     with daemon.client() as api, grpc.insecure_channel(f"127.0.0.1:{daemon.grpc_port}") as ch:
         stub = memif_stub(ch)
         for bad in HOSTILE_NAMES:
-            for body, field in (({"name": bad}, "name"),
-                                ({"name": "ok", "socket": f"{bad}.sock"}, "socket"),
-                                ({"name": "ok", "socket": f"@{bad}"}, "socket"),
-                                ({"name": "ok", "action": "xconnect", "xconnect_to": bad},
-                                 "xconnect_to")):
+            for body, field in (
+                ({"name": bad}, "name"),
+                ({"name": "ok", "socket": f"{bad}.sock"}, "socket"),
+                ({"name": "ok", "socket": f"@{bad}"}, "socket"),
+                ({"name": "ok", "action": "xconnect", "xconnect_to": bad}, "xconnect_to"),
+            ):
                 response = api.post("/v1/interfaces", json=body)
                 assert response.status_code == 422, (body, response.text)
                 assert response.json()["errors"][0]["loc"][:2] == ["body", field]
                 with pytest.raises(grpc.RpcError) as excinfo:
-                    stub.CreateInterface(pb.CreateInterfaceRequest(spec=pb.InterfaceSpec(
-                        name=body["name"], socket=body.get("socket", ""),
-                        xconnect_to=body.get("xconnect_to", ""))), timeout=10)
+                    stub.CreateInterface(
+                        pb.CreateInterfaceRequest(
+                            spec=pb.InterfaceSpec(
+                                name=body["name"],
+                                socket=body.get("socket", ""),
+                                xconnect_to=body.get("xconnect_to", ""),
+                            )
+                        ),
+                        timeout=10,
+                    )
                 assert excinfo.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert api.get("/v1/interfaces").json() == []
         socket_error = api.post("/v1/interfaces", json={"name": "ok", "socket": "@a\x00b"})
@@ -215,8 +248,9 @@ def test_control_characters_in_names_and_sockets_are_refused(daemon: Daemon) -> 
 
 def test_hostile_peer_names_reach_logs_escaped(daemon: Daemon, sock_dir: Path) -> None:
     with daemon.client() as api:
-        assert api.post("/v1/interfaces", json={"name": "vnf0", "socket": "h.sock"}
-                        ).status_code == 201
+        assert (
+            api.post("/v1/interfaces", json={"name": "vnf0", "socket": "h.sock"}).status_code == 201
+        )
         app = b"app\n2099-01-01 ERROR forged\x1b"
         name = b"if\r\nFORGED\x00"
         peer = hp.dial(str(sock_dir / "h.sock"))
@@ -228,8 +262,10 @@ def test_hostile_peer_names_reach_logs_escaped(daemon: Daemon, sock_dir: Path) -
             peer.send(hp.add_region(0, memory.size), [memory.fd])
             peer.expect(hp.ACK)
             for ring in memory.rings:
-                peer.send(hp.add_ring(ring.s2m, ring.index, ring.region, ring.offset,
-                                      ring.log2), [ring.eventfd])
+                peer.send(
+                    hp.add_ring(ring.s2m, ring.index, ring.region, ring.offset, ring.log2),
+                    [ring.eventfd],
+                )
                 peer.expect(hp.ACK)
             peer.send(hp.connect(name))
             peer.expect(hp.CONNECTED)
@@ -258,7 +294,7 @@ BAD_CONFIGS = {
     ),
     "not yaml": "socket_dir: [unclosed\n",
     "not settings": "interfaces:\n  - name: a\n    memory: {log2_ring_size: 20}\n"
-                    "  - name: \"b\\e[31m\\n\"\n",
+    '  - name: "b\\e[31m\\n"\n',
     "binary": "\x00\x01\x02",
 }
 
@@ -268,10 +304,25 @@ def test_bad_config_is_one_clear_line(kind: str, tmp_path: Path, sock_dir: Path)
     config = tmp_path / "bad.yaml"
     config.write_text(BAD_CONFIGS[kind])
     done = subprocess.run(
-        [sys.executable, "-m", "memifd", "serve", "--config", str(config), "--socket-dir",
-         str(sock_dir), "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0",
-         "--log-format", "text"],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "memifd",
+            "serve",
+            "--config",
+            str(config),
+            "--socket-dir",
+            str(sock_dir),
+            "--http-addr",
+            "127.0.0.1:0",
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--log-format",
+            "text",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 2, done.stderr[-2000:]
     assert done.stdout == ""

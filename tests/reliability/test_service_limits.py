@@ -58,8 +58,12 @@ MAX_CONNECTIONS = 40
 @pytest.fixture
 def daemon(sock_dir: Path, tmp_path: Path) -> Iterator[Daemon]:
     proc = guarded_daemon(
-        sock_dir, tmp_path, http_header_timeout=HEADER_TIMEOUT, http_body_timeout=1.0,
-        http_idle_timeout=1.0, http_max_connections=MAX_CONNECTIONS,
+        sock_dir,
+        tmp_path,
+        http_header_timeout=HEADER_TIMEOUT,
+        http_body_timeout=1.0,
+        http_idle_timeout=1.0,
+        http_max_connections=MAX_CONNECTIONS,
     )
     yield proc
     proc.kill()
@@ -73,8 +77,9 @@ def _pid(daemon: Daemon) -> int:
 # -- bodies --------------------------------------------------------------------------------------
 
 
-def _huge_body(port: int, path: str, headers: dict[str, str], out: list[tuple[int, str, bool, int]]
-               ) -> None:
+def _huge_body(
+    port: int, path: str, headers: dict[str, str], out: list[tuple[int, str, bool, int]]
+) -> None:
     sock = connect(port)
     try:
         head = {"Content-Type": "application/json", "Content-Length": str(CLAIMED), **headers}
@@ -92,8 +97,12 @@ def test_unauthenticated_body_is_refused_before_it_is_read(daemon: Daemon) -> No
     answers: list[tuple[int, str, bool, int]] = []
     threads = [
         threading.Thread(target=_huge_body, args=(daemon.http_port, path, {}, answers))
-        for path in ("/v1/interfaces", "/v1/interfaces/x", "/v1/interfaces/x/packets",
-                     "/v1/interfaces")
+        for path in (
+            "/v1/interfaces",
+            "/v1/interfaces/x",
+            "/v1/interfaces/x/packets",
+            "/v1/interfaces",
+        )
     ]
     with RssSampler(pid) as rss:
         for thread in threads:
@@ -104,24 +113,30 @@ def test_unauthenticated_body_is_refused_before_it_is_read(daemon: Daemon) -> No
     for status, body, closed, _sent in answers:
         assert status == 401 and "bearer token" in body and closed, (status, body, closed)
     sent_mib = sum(sent for *_, sent in answers) / (1 << 20)
-    print(f"\n{ATTACKERS} bodies claiming {CLAIMED} bytes without a token: {sent_mib:.0f} MiB "
-          f"pushed at memifd, VmRSS {before_rss:.1f} MiB -> peak {rss.peak:.1f} MiB, "
-          f"anon {before:.1f} -> {anon_mib(pid):.1f} MiB")
+    print(
+        f"\n{ATTACKERS} bodies claiming {CLAIMED} bytes without a token: {sent_mib:.0f} MiB "
+        f"pushed at memifd, VmRSS {before_rss:.1f} MiB -> peak {rss.peak:.1f} MiB, "
+        f"anon {before:.1f} -> {anon_mib(pid):.1f} MiB"
+    )
     assert anon_mib(pid) - before < MEMORY_SLACK_MIB
     assert max(rss.peak, rss_mib(pid)) - before_rss < MEMORY_SLACK_MIB
 
 
 def test_anonymous_client_gets_401_before_any_validation(daemon: Daemon) -> None:
     with httpx.Client(base_url=daemon.url, timeout=10) as anonymous:
-        for content_type, body in (("application/json", b"{not json"),
-                                   ("text/plain", b"anything"),
-                                   ("application/json", json.dumps({"name": "\n"}).encode())):
-            response = anonymous.post("/v1/interfaces", content=body,
-                                      headers={"Content-Type": content_type})
+        for content_type, body in (
+            ("application/json", b"{not json"),
+            ("text/plain", b"anything"),
+            ("application/json", json.dumps({"name": "\n"}).encode()),
+        ):
+            response = anonymous.post(
+                "/v1/interfaces", content=body, headers={"Content-Type": content_type}
+            )
             assert response.status_code == 401, response.text
             problem = response.json()
             assert problem["detail"] == (
-                "missing or invalid bearer token (Authorization: Bearer <token>)")
+                "missing or invalid bearer token (Authorization: Bearer <token>)"
+            )
             assert (problem["status"], problem["errors"]) == (401, [])
 
 
@@ -129,8 +144,12 @@ def test_bodies_are_held_to_each_routes_limit_and_media_type(daemon: Daemon) -> 
     port = daemon.http_port
     answers: list[tuple[int, str, bool, int]] = []
     _huge_body(port, "/v1/interfaces", AUTH, answers)
-    _huge_body(port, "/v1/interfaces/x/packets",
-               {**AUTH, "Content-Type": "application/vnd.tcpdump.pcap"}, answers)
+    _huge_body(
+        port,
+        "/v1/interfaces/x/packets",
+        {**AUTH, "Content-Type": "application/vnd.tcpdump.pcap"},
+        answers,
+    )
     (create, create_text, create_closed, _), (inject, inject_text, inject_closed, _) = answers
     assert (create, create_closed) == (413, True) and "65536 bytes" in create_text
     assert (inject, inject_closed) == (413, True) and "67108864 bytes" in inject_text
@@ -142,14 +161,19 @@ def test_bodies_are_held_to_each_routes_limit_and_media_type(daemon: Daemon) -> 
         yield b'"}'
 
     with httpx.Client(base_url=daemon.url, headers=AUTH, timeout=10) as api:
-        chunked = api.post("/v1/interfaces", content=chunks(),
-                           headers={"Content-Type": "application/json"})
+        chunked = api.post(
+            "/v1/interfaces", content=chunks(), headers={"Content-Type": "application/json"}
+        )
         assert chunked.status_code == 413 and "65536 bytes" in chunked.text
-        wrong = api.post("/v1/interfaces", content=b'{"name": "a"}',
-                         headers={"Content-Type": "text/plain"})
+        wrong = api.post(
+            "/v1/interfaces", content=b'{"name": "a"}', headers={"Content-Type": "text/plain"}
+        )
         assert wrong.status_code == 415 and "application/json" in wrong.text
-        form = api.post("/v1/interfaces/a/packets", content=b"a=b",
-                        headers={"Content-Type": "application/x-www-form-urlencoded"})
+        form = api.post(
+            "/v1/interfaces/a/packets",
+            content=b"a=b",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
         assert form.status_code == 415 and "application/vnd.tcpdump.pcap" in form.text
         assert api.get("/v1/interfaces").json() == []
         good = api.post("/v1/interfaces", json={"name": "a"})
@@ -174,15 +198,17 @@ def test_idle_and_trickling_connections_are_closed(daemon: Daemon, sock_dir: Pat
     pid = _pid(daemon)
     port = daemon.http_port
     with httpx.Client(base_url=daemon.url, headers=AUTH, timeout=10) as api:
-        assert api.post("/v1/interfaces", json={
-            "name": "m0", "socket": "m.sock"}).status_code == 201
+        assert (
+            api.post("/v1/interfaces", json={"name": "m0", "socket": "m.sock"}).status_code == 201
+        )
     baseline_fds = fd_count(pid)
     with open_connections(port, 200) as idle, open_connections(port, 10) as tricklers:
         for sock in tricklers:
             sock.sendall(b"GET /healthz HTTP/1.1\r\nX-Slow: ")
         # the connection cap: everything past it is refused at once, its fd freed
-        assert wait_for(lambda: sum(closed_by_server(s) for s in idle) >= 200 - MAX_CONNECTIONS,
-                        timeout=5)
+        assert wait_for(
+            lambda: sum(closed_by_server(s) for s in idle) >= 200 - MAX_CONNECTIONS, timeout=5
+        )
         assert fd_count(pid) <= baseline_fds + MAX_CONNECTIONS + 8
         with memif_clients(str(sock_dir / "m.sock"), [0]) as (client,):
             assert client.wait_connected(5)  # memif handshakes go on
@@ -251,8 +277,10 @@ def test_grpc_calls_without_token_are_refused_before_their_message_is_read(
                     thread.start()
                 for thread in threads:
                     thread.join(timeout=60)
-    print(f"\n{GRPC_ROUNDS}x{GRPC_ATTACKERS} gRPC calls of 60 MiB without a token: VmRSS "
-          f"{before:.1f} MiB, peak {rss.peak:.1f} MiB")
+    print(
+        f"\n{GRPC_ROUNDS}x{GRPC_ATTACKERS} gRPC calls of 60 MiB without a token: VmRSS "
+        f"{before:.1f} MiB, peak {rss.peak:.1f} MiB"
+    )
     assert codes == [grpc.StatusCode.UNAUTHENTICATED] * (GRPC_ROUNDS * GRPC_ATTACKERS)
     assert rss.peak - before < MEMORY_SLACK_MIB
 
@@ -262,10 +290,16 @@ def test_grpc_management_requests_are_limited_in_size(daemon: Daemon) -> None:
     with grpc.insecure_channel(f"127.0.0.1:{daemon.grpc_port}") as channel:
         stub = memif_stub(channel)
         with pytest.raises(grpc.RpcError) as excinfo:
-            stub.CreateInterface(pb.CreateInterfaceRequest(
-                spec=pb.InterfaceSpec(name="x" * (1 << 20))), metadata=metadata, timeout=10)
+            stub.CreateInterface(
+                pb.CreateInterfaceRequest(spec=pb.InterfaceSpec(name="x" * (1 << 20))),
+                metadata=metadata,
+                timeout=10,
+            )
         assert excinfo.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert "65536 bytes" in (excinfo.value.details() or "")
-        created = stub.CreateInterface(pb.CreateInterfaceRequest(
-            spec=pb.InterfaceSpec(name="ok")), metadata=metadata, timeout=10)
+        created = stub.CreateInterface(
+            pb.CreateInterfaceRequest(spec=pb.InterfaceSpec(name="ok")),
+            metadata=metadata,
+            timeout=10,
+        )
         assert created.name == "ok"

@@ -47,12 +47,20 @@ def echoed(iface: memif.Interface, cycle: int) -> list[bytes]:
 def test_kill_9_and_restart_brings_every_link_back(
     sock_dir: Path, tmp_path: Path, upstream: memif.Interface
 ) -> None:
-    config = write_config(tmp_path / "memifd.yaml", [
-        {"name": "e0", "socket": "svc.sock", "id": 0, "action": "echo"},
-        {"name": "e1", "socket": "svc.sock", "id": 1, "action": "echo"},
-        {"name": "up", "socket": str(sock_dir / "upstream.sock"), "id": 5, "role": "client",
-         "action": "echo"},
-    ])
+    config = write_config(
+        tmp_path / "memifd.yaml",
+        [
+            {"name": "e0", "socket": "svc.sock", "id": 0, "action": "echo"},
+            {"name": "e1", "socket": "svc.sock", "id": 1, "action": "echo"},
+            {
+                "name": "up",
+                "socket": str(sock_dir / "upstream.sock"),
+                "id": 5,
+                "role": "client",
+                "action": "echo",
+            },
+        ],
+    )
     http_port, grpc_port = free_port(), free_port()
     svc_sock = sock_dir / "svc.sock"
     daemon: Daemon | None = None
@@ -64,17 +72,16 @@ def test_kill_9_and_restart_brings_every_link_back(
                 assert daemon.proc is not None
                 pids.append(daemon.proc.pid)
                 with daemon.client() as api:
-                    assert wait_for(lambda: all_connected(api, DECLARED), timeout=15), (
-                        api.get("/v1/interfaces").text
-                    )
+                    assert wait_for(lambda: all_connected(api, DECLARED), timeout=15), api.get(
+                        "/v1/interfaces"
+                    ).text
                     listed = {i["name"]: i for i in api.get("/v1/interfaces").json()}
                     assert set(listed) == DECLARED
                     assert listed["e0"]["peer"]["pid"] == os.getpid()
                     assert listed["up"]["peer"]["name"] == "upstream"
                 for client in clients:
                     assert client.wait_connected(10)
-                    assert echoed(client, cycle) == [frame(cycle * 1000 + i) for i in
-                                                     range(BURST)]
+                    assert echoed(client, cycle) == [frame(cycle * 1000 + i) for i in range(BURST)]
                 assert upstream.wait_connected(10)
                 assert len(echoed(upstream, cycle)) == BURST
                 # traffic in flight when the axe falls
@@ -101,20 +108,23 @@ def test_restart_after_kill_while_clients_hammer_the_stale_socket(
     sock_dir: Path, tmp_path: Path
 ) -> None:
     """Clients retrying every 10 ms against the dead file do not keep memifd from binding it."""
-    config = write_config(tmp_path / "memifd.yaml", [
-        {"name": f"h{i}", "socket": "hammer.sock", "id": i, "action": "echo"} for i in range(8)
-    ])
+    config = write_config(
+        tmp_path / "memifd.yaml",
+        [{"name": f"h{i}", "socket": "hammer.sock", "id": i, "action": "echo"} for i in range(8)],
+    )
     daemon = start_daemon(sock_dir, config)
     try:
-        with memif_clients(str(sock_dir / "hammer.sock"), list(range(8)),
-                           reconnect_interval=0.01) as clients:
+        with memif_clients(
+            str(sock_dir / "hammer.sock"), list(range(8)), reconnect_interval=0.01
+        ) as clients:
             assert all(c.wait_connected(10) for c in clients)
             assert daemon.proc is not None
             daemon.proc.kill()
             daemon.proc.wait(timeout=10)
             assert all(c.wait_disconnected(10) for c in clients)
-            restarted = start_daemon(sock_dir, config, http_port=daemon.http_port,
-                                     grpc_port=daemon.grpc_port)
+            restarted = start_daemon(
+                sock_dir, config, http_port=daemon.http_port, grpc_port=daemon.grpc_port
+            )
             daemon.kill()
             daemon = restarted
             assert all(c.wait_connected(10) for c in clients)
@@ -123,4 +133,3 @@ def test_restart_after_kill_while_clients_hammer_the_stale_socket(
             assert [len(echoed(c, 1)) for c in clients] == [BURST] * 8
     finally:
         daemon.kill()
-

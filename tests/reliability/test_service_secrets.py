@@ -48,8 +48,10 @@ class Seen:
 
     def rest(self, response: httpx.Response) -> httpx.Response:
         headers = "\n".join(f"{k}: {v}" for k, v in response.headers.items())
-        self.texts.append(f"{response.request.method} {response.request.url}\n{headers}\n"
-                          f"{response.content.decode(errors='replace')}")
+        self.texts.append(
+            f"{response.request.method} {response.request.url}\n{headers}\n"
+            f"{response.content.decode(errors='replace')}"
+        )
         return response
 
     def grpc_message(self, message: object) -> None:
@@ -64,13 +66,25 @@ class Seen:
 def test_no_secret_or_token_in_logs_or_responses(sock_dir: Path, tmp_path: Path) -> None:
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN)
-    config = write_config(tmp_path / "memifd.yaml", [
-        {"name": "cfg", "socket": "cfg.sock", "secret": SECRETS["config"], "action": "echo"},
-    ])
-    daemon = start_daemon(sock_dir, config, args=[
-        "--log-level", "debug", "--access-log", "--log-format", "json",
-        "--token-file", str(token_file),
-    ])
+    config = write_config(
+        tmp_path / "memifd.yaml",
+        [
+            {"name": "cfg", "socket": "cfg.sock", "secret": SECRETS["config"], "action": "echo"},
+        ],
+    )
+    daemon = start_daemon(
+        sock_dir,
+        config,
+        args=[
+            "--log-level",
+            "debug",
+            "--access-log",
+            "--log-format",
+            "json",
+            "--token-file",
+            str(token_file),
+        ],
+    )
     seen = Seen()
     try:
         auth = {"Authorization": f"Bearer {TOKEN}"}
@@ -78,8 +92,7 @@ def test_no_secret_or_token_in_logs_or_responses(sock_dir: Path, tmp_path: Path)
             _rest_calls(api, anon, seen, auth)
             _peers(sock_dir, api, seen)
             with grpc.insecure_channel(f"127.0.0.1:{daemon.grpc_port}") as channel:
-                _grpc_calls(memif_stub(channel), seen, (("authorization", auth[
-                    "Authorization"]),))
+                _grpc_calls(memif_stub(channel), seen, (("authorization", auth["Authorization"]),))
             seen.rest(api.get("/metrics"))
             assert "memifd" in seen.texts[-1]
         code, _ = daemon.terminate(timeout=15)
@@ -101,13 +114,27 @@ def test_no_secret_or_token_in_logs_or_responses(sock_dir: Path, tmp_path: Path)
 
 def _rest_calls(api: httpx.Client, anon: httpx.Client, seen: Seen, auth: dict[str, str]) -> None:
     def created(name: str, secret: str, **fields: object) -> httpx.Response:
-        return seen.rest(api.post("/v1/interfaces", json={
-            "name": name, "socket": f"{name}.sock", "secret": secret, **fields,
-        }))
+        return seen.rest(
+            api.post(
+                "/v1/interfaces",
+                json={
+                    "name": name,
+                    "socket": f"{name}.sock",
+                    "secret": secret,
+                    **fields,
+                },
+            )
+        )
 
     assert created("rest", SECRETS["rest"], action="echo").status_code == 201
-    assert seen.rest(api.post("/v1/interfaces?dry_run=true", json={
-        "name": "dry", "secret": SECRETS["dry_run"]})).status_code == 200
+    assert (
+        seen.rest(
+            api.post(
+                "/v1/interfaces?dry_run=true", json={"name": "dry", "secret": SECRETS["dry_run"]}
+            )
+        ).status_code
+        == 200
+    )
     assert created("rest", SECRETS["duplicate"]).status_code == 409
     too_long = created("long", SECRETS["too_long"])
     assert too_long.status_code == 422 and "secret" in too_long.text
@@ -116,14 +143,30 @@ def _rest_calls(api: httpx.Client, anon: httpx.Client, seen: Seen, auth: dict[st
     assert "1234567890" not in as_number.text  # the input is not echoed, whatever its type
     patched = seen.rest(api.patch("/v1/interfaces/rest", json={"secret": SECRETS["patch"]}))
     assert patched.status_code == 422 and "secret" in patched.text
-    for path in ("/v1/interfaces", "/v1/interfaces/rest", "/v1/interfaces/cfg",
-                 "/v1/interfaces/cfg/stats", "/openapi.json", "/docs", "/", "/healthz",
-                 "/readyz"):
+    for path in (
+        "/v1/interfaces",
+        "/v1/interfaces/rest",
+        "/v1/interfaces/cfg",
+        "/v1/interfaces/cfg/stats",
+        "/openapi.json",
+        "/docs",
+        "/",
+        "/healthz",
+        "/readyz",
+    ):
         assert seen.rest(api.get(path)).status_code == 200, path
-    for headers in ({}, {"Authorization": "Bearer wrong-" + TOKEN},
-                    {"Authorization": auth["Authorization"] + "x"}):
-        denied = seen.rest(anon.post("/v1/interfaces", headers=headers, json={
-            "name": "sneaky", "secret": SECRETS["rest"]}))
+    for headers in (
+        {},
+        {"Authorization": "Bearer wrong-" + TOKEN},
+        {"Authorization": auth["Authorization"] + "x"},
+    ):
+        denied = seen.rest(
+            anon.post(
+                "/v1/interfaces",
+                headers=headers,
+                json={"name": "sneaky", "secret": SECRETS["rest"]},
+            )
+        )
         assert denied.status_code == 401
 
 
@@ -141,27 +184,47 @@ def _peers(sock_dir: Path, api: httpx.Client, seen: Seen) -> None:
         seen.rest(api.delete("/v1/interfaces/rest"))
 
 
-def _grpc_calls(stub: pb_grpc.MemifStub, seen: Seen, metadata: tuple[tuple[str, str], ...]
-                ) -> None:
-    spec = pb.InterfaceSpec(name="viagrpc", socket="g.sock", secret=SECRETS["grpc"],
-                            action=pb.ACTION_ECHO)
-    seen.grpc_message(stub.CreateInterface(pb.CreateInterfaceRequest(spec=spec),
-                                           metadata=metadata, timeout=10))
-    seen.grpc_message(stub.ListInterfaces(pb.ListInterfacesRequest(), metadata=metadata,
-                                          timeout=10))
-    seen.grpc_message(stub.GetInterface(pb.GetInterfaceRequest(name="viagrpc"),
-                                        metadata=metadata, timeout=10))
-    events = stub.WatchEvents(pb.WatchEventsRequest(include_current=True), metadata=metadata,
-                              timeout=10)
+def _grpc_calls(stub: pb_grpc.MemifStub, seen: Seen, metadata: tuple[tuple[str, str], ...]) -> None:
+    spec = pb.InterfaceSpec(
+        name="viagrpc", socket="g.sock", secret=SECRETS["grpc"], action=pb.ACTION_ECHO
+    )
+    seen.grpc_message(
+        stub.CreateInterface(pb.CreateInterfaceRequest(spec=spec), metadata=metadata, timeout=10)
+    )
+    seen.grpc_message(
+        stub.ListInterfaces(pb.ListInterfacesRequest(), metadata=metadata, timeout=10)
+    )
+    seen.grpc_message(
+        stub.GetInterface(pb.GetInterfaceRequest(name="viagrpc"), metadata=metadata, timeout=10)
+    )
+    events = stub.WatchEvents(
+        pb.WatchEventsRequest(include_current=True), metadata=metadata, timeout=10
+    )
     seen.grpc_message(next(events))
     events.cancel()
     failing = [
-        (stub.CreateInterface, pb.CreateInterfaceRequest(spec=pb.InterfaceSpec(
-            name="glong", secret=SECRETS["grpc_too_long"])), metadata, "secret"),
-        (stub.CreateInterface, pb.CreateInterfaceRequest(spec=pb.InterfaceSpec(
-            name="viagrpc", secret=SECRETS["duplicate"])), metadata, "already exists"),
-        (stub.CreateInterface, pb.CreateInterfaceRequest(spec=spec),
-         (("authorization", f"Bearer {TOKEN}x"),), "invalid token"),
+        (
+            stub.CreateInterface,
+            pb.CreateInterfaceRequest(
+                spec=pb.InterfaceSpec(name="glong", secret=SECRETS["grpc_too_long"])
+            ),
+            metadata,
+            "secret",
+        ),
+        (
+            stub.CreateInterface,
+            pb.CreateInterfaceRequest(
+                spec=pb.InterfaceSpec(name="viagrpc", secret=SECRETS["duplicate"])
+            ),
+            metadata,
+            "already exists",
+        ),
+        (
+            stub.CreateInterface,
+            pb.CreateInterfaceRequest(spec=spec),
+            (("authorization", f"Bearer {TOKEN}x"),),
+            "invalid token",
+        ),
     ]
     for call, request, call_metadata, words in failing:
         with pytest.raises(grpc.RpcError) as excinfo:
@@ -172,13 +235,28 @@ def _grpc_calls(stub: pb_grpc.MemifStub, seen: Seen, metadata: tuple[tuple[str, 
 
 def _refused_config(sock_dir: Path, tmp_path: Path) -> str:
     """What ``memifd serve`` prints about a config with a secret over the limit."""
-    config = write_config(tmp_path / "bad.yaml", [
-        {"name": "bad", "secret": SECRETS["bad_config"]},
-    ])
+    config = write_config(
+        tmp_path / "bad.yaml",
+        [
+            {"name": "bad", "secret": SECRETS["bad_config"]},
+        ],
+    )
     result = subprocess.run(
-        [sys.executable, "-m", "memifd", "serve", "--config", str(config),
-         "--socket-dir", str(sock_dir), "--log-level", "debug"],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "memifd",
+            "serve",
+            "--config",
+            str(config),
+            "--socket-dir",
+            str(sock_dir),
+            "--log-level",
+            "debug",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 2
     assert "interfaces.0.secret" in result.stderr, result.stderr

@@ -55,8 +55,9 @@ def open_dir(sock_dir: Path) -> Path:
     return sock_dir
 
 
-def server(path: Path, mode: int | None = None,
-           allowed_uids: Collection[int] | None = None) -> memif.Socket:
+def server(
+    path: Path, mode: int | None = None, allowed_uids: Collection[int] | None = None
+) -> memif.Socket:
     """A started library socket with one server interface (id 0) at ``path``."""
     options: dict[str, object] = {}
     if mode is not None:
@@ -143,9 +144,9 @@ def test_interface_allow_list_is_checked_before_the_secret(
     path = open_dir / "per-interface.sock"
     with memif.Socket(str(path), mode=0o666) as sock:
         sock.create_interface(memif.Arguments(id=0, role="server", name="open"))
-        sock.create_interface(memif.Arguments(
-            id=1, role="server", name="closed", secret=SECRET, allowed_uids={0}
-        ))
+        sock.create_interface(
+            memif.Arguments(id=1, role="server", name="closed", secret=SECRET, allowed_uids={0})
+        )
         sock.start()
         for secret in ("a guess", SECRET):  # no answer tells a wrong secret from a right one
             seen = as_user(uid, gid, partial(try_connect, str(path), 1, secret))
@@ -159,9 +160,12 @@ def test_interface_allow_list_is_checked_before_the_secret(
 
 
 def test_wrong_secret_is_refused_right_secret_connects(sock_dir: Path, tmp_path: Path) -> None:
-    config = write_config(tmp_path / "memifd.yaml", [
-        {"name": "locked", "socket": "locked.sock", "secret": SECRET, "action": "echo"},
-    ])
+    config = write_config(
+        tmp_path / "memifd.yaml",
+        [
+            {"name": "locked", "socket": "locked.sock", "secret": SECRET, "action": "echo"},
+        ],
+    )
     daemon = start_daemon(sock_dir, config)
     try:
         path = str(sock_dir / "locked.sock")
@@ -187,10 +191,20 @@ def test_wrong_secret_is_refused_right_secret_connects(sock_dir: Path, tmp_path:
 def wildcard_daemon(sock_dir: Path, *args: str) -> Daemon:
     """memifd told to listen on 0.0.0.0 (the later flags win over Daemon's loopback ones)."""
     http, grpc_port = free_port(), free_port()
-    return Daemon(sock_dir, http_port=http, grpc_port=grpc_port, args=[
-        "--log-level", "warning", "--http-addr", f"0.0.0.0:{http}",
-        "--grpc-addr", f"0.0.0.0:{grpc_port}", *args,
-    ])
+    return Daemon(
+        sock_dir,
+        http_port=http,
+        grpc_port=grpc_port,
+        args=[
+            "--log-level",
+            "warning",
+            "--http-addr",
+            f"0.0.0.0:{http}",
+            "--grpc-addr",
+            f"0.0.0.0:{grpc_port}",
+            *args,
+        ],
+    )
 
 
 def test_wildcard_address_without_token_is_refused(sock_dir: Path) -> None:
@@ -228,11 +242,19 @@ def guarded(sock_dir: Path, tmp_path: Path) -> Iterator[Daemon]:
 
 def test_token_is_required_on_every_api_route(guarded: Daemon) -> None:
     assert "bearer token required" in "\n".join(guarded.banner)
-    routes = [("GET", "/v1/interfaces"), ("POST", "/v1/interfaces"),
-              ("GET", "/v1/interfaces/x"), ("PATCH", "/v1/interfaces/x"),
-              ("DELETE", "/v1/interfaces/x"), ("GET", "/v1/interfaces/x/stats"),
-              ("GET", "/v1/interfaces/x/capture"), ("POST", "/v1/interfaces/x/packets"),
-              ("GET", "/v1/capture"), ("GET", "/v1/events"), ("GET", "/metrics")]
+    routes = [
+        ("GET", "/v1/interfaces"),
+        ("POST", "/v1/interfaces"),
+        ("GET", "/v1/interfaces/x"),
+        ("PATCH", "/v1/interfaces/x"),
+        ("DELETE", "/v1/interfaces/x"),
+        ("GET", "/v1/interfaces/x/stats"),
+        ("GET", "/v1/interfaces/x/capture"),
+        ("POST", "/v1/interfaces/x/packets"),
+        ("GET", "/v1/capture"),
+        ("GET", "/v1/events"),
+        ("GET", "/metrics"),
+    ]
     with guarded.client() as anonymous, guarded.client("wrong-" + TOKEN) as wrong:
         for method, path in routes:
             for client in (anonymous, wrong):
@@ -252,13 +274,13 @@ def test_token_is_required_on_every_api_route(guarded: Daemon) -> None:
 def test_grpc_token_is_required(guarded: Daemon) -> None:
     with grpc.insecure_channel(f"127.0.0.1:{guarded.grpc_port}") as channel:
         stub = memif_stub(channel)
-        for metadata in ((), (("authorization", "Bearer wrong"),),
-                         (("authorization", TOKEN),)):
+        for metadata in ((), (("authorization", "Bearer wrong"),), (("authorization", TOKEN),)):
             with pytest.raises(grpc.RpcError) as excinfo:
                 stub.ListInterfaces(pb.ListInterfacesRequest(), metadata=metadata, timeout=10)
             assert excinfo.value.code() == grpc.StatusCode.UNAUTHENTICATED
         listed = stub.ListInterfaces(
-            pb.ListInterfacesRequest(), metadata=(("authorization", f"Bearer {TOKEN}"),),
+            pb.ListInterfacesRequest(),
+            metadata=(("authorization", f"Bearer {TOKEN}"),),
             timeout=10,
         )
         assert list(listed.interfaces) == []

@@ -357,7 +357,9 @@ def test_big_interfaces_come_and_go_without_stopping_an_echo_interface(
     probe_sock = sock_dir / "probe.sock"
     try:
         testpmd(
-            socket=str(sock_dir / "echo.sock"), role="client", forward_mode="io",
+            socket=str(sock_dir / "echo.sock"),
+            role="client",
+            forward_mode="io",
             extra_ports=(f"net_memif1,role=server,socket={probe_sock},id=0,socket-abstract=no",),
         )
         assert wait_for(probe_sock.exists, 15)

@@ -30,8 +30,9 @@ def start_victim(path: str, accept_unsealed: bool) -> subprocess.Popen[str]:
     cmd = [sys.executable, "-m", "tests.reliability.sigbus_victim", path]
     if accept_unsealed:
         cmd.append("--accept-unsealed")
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "ready"
     return proc
@@ -66,8 +67,9 @@ def test_unsealed_region_shrunk_after_mapping_kills_the_server_with_sigbus(
 def test_sealed_region_cannot_be_shrunk_and_unsealed_is_refused(sock_dir: Path) -> None:
     path = str(sock_dir / "victim.sock")
     with memif.Socket(path) as sock:
-        iface = sock.create_interface(id=0, role="server", rx_mode="polling",
-                                      memory=memif.MemoryConfig(log2_ring_size=4))
+        iface = sock.create_interface(
+            id=0, role="server", rx_mode="polling", memory=memif.MemoryConfig(log2_ring_size=4)
+        )
         sock.start()
         unsealed = hp.ClientMemory(log2=4, sealed=False)
         peer = hp.dial(path)
