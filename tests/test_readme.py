@@ -165,8 +165,8 @@ RUN_BY: dict[str, list[str]] = {
     "#!/bin/sh": [
         "tests/memifd/test_readme_captures.py::test_wireshark_set_up",
     ],
-    "make test          # ruff, mypy --strict (service, tests, bench), pytest: unit, hostile peers, "
-    "interop with testpmd": [
+    "make test          # ruff, mypy --strict (service, tests, bench), pytest: unit, hostile "
+    "peers, interop with testpmd": [
         "tests/test_readme.py::test_development_commands_exist",
     ],
 }

@@ -174,6 +174,8 @@ def _fail(message: str, code: int = 2, log_format: str | None = None) -> NoRetur
             raise typer.Exit(code)
         logs.configure("json")
     log.error(message)
+    for handler in logging.getLogger().handlers:  # the log is written by a thread: wait for it
+        handler.flush()
     raise typer.Exit(code)
 
 
