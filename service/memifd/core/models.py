@@ -288,8 +288,8 @@ class LinkEvent(BaseModel):
 
     interface: str
     state: LinkState = Field(
-        description="connected|disconnected|deleted, and connecting when the handshake is "
-        "seen in progress (a fast one goes straight to connected)"
+        description="connecting (a handshake began), connected, disconnected (with a reason) "
+        "or deleted"
     )
     peer: PeerInfo | None = None
     reason: str = ""

@@ -1,8 +1,10 @@
 """Runs on the worker thread: link tracking and the LinkEvents it publishes.
 
-The library reports connects and disconnects through callbacks; states the
-callbacks do not report (connecting, failed handshakes) are found by looking
-at a socket's interfaces after it was polled (:meth:`Links.scan`).
+The library reports the course of every connection as events (:mod:`memif.events`),
+drained after each turn of a socket's loop, and when it closes, and handed to
+:meth:`Links.apply`. A down link whose reason changes with no connection behind
+it (a connect that failed, a server that refused us before the handshake, an
+administrative down) has no event; :meth:`Links.note_reasons` publishes those.
 """
 
 from __future__ import annotations
@@ -21,43 +23,43 @@ class Links:
     def __init__(self, state: EngineState) -> None:
         self._state = state
 
-    def on_connected(self, iface: memif.Interface) -> None:
-        """The library's callback: ``iface`` connected."""
-        entry = self._state.entries.get(iface.name)
-        if entry is not None and entry.iface is iface:
-            self.publish(entry, LinkView(LinkState.CONNECTED, peer_of(iface), ""))
+    def apply(self, iface: memif.Interface | None, event: memif.LinkEvent) -> None:
+        """Publish what a library link event about ``iface`` changes (nothing if unchanged).
 
-    def on_disconnected(self, iface: memif.Interface) -> None:
-        """The library's callback: ``iface`` disconnected."""
+        ``iface`` is None for a peer refused before it named an interface, or for
+        an interface deleted since.
+        """
+        if iface is None:
+            return
         entry = self._state.entries.get(iface.name)
-        if entry is not None and entry.iface is iface:
-            peer = entry.link.peer
-            view = LinkView(LinkState.DISCONNECTED, None, iface.disconnect_reason)
-            self.publish(entry, view, peer=peer)
+        if entry is None or entry.iface is not iface:
+            return
+        current = entry.link
+        if isinstance(event, memif.Connecting):
+            view = LinkView(LinkState.CONNECTING, None, "")
+        elif isinstance(event, memif.LinkUp):
+            view = LinkView(LinkState.CONNECTED, peer_of(iface, event), "")
+        elif isinstance(event, memif.LinkDown):
+            view = LinkView(LinkState.DISCONNECTED, None, event.reason)
+        else:
+            return  # HandshakeFailed: the LinkDown that follows carries the reason
+        if view.state is not current.state or view.reason != current.reason:
+            self.publish(entry, view, peer=current.peer)
 
-    def scan(self, sock: memif.Socket) -> None:
-        """Publish state changes the callbacks do not report (connecting, failed handshakes)."""
+    def note_reasons(self, sock: memif.Socket) -> None:
+        """Publish the new reason of a down link that changed without an event."""
         entries = self._state.entries
         for iface in sock.interfaces:
             entry = entries.get(iface.name)
-            if entry is None or entry.iface is not iface:
-                continue
-            state = iface.state
-            if state is memif.State.DELETED:
+            if entry is None or entry.iface is not iface or iface.state is memif.State.DELETED:
                 continue
             current = entry.link
-            if state is memif.State.CONNECTED:
-                if current.state is not LinkState.CONNECTED:
-                    self.publish(entry, LinkView(LinkState.CONNECTED, peer_of(iface), ""))
-            elif state is memif.State.CONNECTING:
-                if current.state is not LinkState.CONNECTING:
-                    self.publish(entry, LinkView(LinkState.CONNECTING, None, ""))
-            elif (
-                current.state is not LinkState.DISCONNECTED
-                or current.reason != iface.disconnect_reason
+            if (
+                current.state is LinkState.DISCONNECTED
+                and iface.state is memif.State.DISCONNECTED
+                and current.reason != iface.disconnect_reason
             ):
-                view = LinkView(LinkState.DISCONNECTED, None, iface.disconnect_reason)
-                self.publish(entry, view)
+                self.publish(entry, LinkView(LinkState.DISCONNECTED, None, iface.disconnect_reason))
 
     def deleted(self, entry: Entry, reason: str) -> None:
         """The entry is gone: its link is down for good."""
@@ -89,12 +91,12 @@ class Links:
             shared.subscription_drops += len(lost)
 
 
-def peer_of(iface: memif.Interface) -> PeerInfo:
-    """Who is on the other end of a connected interface."""
+def peer_of(iface: memif.Interface, up: memif.LinkUp) -> PeerInfo:
+    """Who is on the other end of the link ``up`` reported."""
     creds = iface.peer_credentials
     return PeerInfo(
-        name=iface.peer_name,
-        app_name=iface.remote_app_name,
+        name=up.peer_name,
+        app_name=up.peer_app,
         pid=creds.pid if creds else None,
         uid=creds.uid if creds else None,
         gid=creds.gid if creds else None,

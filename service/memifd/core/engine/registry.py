@@ -123,11 +123,7 @@ class Registry:
             return preview(spec, path)
         sock, created = self._socket(path)
         try:
-            iface = sock.create_interface(
-                self._arguments(spec),
-                on_connected=self._links.on_connected,
-                on_disconnected=self._links.on_disconnected,
-            )
+            iface = sock.create_interface(self._arguments(spec))
         except BaseException as exc:
             if created:
                 self._close_socket(path, "socket unusable")
@@ -142,7 +138,7 @@ class Registry:
         if not spec.admin_up:
             iface.set_admin_up(False)
         self._dataplane.watch_queues(entry)
-        self._links.scan(sock)
+        self._links.note_reasons(sock)  # a new interface has no connection yet: no events
         self._check_bound()
         log.info(
             "interface created",
@@ -181,7 +177,7 @@ class Registry:
         if spec.admin_up is not entry.spec.admin_up:
             entry.iface.set_admin_up(spec.admin_up)
         entry.spec = spec
-        self._links.scan(entry.iface.socket)
+        self._poll_socket(entry.iface.socket)  # an admin down ended the link just now
         log.info("interface updated", extra={"interface": name, "changes": changes})
         return entry
 
@@ -206,6 +202,8 @@ class Registry:
         sock = state.sockets.get(entry.socket_path)
         if sock is not None and not sock.interfaces:
             self._close_socket(entry.socket_path, reason)
+        elif sock is not None:
+            self._poll_socket(sock)  # its LinkDown, before an interface of that id may return
         self._check_bound()
         log.info("interface deleted", extra={"interface": name, "reason": reason})
 
@@ -328,9 +326,12 @@ class Registry:
         return sock, True
 
     def _poll_socket(self, sock: memif.Socket) -> None:
-        sock.poll(0)
+        """Run the socket's loop once and publish the link changes it reported."""
+        events = sock.poll_events(0)
         self._state.generation += 1
-        self._links.scan(sock)
+        for event in events:
+            self._links.apply(sock.interface_for(event), event)
+        self._links.note_reasons(sock)
 
     def _count_handshake_failure(self, failure: memif.HandshakeFailure) -> None:
         self._state.handshake_failures[failure.kind.value] += 1  # the library logged it
@@ -343,7 +344,12 @@ class Registry:
             entry = state.entries.get(iface.name)
             if entry is not None:
                 self._dataplane.unwatch_queues(entry)
+        owners: dict[tuple[bool, int | None], memif.Interface] = {
+            (iface.is_server, iface.id): iface for iface in sock.interfaces
+        }
         sock.close(reason)
+        for event in sock.poll_events(0):  # the links it ended (a closed socket runs no loop)
+            self._links.apply(owners.get((event.role == "server", event.interface_id)), event)
         self._dirs.prune(state.sockets)
 
     def _check_bound(self) -> None:
