@@ -333,8 +333,8 @@ def test_inject_errors(api: httpx.Client, sock_dir: Path) -> None:
 
 
 def read_events(lines: Iterator[str], until: str) -> list[dict[str, Any]]:
-    """Link events up to the first in state ``until``, without "connecting" (which
-    is reported only when the worker sees it: a fast handshake skips it)."""
+    """Link events up to the first in state ``until``, without "connecting" (its place
+    in the sequence is checked by the manager's tests)."""
     found: list[dict[str, Any]] = []
     for line in lines:
         if line.startswith("data: "):
