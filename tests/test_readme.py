@@ -368,3 +368,21 @@ def test_development_maps_every_api_and_cli_module() -> None:
     assert modules
     unmapped = [module for module in modules if f"| `{module}` |" not in section]
     assert not unmapped, f"add a line for each to the README's Development section: {unmapped}"
+
+
+def test_development_names_every_library_and_core_module() -> None:
+    section = README.read_text().partition("## Development")[2]
+    packages = [
+        ROOT / "service" / "memif",
+        ROOT / "service" / "memifd" / "core",
+        ROOT / "service" / "memifd" / "core" / "engine",
+    ]
+    modules = [
+        path.stem
+        for package in packages
+        for path in sorted(package.glob("*.py"))
+        if not path.name.startswith("__")
+    ]
+    assert modules
+    unnamed = [module for module in modules if f"`{module}`" not in section]
+    assert not unnamed, f"say in the README's Development section what each does: {unnamed}"
