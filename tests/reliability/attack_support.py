@@ -78,9 +78,13 @@ def read_response(
     head, _, body = data.partition(b"\r\n\r\n")
     status = int(head.split(b" ")[1])
     if not closed:
-        with contextlib.suppress(OSError):
-            sock.settimeout(close_wait)
+        sock.settimeout(close_wait)
+        try:
             closed = sock.recv(1) == b""
+        except (ConnectionResetError, BrokenPipeError):
+            closed = True  # closed with our unread bytes in its buffer: a reset
+        except OSError:
+            closed = False  # still open when close_wait ran out
     return status, body.decode(errors="replace"), closed
 
 
