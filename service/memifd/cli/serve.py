@@ -36,7 +36,7 @@ from memifd.api.rest.server import uvicorn_config
 from memifd.cli.reload import Reloader
 from memifd.core import logs, malloc
 from memifd.core.errors import MemifdError
-from memifd.core.limits import raise_fd_limit
+from memifd.core.limits import raise_fd_limit, reserve_fd_table
 from memifd.core.manager import Manager
 from memifd.core.settings import ENV_PREFIX, Settings, load_settings, split_address
 
@@ -252,7 +252,9 @@ def _url(sock: socket.socket, tls: bool) -> str:
 def run(settings: Settings, reload: Callable[[], Settings] | None = None) -> None:
     """Serve until SIGTERM or SIGINT; everything is cleaned up on the way out. SIGHUP
     reloads the config file's interfaces with ``reload`` (see :mod:`memifd.cli.reload`)."""
-    log.info("open file limit: %d", raise_fd_limit())
+    fd_limit = raise_fd_limit()
+    log.info("open file limit: %d", fd_limit)
+    reserve_fd_table(fd_limit)  # creates never wait for the fd table to grow
     malloc.tune()  # before the API threads exist
     manager = Manager(settings)
     server = _make_server(manager, settings)

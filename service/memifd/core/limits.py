@@ -7,6 +7,7 @@ starving the API and the memif handshakes of file descriptors).
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import resource
@@ -75,3 +76,33 @@ def open_fds() -> int:
         return len(os.listdir("/proc/self/fd")) - 1  # listdir's own fd
     except OSError:
         return 0
+
+
+FD_TABLE_RESERVE = 65536  # at most this many fd slots are reserved at start
+
+
+def reserve_fd_table(size: int) -> int:
+    """Grow this process's fd table to ``size`` slots (at most :data:`FD_TABLE_RESERVE`)
+    at once; returns the slots reserved, 0 if it could not.
+
+    The kernel doubles the table whenever an fd number passes its size and, once the
+    process has threads, waits for an RCU grace period each time: several
+    milliseconds in the middle of a create. A table grown before the threads start
+    never grows again (it costs 8 bytes a slot), so a big interface's 765 fds cost
+    what they cost the second time.
+    """
+    top = min(size, FD_TABLE_RESERVE) - 1
+    if top < 3:
+        return 0
+    try:
+        fcntl.fcntl(top, fcntl.F_GETFD)
+        return 0  # in use already: the table is that large
+    except OSError:
+        pass
+    try:
+        os.dup2(2, top, inheritable=False)
+    except OSError as exc:
+        log.debug("cannot reserve %d fd slots: %s", top + 1, exc)
+        return 0
+    os.close(top)
+    return top + 1
