@@ -325,8 +325,9 @@ def test_a_client_that_leaves_mid_handshake_is_logged_and_counted(
     peer.expect(hp.ACK)
     peer.close()
     assert wait_until(lambda: sock.handshake_failures["peer_closed"] == 1)
+    # the failure is counted as the handshake fails, the link's end follows in that turn
+    assert wait_until(lambda: iface.disconnect_reason == "peer closed")
     assert sum(sock.handshake_failures.values()) == 1
-    assert iface.disconnect_reason == "peer closed"
     failure = sock.last_handshake_failure
     assert failure is not None and failure.reason == "peer closed while waiting for ADD_REGION"
     (line,) = failure_lines(caplog)
